@@ -1,0 +1,144 @@
+"""Configuration dataclasses: JSON round-trip, ``key=value`` overrides and validation.
+
+Every model has one config dataclass deriving from :class:`Config`. Each field has a default and a
+one-line doc in ``field(metadata={"doc": ...})`` (see :func:`doc_field`). Unknown keys are errors,
+never silently ignored (``--set hiddn=3`` fails and names the close match).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+from xmtc.errors import ConfigError
+
+C = TypeVar("C", bound="Config")
+
+
+def doc_field(default: Any, doc: str, **kwargs: Any) -> Any:
+    """A dataclass field with a default value and a one-line documentation string."""
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"doc": doc}, **kwargs)
+    return dataclasses.field(default=default, metadata={"doc": doc}, **kwargs)
+
+
+@dataclasses.dataclass
+class Config:
+    """Base class of all configs. Subclasses are plain dataclasses with documented fields."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-serialisable dict of all fields."""
+        return dataclasses.asdict(self)
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """Serialise to JSON; write to ``path`` when given. Returns the JSON text."""
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True)
+        if path is not None:
+            Path(path).write_text(text + "\n", encoding="utf-8")
+        return text
+
+    @classmethod
+    def field_names(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls: type[C], data: dict[str, Any], *, source: str = "config") -> C:
+        """Build from a dict; unknown keys raise :class:`ConfigError` naming the key and a close match."""
+        names = cls.field_names()
+        for key in data:
+            if key not in names:
+                raise ConfigError(_unknown_key_message(cls, key, names, source))
+        hints = typing.get_type_hints(cls)
+        values = {k: _coerce(hints.get(k), v, k, source) for k, v in data.items()}
+        cfg = cls(**values)
+        cfg.validate()
+        return cfg
+
+    @classmethod
+    def from_json(cls: type[C], path: str | Path) -> C:
+        """Read a JSON file written by :meth:`to_json`."""
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a JSON object, got {type(data).__name__}")
+        return cls.from_dict(data, source=str(path))
+
+    def replace(self: C, **changes: Any) -> C:
+        """Copy with fields changed (validated)."""
+        return type(self).from_dict({**self.to_dict(), **changes})
+
+    def with_overrides(self: C, assignments: list[str]) -> C:
+        """Apply ``key=value`` strings (values parsed as JSON when possible, else kept as strings)."""
+        data = self.to_dict()
+        for item in assignments:
+            if "=" not in item:
+                raise ConfigError(f"--set expects key=value, got {item!r}")
+            key, raw = item.split("=", 1)
+            key = key.strip()
+            if key not in data:
+                raise ConfigError(_unknown_key_message(type(self), key, list(data), "--set"))
+            try:
+                value = json.loads(raw)
+            except json.JSONDecodeError:
+                value = raw
+            data[key] = value
+        return type(self).from_dict(data, source="--set")
+
+    def validate(self) -> None:
+        """Check field values; raise :class:`ConfigError` with a message like 'k must be positive, but is 0'."""
+
+    @classmethod
+    def describe(cls) -> dict[str, str]:
+        """Field name -> one-line doc."""
+        return {f.name: f.metadata.get("doc", "") for f in dataclasses.fields(cls)}
+
+
+def check(condition: bool, message: str) -> None:
+    """Raise :class:`ConfigError` with ``message`` unless ``condition`` holds."""
+    if not condition:
+        raise ConfigError(message)
+
+
+def _unknown_key_message(cls: type, key: str, names: list[str], source: str) -> str:
+    close = difflib.get_close_matches(key, names, n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"{source}: unknown key {key!r} for {cls.__name__}{hint}; valid keys: {', '.join(sorted(names))}"
+
+
+def _coerce(hint: Any, value: Any, key: str, source: str) -> Any:
+    """Coerce JSON values to the annotated type where unambiguous (int -> float, list -> tuple)."""
+    if hint is None:
+        return value
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        non_none = [a for a in args if a is not type(None)]
+        if len(non_none) == 1:
+            return _coerce(non_none[0], value, key, source)
+        return value
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if hint in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+        raise ConfigError(f"{source}: {key} must be a number, but is {value!r}")
+    if hint is bool and not isinstance(value, bool):
+        raise ConfigError(f"{source}: {key} must be true or false, but is {value!r}")
+    if hint is str and not isinstance(value, str):
+        raise ConfigError(f"{source}: {key} must be a string, but is {value!r}")
+    if origin is tuple and isinstance(value, list):
+        return tuple(value)
+    if origin is list and isinstance(value, tuple):
+        return list(value)
+    return value

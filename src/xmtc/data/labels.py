@@ -1,0 +1,129 @@
+"""LabelIndex (label names <-> ids, frozen at training time) and label hierarchies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from xmtc.errors import DataError
+
+
+class LabelIndex:
+    """Bijection between label names (strings) and ids ``0..L-1``.
+
+    Built from the training labels (sorted by first appearance order is not stable across files, so names
+    are sorted); frozen afterwards: encoding a label it does not know is counted, never silently added.
+    """
+
+    def __init__(self, names: Sequence[str]):
+        self.names: list[str] = list(names)
+        self._ids = {n: i for i, n in enumerate(self.names)}
+        if len(self._ids) != len(self.names):
+            raise DataError("label names must be unique")
+
+    @classmethod
+    def build(cls, label_lists: Iterable[Sequence[str]], extra: Iterable[str] = ()) -> LabelIndex:
+        """Index of every label in ``label_lists`` (plus ``extra``), sorted for determinism."""
+        seen: set[str] = set(extra)
+        for labels in label_lists:
+            seen.update(labels)
+        return cls(sorted(seen, key=_natural_key))
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._ids
+
+    def id(self, name: str) -> int:
+        """Id of ``name``; ``KeyError`` when unknown."""
+        return self._ids[name]
+
+    def get(self, name: str, default: int = -1) -> int:
+        return self._ids.get(name, default)
+
+    def encode(self, label_lists: Sequence[Sequence[str]]) -> tuple[sp.csr_matrix, np.ndarray, dict[str, int]]:
+        """Label lists -> CSR (n, L) float32 with sorted indices.
+
+        Returns:
+            (Y, unseen_per_doc, unseen_counts): labels unknown to the index are left out of ``Y`` but counted per
+            document (``unseen_per_doc``, int32 (n,)) and by name, so evaluation can count them as misses.
+        """
+        indptr = [0]
+        indices: list[int] = []
+        unseen_per_doc = np.zeros(len(label_lists), dtype=np.int32)
+        unseen: dict[str, int] = {}
+        for row, labels in enumerate(label_lists):
+            ids = set()
+            for name in labels:
+                i = self._ids.get(name)
+                if i is None:
+                    unseen_per_doc[row] += 1
+                    unseen[name] = unseen.get(name, 0) + 1
+                else:
+                    ids.add(i)
+            indices.extend(sorted(ids))
+            indptr.append(len(indices))
+        data = np.ones(len(indices), dtype=np.float32)
+        Y = sp.csr_matrix(
+            (data, np.asarray(indices, dtype=np.int32), np.asarray(indptr, dtype=np.int64)),
+            shape=(len(label_lists), len(self.names)),
+        )
+        Y.has_sorted_indices = True
+        return Y, unseen_per_doc, unseen
+
+    def decode(self, ids: Iterable[int]) -> list[str]:
+        """Ids -> names."""
+        return [self.names[int(i)] for i in ids]
+
+    def to_json(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps({"labels": self.names}, ensure_ascii=False) + "\n", encoding="utf-8")
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> LabelIndex:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            names = data["labels"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise DataError(f"{path}: not a label index file ({e})") from None
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise DataError(f"{path}: 'labels' must be a list of strings")
+        return cls(names)
+
+
+def _natural_key(name: str) -> tuple:
+    """Sort numeric ids numerically and everything else lexically ('2' < '10' < 'a')."""
+    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+
+
+class Hierarchy:
+    """Child -> parent edges between label names (a DAG: a child may have several parents)."""
+
+    def __init__(self, edges: Sequence[tuple[str, str]]):
+        self.edges = list(edges)
+        self.parents: dict[str, list[str]] = {}
+        for child, parent in self.edges:
+            self.parents.setdefault(child, []).append(parent)
+
+    def __len__(self) -> int:
+        return len(self.edges)
+
+    def parent_matrix(self, index: LabelIndex) -> sp.csr_matrix:
+        """CSR (L, L) with 1 at (child, parent) for edges whose both ends are in ``index``."""
+        rows, cols = [], []
+        for child, parent in self.edges:
+            c, p = index.get(child), index.get(parent)
+            if c >= 0 and p >= 0 and c != p:
+                rows.append(c)
+                cols.append(p)
+        m = sp.csr_matrix(
+            (np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(len(index), len(index))
+        )
+        m.sum_duplicates()
+        m.data[:] = 1.0
+        return m

@@ -1,0 +1,97 @@
+"""The in-memory container of one split: texts and/or sparse features, label matrix, label index."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from xmtc.data.labels import Hierarchy, LabelIndex
+
+
+@dataclass
+class Dataset:
+    """One split of a multi-label dataset.
+
+    Attributes:
+        texts: raw documents, or None for sparse-only data (XMLRepository format).
+        Y: CSR (n, L) float32, sorted indices, in the label space of ``label_index``.
+        label_index: names <-> ids; shared by all splits of one load (built from train).
+        X: optional precomputed sparse features CSR (n, F) float32 (XMLRepository format).
+        hierarchy: optional child -> parent label edges.
+        unseen: int32 (n,): gold labels of each document unknown to ``label_index`` (counted as misses).
+        unseen_labels: name -> count of those unknown labels (for the evaluation report).
+        name: dataset name (folder), split: split name.
+        label_descriptions: optional label id name -> human-readable text (e.g. EuroVoc names).
+    """
+
+    Y: sp.csr_matrix
+    label_index: LabelIndex
+    texts: list[str] | None = None
+    X: sp.csr_matrix | None = None
+    hierarchy: Hierarchy | None = None
+    unseen: np.ndarray | None = None
+    unseen_labels: dict[str, int] = field(default_factory=dict)
+    name: str = ""
+    split: str = ""
+    label_descriptions: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.unseen is None:
+            self.unseen = np.zeros(self.Y.shape[0], dtype=np.int32)
+
+    def __len__(self) -> int:
+        return self.Y.shape[0]
+
+    @property
+    def n_labels(self) -> int:
+        return len(self.label_index)
+
+    @property
+    def label_names(self) -> list[str]:
+        return self.label_index.names
+
+    def subset(self, rows: np.ndarray, split: str | None = None) -> Dataset:
+        """Rows ``rows`` as a new Dataset sharing the label index."""
+        rows = np.asarray(rows)
+        return Dataset(
+            Y=self.Y[rows],
+            label_index=self.label_index,
+            texts=[self.texts[i] for i in rows] if self.texts is not None else None,
+            X=self.X[rows] if self.X is not None else None,
+            hierarchy=self.hierarchy,
+            unseen=self.unseen[rows],
+            unseen_labels={},
+            name=self.name,
+            split=split or self.split,
+            label_descriptions=self.label_descriptions,
+        )
+
+    def n_gold(self) -> np.ndarray:
+        """Gold labels per document including those unseen in training (int64 (n,))."""
+        return np.diff(self.Y.indptr).astype(np.int64) + self.unseen.astype(np.int64)
+
+
+def validation_split(data: Dataset, fraction: float = 0.1, seed: int = 0, max_docs: int | None = None):
+    """Seeded (train, valid) split taken from the training data; never touches the test split.
+
+    Args:
+        data: the training split.
+        fraction: share of documents held out (at least 1, at most n - 1).
+        seed: RNG seed; the same seed gives the same split.
+        max_docs: cap on the number of validation documents.
+
+    Returns:
+        (train, valid) Datasets.
+    """
+    n = len(data)
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(n)
+    n_valid = max(1, int(round(n * fraction)))
+    if max_docs is not None:
+        n_valid = min(n_valid, max_docs)
+    n_valid = min(n_valid, n - 1)
+    valid_rows = np.sort(perm[:n_valid])
+    train_rows = np.sort(perm[n_valid:])
+    return data.subset(train_rows, split="train"), data.subset(valid_rows, split="valid")

@@ -1,0 +1,292 @@
+"""The model contract: ``XMTCModel`` (fit -> self, predict -> TopK, save/load a folder) and ``TopK``.
+
+A saved model is a folder: ``meta.json`` (model name, format and library versions, SHA-256 of every state
+file), ``config.json``, ``label_index.json`` and the model's own state files (safetensors, ``.npz`` read with
+``allow_pickle=False``, JSON). Loading never unpickles and refuses a folder whose files were changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+
+from xmtc.config import Config
+from xmtc.data.labels import LabelIndex
+from xmtc.data.split import Dataset
+from xmtc.errors import ConfigError, ModelLoadError, XMTCError
+
+FORMAT_VERSION = 1
+
+
+@dataclass
+class TopK:
+    """Top-k predictions: ``indices`` int32 (n, k) label ids (-1 pads rows with fewer than k labels) and
+    ``scores`` float32 (n, k), each row sorted by decreasing score."""
+
+    indices: np.ndarray
+    scores: np.ndarray
+    n_labels: int
+
+    def __post_init__(self) -> None:
+        self.indices = np.asarray(self.indices, dtype=np.int32)
+        self.scores = np.asarray(self.scores, dtype=np.float32)
+        if self.indices.shape != self.scores.shape or self.indices.ndim != 2:
+            raise ValueError(f"indices {self.indices.shape} and scores {self.scores.shape} must be equal 2-D shapes")
+
+    def __len__(self) -> int:
+        return self.indices.shape[0]
+
+    @property
+    def k(self) -> int:
+        return self.indices.shape[1]
+
+    def to_csr(self) -> sp.csr_matrix:
+        """CSR (n, n_labels) with the scores at the predicted ids (padding dropped)."""
+        n, k = self.indices.shape
+        mask = self.indices >= 0
+        rows = np.repeat(np.arange(n), k).reshape(n, k)[mask]
+        return sp.csr_matrix((self.scores[mask], (rows, self.indices[mask])), shape=(n, self.n_labels))
+
+    @classmethod
+    def from_scores(cls, scores: np.ndarray, k: int) -> TopK:
+        """Top-k of a dense score matrix (n, L)."""
+        scores = np.asarray(scores, dtype=np.float32)
+        n, n_labels = scores.shape
+        kk = min(k, n_labels)
+        part = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+        part_scores = np.take_along_axis(scores, part, axis=1)
+        order = np.argsort(-part_scores, axis=1, kind="stable")
+        idx = np.take_along_axis(part, order, axis=1)
+        val = np.take_along_axis(part_scores, order, axis=1)
+        return cls(*_pad(idx, val, k), n_labels=n_labels)
+
+    @classmethod
+    def from_csr(cls, scores: sp.csr_matrix, k: int) -> TopK:
+        """Top-k of each row of a sparse score matrix (rows with fewer entries are padded with -1)."""
+        scores = sp.csr_matrix(scores)
+        n = scores.shape[0]
+        idx = np.full((n, k), -1, dtype=np.int32)
+        val = np.full((n, k), -np.inf, dtype=np.float32)
+        for r in range(n):
+            lo, hi = scores.indptr[r], scores.indptr[r + 1]
+            if hi == lo:
+                continue
+            cols, data = scores.indices[lo:hi], scores.data[lo:hi]
+            order = np.argsort(-data, kind="stable")[:k]
+            idx[r, : len(order)] = cols[order]
+            val[r, : len(order)] = data[order]
+        return cls(idx, val, n_labels=scores.shape[1])
+
+
+def _pad(idx: np.ndarray, val: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    if idx.shape[1] >= k:
+        return idx, val
+    n = idx.shape[0]
+    pad_i = np.full((n, k - idx.shape[1]), -1, dtype=idx.dtype)
+    pad_v = np.full((n, k - idx.shape[1]), -np.inf, dtype=val.dtype)
+    return np.hstack([idx, pad_i]), np.hstack([val, pad_v])
+
+
+def check_k(k: int) -> None:
+    """Raise a clear error unless ``k`` is a positive integer."""
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
+        raise XMTCError(f"k must be a positive integer, but is {k!r}")
+
+
+class XMTCModel:
+    """Base class of every model.
+
+    Subclasses set ``Config`` (a :class:`~xmtc.config.Config` subclass), are decorated with
+    ``@register(name)`` and implement ``fit``, ``_predict``, ``_save_state`` and ``_load_state``. The
+    constructor only stores the config; fitted state ends in ``_``.
+    """
+
+    name: ClassVar[str] = ""
+    Config: ClassVar[type[Config]] = Config
+
+    def __init__(self, config: Config | None = None):
+        config = config if config is not None else self.Config()
+        if not isinstance(config, self.Config):
+            raise ConfigError(f"{type(self).__name__} needs a {self.Config.__name__}, got {type(config).__name__}")
+        config.validate()
+        self.config = config
+        self.label_index_: LabelIndex | None = None
+
+    # ----------------------------------------------------------------- training / prediction
+    def fit(self, train: Dataset, valid: Dataset | None = None, *, run_dir: str | Path | None = None,
+            resume: bool = False) -> XMTCModel:
+        """Train on ``train``; ``valid`` (taken from train, never the test split) drives early stopping.
+
+        Args:
+            train: training split.
+            valid: validation split; models that need one split it off ``train`` with the config seed when None.
+            run_dir: folder for checkpoints and ``metrics.jsonl``; enables ``resume``.
+            resume: continue from the last checkpoint in ``run_dir``.
+
+        Returns:
+            self
+        """
+        raise NotImplementedError
+
+    def predict(self, data: Dataset | Sequence[str], k: int = 5) -> TopK:
+        """Top-``k`` labels for each document (raw texts or a Dataset)."""
+        check_k(k)
+        self._check_fitted()
+        return self._predict(data, k)
+
+    def _predict(self, data: Dataset | Sequence[str], k: int) -> TopK:
+        raise NotImplementedError
+
+    def explain(self, text: str, label: str | int) -> tuple[list[str], np.ndarray]:
+        """Per-token attention weights of ``text`` for ``label`` (models with label attention only).
+
+        Returns:
+            (tokens, weights float32 (len(tokens),)).
+        """
+        raise XMTCError(f"model {self.name!r} has no per-label attention to explain")
+
+    @property
+    def supports_explain(self) -> bool:
+        return type(self).explain is not XMTCModel.explain
+
+    def _check_fitted(self) -> None:
+        if self.label_index_ is None:
+            raise XMTCError(f"{type(self).__name__} is not fitted yet: call fit() or load a saved model")
+
+    @staticmethod
+    def texts_of(data: Dataset | Sequence[str]) -> list[str]:
+        """The raw texts of ``data``; a clear error for sparse-only datasets."""
+        if isinstance(data, Dataset):
+            if data.texts is None:
+                raise XMTCError(f"dataset {data.name!r} has no raw texts (sparse features only); "
+                                "use a sparse model such as 'parabel'")
+            return data.texts
+        if isinstance(data, str):
+            raise XMTCError("predict expects a list of texts, not a single string")
+        return list(data)
+
+    # ----------------------------------------------------------------- persistence
+    def save(self, path: str | Path) -> Path:
+        """Write the model folder ``path`` (created if needed). Returns the path."""
+        self._check_fitted()
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.config.to_json(path / "config.json")
+        self.label_index_.to_json(path / "label_index.json")
+        written = self._save_state(path) or []
+        files = ["config.json", "label_index.json", *written]
+        meta = {
+            "model": self.name,
+            "format": FORMAT_VERSION,
+            "versions": _versions(),
+            "n_labels": len(self.label_index_),
+            "sha256": {f: _sha256(path / f) for f in files},
+        }
+        (path / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> XMTCModel:
+        """Rebuild from a folder written by :meth:`save`; verifies format version and file hashes."""
+        path = Path(path)
+        meta = read_meta(path)
+        if meta.get("model") != cls.name:
+            raise ModelLoadError(f"{path}: holds a {meta.get('model')!r} model, not {cls.name!r}")
+        for fname, digest in meta.get("sha256", {}).items():
+            f = path / fname
+            if not f.is_file():
+                raise ModelLoadError(f"{path}: file {fname} is missing")
+            if _sha256(f) != digest:
+                raise ModelLoadError(f"{f}: contents changed since the model was saved (checksum mismatch); "
+                                     "refusing to load a tampered model")
+        config = cls.Config.from_json(path / "config.json")
+        model = cls(config)
+        model.label_index_ = LabelIndex.from_json(path / "label_index.json")
+        if len(model.label_index_) != meta.get("n_labels"):
+            raise ModelLoadError(f"{path}: label_index.json has {len(model.label_index_)} labels, "
+                                 f"meta.json says {meta.get('n_labels')}")
+        model._load_state(path)
+        return model
+
+    def _save_state(self, path: Path) -> list[str]:
+        """Write fitted state into ``path``; return the file names written (relative)."""
+        raise NotImplementedError
+
+    def _load_state(self, path: Path) -> None:
+        """Read the state written by :meth:`_save_state`; check shapes against the config."""
+        raise NotImplementedError
+
+
+def read_meta(path: Path) -> dict[str, Any]:
+    """``meta.json`` of a model folder, checked for a compatible format version."""
+    f = path / "meta.json"
+    if not f.is_file():
+        raise ModelLoadError(f"{path}: not an xmtc model folder (no meta.json)")
+    try:
+        meta = json.loads(f.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ModelLoadError(f"{f}: invalid JSON ({e.msg})") from None
+    fmt = meta.get("format")
+    if fmt != FORMAT_VERSION:
+        raise ModelLoadError(f"{path}: model folder format {fmt!r} is not supported by this xmtc "
+                             f"(expects {FORMAT_VERSION}); retrain or use the xmtc version that wrote it "
+                             f"({meta.get('versions', {}).get('xmtc', '?')})")
+    return meta
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _versions() -> dict[str, str]:
+    import xmtc
+
+    out = {"xmtc": xmtc.__version__, "numpy": np.__version__}
+    try:
+        import torch
+
+        out["torch"] = torch.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    return out
+
+
+def save_arrays(path: Path, name: str, arrays: dict[str, np.ndarray]) -> str:
+    """Write numpy arrays as ``name`` (.npz, no pickled objects). Returns the file name."""
+    for key, arr in arrays.items():
+        if np.asarray(arr).dtype == object:
+            raise TypeError(f"array {key!r} has dtype object; only numeric arrays can be saved")
+    np.savez(path / name, **arrays)
+    return name
+
+
+def load_arrays(path: Path, name: str) -> dict[str, np.ndarray]:
+    """Read an .npz written by :func:`save_arrays` (``allow_pickle=False``)."""
+    f = path / name
+    try:
+        with np.load(f, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError) as e:
+        raise ModelLoadError(f"{f}: cannot read arrays ({e})") from None
+
+
+def save_sparse(path: Path, name: str, m: sp.spmatrix) -> str:
+    m = sp.csr_matrix(m)
+    return save_arrays(path, name, {"data": m.data, "indices": m.indices, "indptr": m.indptr,
+                                    "shape": np.asarray(m.shape, dtype=np.int64)})
+
+
+def load_sparse(path: Path, name: str) -> sp.csr_matrix:
+    a = load_arrays(path, name)
+    return sp.csr_matrix((a["data"], a["indices"], a["indptr"]), shape=tuple(a["shape"]))

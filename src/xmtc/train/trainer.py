@@ -1,0 +1,253 @@
+"""The one training loop every deep model uses (nanoGPT-style: flat, resumable, seeded).
+
+A model supplies three callables: ``batches(epoch)`` (a sized iterable, deterministic in ``(seed, epoch)``),
+``loss(module, batch)`` (a scalar tensor) and ``evaluate(module)`` (the validation score, higher is better).
+The loop handles the optimiser, lr schedule, bf16 autocast, gradient clipping, early stopping on the
+validation score, SWA, a checkpoint at the end of every epoch (atomic write, ``torch.load(weights_only=True)``)
+and ``metrics.jsonl`` in the run folder.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import os
+import random
+import time
+from collections.abc import Callable, Iterable, Sized
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from xmtc.errors import XMTCError
+from xmtc.train.config import TrainConfig
+from xmtc.train.schedule import lr_at
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; a clear error for an unavailable cuda."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise XMTCError(f"device {name!r} requested but CUDA is not available; use device=auto or cpu")
+    return torch.device(name)
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, numpy and torch RNGs."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def autocast(device: torch.device, enabled: bool):
+    """bf16 autocast context on ``device`` (a no-op context when disabled)."""
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def epoch_rng(seed: int, epoch: int, salt: int = 0) -> np.random.Generator:
+    """Numpy generator that depends only on (seed, epoch, salt): batch order survives a resume."""
+    return np.random.default_rng([seed, epoch, salt])
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train_loop`."""
+
+    best_score: float = float("-inf")
+    best_epoch: int = 0
+    epochs_run: int = 0
+    steps: int = 0
+    seconds: float = 0.0
+    stopped_early: bool = False
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def train_loop(
+    module: nn.Module,
+    *,
+    cfg: TrainConfig,
+    batches: Callable[[int], Iterable[Any]],
+    loss: Callable[[nn.Module, Any], torch.Tensor],
+    evaluate: Callable[[nn.Module], float] | None = None,
+    run_dir: str | Path | None = None,
+    tag: str = "model",
+    resume: bool = False,
+    parameters: Iterable[nn.Parameter] | None = None,
+    epochs: int | None = None,
+) -> TrainResult:
+    """Train ``module`` in place; on return it holds the best (or SWA-averaged) weights.
+
+    Args:
+        module: the network (already on its device).
+        cfg: training settings.
+        batches: ``batches(epoch)`` -> iterable of batches for 0-based ``epoch``; must depend only on the seed
+            and the epoch so that a resumed run sees the same batches.
+        loss: ``loss(module, batch)`` -> scalar loss tensor (the module is in train mode).
+        evaluate: ``evaluate(module)`` -> validation score, higher is better (module in eval mode, no grad).
+            Without it, the last epoch's weights are kept.
+        run_dir: where ``checkpoints/{tag}.pt`` and ``metrics.jsonl`` go; None keeps nothing on disk.
+        tag: name of this training stage (e.g. ``level-1`` of a label tree).
+        resume: continue from ``checkpoints/{tag}.pt`` when it exists.
+        parameters: parameters to optimise (default: all that require grad).
+        epochs: overrides ``cfg.epochs`` for this stage.
+
+    Returns:
+        A :class:`TrainResult`.
+    """
+    device = next(module.parameters()).device
+    n_epochs = epochs if epochs is not None else cfg.epochs
+    params = [p for p in (parameters if parameters is not None else module.parameters()) if p.requires_grad]
+    opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    optimizer = opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    run_dir = Path(run_dir) if run_dir is not None else None
+    ckpt_path = run_dir / "checkpoints" / f"{tag}.pt" if run_dir is not None else None
+
+    state = {"epoch": 0, "step": 0, "best_score": float("-inf"), "best_epoch": 0, "bad_evals": 0,
+             "best_state": None, "swa_state": None, "swa_count": 0, "finished": False, "seconds": 0.0}
+    history: list[dict[str, Any]] = []
+    if resume and ckpt_path is not None and ckpt_path.is_file():
+        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
+        module.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        for key in state:
+            state[key] = ckpt[key]
+        history = list(ckpt.get("history", []))
+        torch.set_rng_state(ckpt["torch_rng"].cpu())
+        if state["finished"]:
+            _restore_final(module, state, cfg)
+            return _result(state, history)
+    else:
+        seed_everything(cfg.seed)
+
+    n_batches = len(batches(0)) if isinstance(batches(0), Sized) else None
+    total_steps = n_batches * n_epochs if n_batches else n_epochs
+    t_start = time.perf_counter() - state["seconds"]
+
+    def run_eval() -> float | None:
+        if evaluate is None:
+            return None
+        module.eval()
+        with torch.no_grad(), autocast(device, cfg.bf16):
+            score = float(evaluate(module))
+        module.train()
+        if score > state["best_score"]:
+            state.update(best_score=score, best_epoch=state["epoch"] + 1, bad_evals=0,
+                         best_state=_clone_state(module))
+        else:
+            state["bad_evals"] += 1
+        return score
+
+    stop = False
+    for epoch in range(state["epoch"], n_epochs):
+        module.train()
+        losses: list[float] = []
+        t_epoch = time.perf_counter()
+        progress = _progress(batches(epoch), n_batches, f"{tag} epoch {epoch + 1}/{n_epochs}", cfg.progress)
+        score = None
+        for batch in progress:
+            lr = lr_at(state["step"], total_steps, cfg.lr, cfg.schedule, cfg.warmup_steps)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with autocast(device, cfg.bf16):
+                value = loss(module, batch)
+            if not torch.isfinite(value):
+                raise XMTCError(f"{tag}: loss became {value.item()} at epoch {epoch + 1}, step {state['step']}; "
+                                "lower the learning rate or disable bf16")
+            optimizer.zero_grad(set_to_none=True)
+            value.backward()
+            if cfg.grad_clip > 0:
+                nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            optimizer.step()
+            state["step"] += 1
+            losses.append(float(value.detach()))
+            if hasattr(progress, "set_postfix") and state["step"] % 20 == 0:
+                progress.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+            if cfg.eval_every and state["step"] % cfg.eval_every == 0:
+                score = run_eval()
+                if cfg.patience and state["bad_evals"] >= cfg.patience:
+                    stop = True
+                    break
+        if not cfg.eval_every:
+            score = run_eval()
+            if cfg.patience and state["bad_evals"] >= cfg.patience:
+                stop = True
+        if cfg.swa and epoch + 1 >= cfg.swa_start:
+            _swa_update(module, state)
+        state["epoch"] = epoch + 1
+        state["seconds"] = time.perf_counter() - t_start
+        record = {"tag": tag, "epoch": epoch + 1, "step": state["step"],
+                  "train_loss": float(np.mean(losses)) if losses else None,
+                  f"valid_{cfg.select_metric}": score, "best": state["best_score"] if evaluate else None,
+                  "lr": lr_at(max(0, state["step"] - 1), total_steps, cfg.lr, cfg.schedule, cfg.warmup_steps),
+                  "epoch_seconds": round(time.perf_counter() - t_epoch, 3)}
+        history.append(record)
+        if stop or epoch + 1 == n_epochs:
+            state["finished"] = True
+        if run_dir is not None:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(record) + "\n")
+            _save_checkpoint(ckpt_path, module, optimizer, state, history)
+        if stop:
+            break
+    _restore_final(module, state, cfg)
+    result = _result(state, history)
+    result.stopped_early = stop
+    return result
+
+
+def _result(state: dict[str, Any], history: list[dict[str, Any]]) -> TrainResult:
+    return TrainResult(best_score=state["best_score"], best_epoch=state["best_epoch"], epochs_run=state["epoch"],
+                       steps=state["step"], seconds=state["seconds"], history=history)
+
+
+def _restore_final(module: nn.Module, state: dict[str, Any], cfg: TrainConfig) -> None:
+    if cfg.swa and state["swa_state"] is not None:
+        module.load_state_dict(state["swa_state"])
+    elif state["best_state"] is not None:
+        module.load_state_dict(state["best_state"])
+
+
+def _clone_state(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+
+def _swa_update(module: nn.Module, state: dict[str, Any]) -> None:
+    current = module.state_dict()
+    if state["swa_state"] is None:
+        state["swa_state"] = _clone_state(module)
+        state["swa_count"] = 1
+        return
+    n = state["swa_count"]
+    for key, avg in state["swa_state"].items():
+        if avg.is_floating_point():
+            avg.mul_(n / (n + 1)).add_(current[key].detach(), alpha=1 / (n + 1))
+        else:
+            avg.copy_(current[key])
+    state["swa_count"] = n + 1
+
+
+def _save_checkpoint(path: Path, module: nn.Module, optimizer, state: dict[str, Any], history) -> None:
+    """Atomic write: a kill during saving leaves the previous checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {"model": module.state_dict(), "optimizer": optimizer.state_dict(),
+               "torch_rng": torch.get_rng_state(), "history": copy.deepcopy(history), **state}
+    tmp = path.with_suffix(".tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def _progress(iterable, total, desc: str, enabled: bool):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True, mininterval=1.0)
