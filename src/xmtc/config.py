@@ -79,6 +79,7 @@ class Config:
     def with_overrides(self: C, assignments: list[str]) -> C:
         """Apply ``key=value`` strings (values parsed as JSON when possible, else kept as strings)."""
         data = self.to_dict()
+        hints = typing.get_type_hints(type(self))
         for item in assignments:
             if "=" not in item:
                 raise ConfigError(f"--set expects key=value, got {item!r}")
@@ -90,6 +91,8 @@ class Config:
                 value = json.loads(raw)
             except json.JSONDecodeError:
                 value = raw
+            if hints.get(key) is str and not isinstance(value, str):
+                value = raw  # a str field keeps the text as typed (--set name=123)
             data[key] = value
         return type(self).from_dict(data, source="--set")
 
@@ -129,7 +132,9 @@ def _coerce(hint: Any, value: Any, key: str, source: str) -> Any:
         return value
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
-    if hint is int and isinstance(value, float) and value.is_integer():
+    if hint is int and isinstance(value, float):
+        if not value.is_integer():
+            raise ConfigError(f"{source}: {key} must be an integer, but is {value!r}")
         return int(value)
     if hint in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
         raise ConfigError(f"{source}: {key} must be a number, but is {value!r}")

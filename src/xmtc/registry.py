@@ -56,8 +56,13 @@ def create(name: str, config: Config | None = None) -> XMTCModel:
 
 
 def load(path: str | Path) -> XMTCModel:
-    """Load a saved model folder (``config.json`` + safetensors/npz). Never unpickles anything."""
+    """Load a saved model folder (``config.json`` + safetensors/npz). Never unpickles anything.
+
+    ``path`` may also be a run folder written by ``xmtc train`` (the model sits in ``path/model``).
+    """
     path = Path(path)
+    if not (path / "meta.json").is_file() and (path / "model" / "meta.json").is_file():
+        path = path / "model"
     meta_file = path / "meta.json"
     if not meta_file.is_file():
         raise ModelLoadError(f"{path}: not an xmtc model folder (no meta.json)")

@@ -1,6 +1,29 @@
 """Reading datasets (every common XMTC layout), label indices, hierarchies and synthetic data."""
 
+from xmtc.data.io import (
+    LAYOUTS,
+    UnseenLabelsWarning,
+    bundled_path,
+    canonical_split,
+    detect_layout,
+    find_datasets,
+    load,
+)
 from xmtc.data.labels import Hierarchy, LabelIndex
 from xmtc.data.split import Dataset, validation_split
+from xmtc.data.synthetic import make_synthetic
 
-__all__ = ["Dataset", "Hierarchy", "LabelIndex", "validation_split"]
+__all__ = [
+    "LAYOUTS",
+    "Dataset",
+    "Hierarchy",
+    "LabelIndex",
+    "UnseenLabelsWarning",
+    "bundled_path",
+    "canonical_split",
+    "detect_layout",
+    "find_datasets",
+    "load",
+    "make_synthetic",
+    "validation_split",
+]

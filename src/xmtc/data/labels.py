@@ -21,9 +21,11 @@ class LabelIndex:
 
     def __init__(self, names: Sequence[str]):
         self.names: list[str] = list(names)
-        self._ids = {n: i for i, n in enumerate(self.names)}
+        self._ids = dict(zip(self.names, range(len(self.names)), strict=True))
         if len(self._ids) != len(self.names):
-            raise DataError("label names must be unique")
+            seen: set[str] = set()
+            dup = next(n for n in self.names if n in seen or seen.add(n))
+            raise DataError(f"label names must be unique, but {dup!r} occurs more than once")
 
     @classmethod
     def build(cls, label_lists: Iterable[Sequence[str]], extra: Iterable[str] = ()) -> LabelIndex:
@@ -44,14 +46,17 @@ class LabelIndex:
         return self._ids[name]
 
     def get(self, name: str, default: int = -1) -> int:
+        """Id of ``name``, or ``default`` when unknown."""
         return self._ids.get(name, default)
 
-    def encode(self, label_lists: Sequence[Sequence[str]]) -> tuple[sp.csr_matrix, np.ndarray, dict[str, int]]:
+    def encode(
+        self, label_lists: Sequence[Sequence[str]]
+    ) -> tuple[sp.csr_matrix, np.ndarray, dict[str, int]]:
         """Label lists -> CSR (n, L) float32 with sorted indices.
 
         Returns:
-            (Y, unseen_per_doc, unseen_counts): labels unknown to the index are left out of ``Y`` but counted per
-            document (``unseen_per_doc``, int32 (n,)) and by name, so evaluation can count them as misses.
+            (Y, unseen_per_doc, unseen_counts): labels unknown to the index are left out of ``Y`` but counted
+            per document (``unseen_per_doc``, int32 (n,)) and by name, so evaluation can count them as misses.
         """
         indptr = [0]
         indices: list[int] = []
@@ -81,10 +86,12 @@ class LabelIndex:
         return [self.names[int(i)] for i in ids]
 
     def to_json(self, path: str | Path) -> None:
+        """Write ``{"labels": [names in id order]}``."""
         Path(path).write_text(json.dumps({"labels": self.names}, ensure_ascii=False) + "\n", encoding="utf-8")
 
     @classmethod
     def from_json(cls, path: str | Path) -> LabelIndex:
+        """Read a file written by :meth:`to_json`; malformed files raise :class:`DataError`."""
         path = Path(path)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -98,7 +105,8 @@ class LabelIndex:
 
 def _natural_key(name: str) -> tuple:
     """Sort numeric ids numerically and everything else lexically ('2' < '10' < 'a')."""
-    return (0, int(name), "") if name.isdigit() else (1, 0, name)
+    # isascii(): int() rejects some str.isdigit() characters ('²'); the name breaks ties such as '7' vs '07'.
+    return (0, int(name), name) if name.isascii() and name.isdigit() else (1, 0, name)
 
 
 class Hierarchy:

@@ -8,6 +8,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from xmtc.data.labels import Hierarchy, LabelIndex
+from xmtc.errors import ConfigError, DataError
 
 
 @dataclass
@@ -38,8 +39,17 @@ class Dataset:
     label_descriptions: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
+        n = self.Y.shape[0]
         if self.unseen is None:
-            self.unseen = np.zeros(self.Y.shape[0], dtype=np.int32)
+            self.unseen = np.zeros(n, dtype=np.int32)
+        if self.Y.shape[1] != len(self.label_index):
+            raise DataError(
+                f"Y has {self.Y.shape[1]} label columns but the label index has {len(self.label_index)}"
+            )
+        for what, m in (("texts", self.texts), ("X", self.X), ("unseen", self.unseen)):
+            rows = None if m is None else (m.shape[0] if hasattr(m, "shape") else len(m))
+            if rows is not None and rows != n:
+                raise DataError(f"{what} has {rows} rows but Y has {n} (one row per document)")
 
     def __len__(self) -> int:
         return self.Y.shape[0]
@@ -55,6 +65,7 @@ class Dataset:
     def subset(self, rows: np.ndarray, split: str | None = None) -> Dataset:
         """Rows ``rows`` as a new Dataset sharing the label index."""
         rows = np.asarray(rows)
+        rows = np.flatnonzero(rows) if rows.dtype == bool else rows.astype(np.int64)
         return Dataset(
             Y=self.Y[rows],
             label_index=self.label_index,
@@ -85,7 +96,11 @@ def validation_split(data: Dataset, fraction: float = 0.1, seed: int = 0, max_do
     Returns:
         (train, valid) Datasets.
     """
+    if not 0 < fraction < 1:
+        raise ConfigError(f"validation fraction must be in (0, 1), but is {fraction}")
     n = len(data)
+    if n < 2:
+        raise DataError(f"cannot split {n} document(s) into train and validation; need at least 2")
     rng = np.random.default_rng(seed)
     perm = rng.permutation(n)
     n_valid = max(1, int(round(n * fraction)))

@@ -1,0 +1,595 @@
+"""The ``xmtc`` command line: a thin layer over the library.
+
+Commands: ``train``, ``predict``, ``evaluate``, ``print-config``, ``models``, ``datasets``, ``ensemble``.
+
+A *run folder* (``--out RUN`` of ``train``) holds ``run.json`` (model name, data path, full config, status),
+``model/`` (the saved model folder, see :mod:`xmtc.models.base`), ``metrics.jsonl`` and ``checkpoints/`` (deep
+models) and ``test_report.json``. Commands that take ``RUN`` also accept a model folder itself.
+
+Every error a user can cause (:class:`~xmtc.errors.XMTCError`, a missing file, a bad option) prints one line
+``error: ...`` on stderr and exits with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from xmtc.errors import ConfigError, DataError, ModelLoadError, XMTCError
+
+USER_ERROR = 2
+RUN_FILE = "run.json"
+MODEL_DIR = "model"
+TEST_REPORT = "test_report.json"
+PREDICT_CHUNK = 2048
+
+app = typer.Typer(
+    name="xmtc",
+    help="Extreme multi-label text classification: train, predict, evaluate and compare models.\n\n"
+         "Start with:  xmtc train --model parabel --out runs/demo   (trains on the bundled dataset)",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="markdown",
+)
+
+
+# --------------------------------------------------------------------------------------------- helpers
+def info(message: str) -> None:
+    """A progress / notice line on stderr (stdout is kept for results)."""
+    typer.echo(message, err=True)
+
+
+def _check_k(k: int) -> None:
+    if k <= 0:
+        raise XMTCError(f"--k must be a positive integer, but is {k}")
+
+
+def report_ks(k: int) -> tuple[int, ...]:
+    """Cut-offs of a report up to ``k``: 1, 3, 5 (those <= k) and k itself."""
+    return tuple(sorted({c for c in (1, 3, 5) if c <= k} | {k}))
+
+
+def model_dir(run: Path) -> Path:
+    """The model folder of a run folder (``RUN/model``) or ``run`` itself when it is a model folder."""
+    if (run / "meta.json").is_file():
+        return run
+    if (run / MODEL_DIR / "meta.json").is_file():
+        return run / MODEL_DIR
+    if not run.exists():
+        raise ModelLoadError(f"{run}: no such run or model folder")
+    if (run / RUN_FILE).is_file():
+        raise ModelLoadError(f"{run}: the run has no saved model yet ({run / MODEL_DIR} is missing); "
+                             f"finish it with: xmtc train --out {run} --model NAME --resume")
+    raise ModelLoadError(f"{run}: not a run folder (no {RUN_FILE}) or model folder (no meta.json)")
+
+
+def _load_model(run: Path):
+    from xmtc.registry import load
+
+    return load(model_dir(run))
+
+
+@contextlib.contextmanager
+def _notes() -> Iterator[None]:
+    """Show library warnings (e.g. unseen test labels) as one ``note:`` line each on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    seen = set()
+    for w in caught:
+        text = str(w.message)
+        if text not in seen:
+            seen.add(text)
+            info(f"note: {text}")
+
+
+def _splits_of(path: Path) -> list[str]:
+    """Split names of a dataset folder (a single file is one split)."""
+    from xmtc.data import detect_layout, find_datasets
+
+    path = path.expanduser()
+    if not path.exists():
+        raise DataError(f"{path}: no such dataset folder or file")
+    if path.is_file():
+        detect_layout(path)
+        return [path.name]
+    found = find_datasets(path, max_depth=0)
+    if not found:
+        detect_layout(path)  # raises a DataError saying what was looked for
+    if found[0].get("layout") is None:
+        raise DataError(found[0].get("error") or f"{path}: no dataset found")
+    return list(found[0]["splits"])
+
+
+def _load(path: Path, splits: list[str], label_index=None) -> dict[str, Any]:
+    from xmtc.data import load
+
+    with _notes():
+        loaded = load(path, splits=tuple(splits), label_index=label_index)
+    return dict(zip(splits, loaded, strict=True))
+
+
+def _unseen_summary(ds) -> dict[str, int]:
+    return {"unseen_label_occurrences": int(ds.unseen.sum()), "unseen_labels": len(ds.unseen_labels),
+            "docs_with_unseen": int((ds.unseen > 0).sum())}
+
+
+def _evaluate(model, ds, k: int, inv_prop) -> dict[str, Any]:
+    """Report of ``model`` on ``ds`` (unseen gold labels count as misses via ``n_gold``)."""
+    from xmtc import metrics
+
+    with contextlib.redirect_stdout(sys.stderr):
+        top = model.predict(ds, k=k)
+    return metrics.report(ds.Y, top, ks=report_ks(k), inv_prop=inv_prop, n_gold=ds.n_gold())
+
+
+def _print_report(result: dict[str, Any], ds, label: str) -> None:
+    from xmtc.metrics import format_report
+
+    typer.echo(f"{label}: {len(ds)} documents of {ds.name}/{ds.split}")
+    u = _unseen_summary(ds)
+    if u["unseen_label_occurrences"]:
+        typer.echo(f"  {u['unseen_label_occurrences']} gold labels ({u['unseen_labels']} distinct, in "
+                   f"{u['docs_with_unseen']} documents) are unknown to the model: counted as misses")
+    typer.echo(format_report(result))
+
+
+def _write_json(path: Path, obj: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def _read_run(out: Path) -> dict[str, Any] | None:
+    f = out / RUN_FILE
+    if not f.is_file():
+        return None
+    try:
+        run = json.loads(f.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise XMTCError(f"{f}: invalid JSON ({e.msg}); the run folder is damaged") from None
+    if not isinstance(run, dict) or "model" not in run or "config" not in run:
+        raise XMTCError(f"{f}: not a run description (needs 'model' and 'config')")
+    return run
+
+
+def _config_diff(old, new) -> str:
+    a, b = old.to_dict(), new.to_dict()
+    return ", ".join(f"{key} {a[key]!r} -> {b[key]!r}" for key in a if a[key] != b.get(key))
+
+
+# --------------------------------------------------------------------------------------------- train
+@app.command()
+def train(
+    model: str = typer.Option(..., "--model", "-m", help="Model name (list them with: xmtc models)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder to create (model, checkpoints, metrics)."),
+    data: Path | None = typer.Option(
+        None, "--data", "-d", help="Dataset folder (any supported layout). Default: the bundled dataset."),
+    config: Path | None = typer.Option(
+        None, "--config", "-c", help="JSON config file (template: xmtc print-config NAME)."),
+    set_: list[str] = typer.Option(
+        [], "--set", "-s", help="Override one config field, key=value (repeatable)."),
+    resume: bool = typer.Option(
+        False, "--resume", help="Continue the run in --out from its last checkpoint."),
+    valid_split: str = typer.Option(
+        "valid", "--valid-split",
+        help="Dataset split used for early stopping when present; 'none' lets the model hold out part of "
+             "train (with its seed). The test split is never used."),
+    k: int = typer.Option(5, "--k", "-k", help="Largest cut-off of the final test report."),
+    test: bool = typer.Option(
+        True, "--test/--no-test", help="Evaluate on the dataset's test split at the end."),
+) -> None:
+    """Train a model, save it in RUN/model and report test metrics.
+
+    Loads the train split (and the dataset's own validation split if present; otherwise the model holds out
+    part of train with its seed), fits with checkpoints and metrics.jsonl in RUN, saves the model, and if the
+    dataset has a test split evaluates on it (P@k, nDCG@k, PSP@k; RUN/test_report.json).
+
+    Examples:
+
+      xmtc train --model parabel --out runs/demo
+
+      xmtc train --model attentionxml --data ../shared/data/eurlex57k --out runs/eurlex --set epochs=5
+
+      xmtc train --model attentionxml --data ../shared/data/eurlex57k --out runs/eurlex --resume
+    """
+    from xmtc import metrics, registry
+    from xmtc.data import bundled_path, canonical_split
+
+    _check_k(k)
+    cls = registry.get(model)
+    out = out.expanduser()
+    run = _read_run(out)
+    if run is not None and not resume:
+        raise XMTCError(f"{out} already holds a run ({RUN_FILE}); add --resume to continue it, "
+                        "or choose another --out")
+    if run is None and out.is_dir() and any(out.iterdir()):
+        raise XMTCError(f"{out} exists and is not an xmtc run folder; choose an empty or new --out")
+    cfg = cls.Config.from_json(config) if config is not None else cls.Config()
+    cfg = cfg.with_overrides(list(set_))
+    if run is not None:
+        if run["model"] != model:
+            raise ConfigError(f"--resume: {out} holds a {run['model']!r} run, not {model!r}")
+        saved = cls.Config.from_dict(run["config"], source=str(out / RUN_FILE))
+        if (config is not None or set_) and (diff := _config_diff(saved, cfg)):
+            raise ConfigError(f"--resume: the config differs from the run in {out} ({diff}); "
+                              "resume with the same settings, or omit --config/--set")
+        cfg = saved
+        recorded = Path(run["data"])
+        if data is not None and data.expanduser().resolve() != recorded:
+            raise ConfigError(f"--resume: {out} was trained on {recorded}, not {data}")
+        data, valid_split = recorded, run.get("valid_split", valid_split)
+    if data is None:
+        data = bundled_path()
+        info(f"no --data given: using the bundled dataset {data}")
+    data = data.expanduser().resolve()
+
+    available = _splits_of(data)
+    if "train" not in available:
+        raise DataError(f"{data}: no train split (found: {', '.join(available) or 'none'})")
+    vname = None if valid_split.lower() == "none" else canonical_split(valid_split)
+    if vname == "test":
+        raise ConfigError("--valid-split test: the test split is never used for early stopping; use 'valid' "
+                          "or 'none'")
+    if vname is not None and vname not in available:
+        if valid_split != "valid":
+            raise DataError(f"{data}: no split {valid_split!r} for --valid-split "
+                            f"(found: {', '.join(available)})")
+        vname = None
+    wanted = ["train"] + ([vname] if vname else []) + (["test"] if test and "test" in available else [])
+    ds = _load(data, wanted)
+    train_ds, valid_ds, test_ds = ds["train"], ds.get(vname) if vname else None, ds.get("test")
+
+    out.mkdir(parents=True, exist_ok=True)
+    finished = run is not None and run.get("status") == "done" and (out / MODEL_DIR / "meta.json").is_file()
+    if finished:
+        info(f"{out}: the run has already finished; loading {out / MODEL_DIR}")
+        fitted = registry.load(out / MODEL_DIR)
+        seconds = float(run.get("train_seconds", 0.0))
+    else:
+        run = {"model": model, "data": str(data), "valid_split": valid_split, "config": cfg.to_dict(),
+               "status": "training", "started": run["started"] if run else time.strftime("%Y-%m-%d %H:%M:%S"),
+               "xmtc": _version()}
+        _write_json(out / RUN_FILE, run)
+        held_out = f"dataset split '{vname}' ({len(valid_ds)} docs)" if valid_ds is not None else \
+            "held out from train by the model (its seed)"
+        info(f"training {model} on {data.name}: {len(train_ds)} docs, {train_ds.n_labels} labels; "
+             f"validation: {held_out}")
+        t0 = time.perf_counter()
+        with _notes():
+            fitted = cls(cfg).fit(train_ds, valid_ds, run_dir=out, resume=resume)
+        seconds = time.perf_counter() - t0
+        fitted.save(out / MODEL_DIR)
+        run.update(status="done", train_seconds=round(seconds, 3), n_train=len(train_ds),
+                   n_valid=len(valid_ds) if valid_ds is not None else None, n_labels=train_ds.n_labels)
+        _write_json(out / RUN_FILE, run)
+    typer.echo(f"trained {model} on {data.name} ({len(train_ds)} docs, {train_ds.n_labels} labels) "
+               f"in {seconds:.1f} s; model saved to {out / MODEL_DIR}")
+    if test_ds is None:
+        if test:
+            info(f"{data.name} has no test split: nothing to evaluate")
+        return
+    result = _evaluate(fitted, test_ds, k, metrics.inverse_propensity(train_ds.Y))
+    result.update(_unseen_summary(test_ds))
+    _write_json(out / TEST_REPORT, result)
+    shown = {m: v for m, v in result.items() if not m.startswith(("unseen", "docs_with"))}
+    _print_report(shown, test_ds, "test")
+    typer.echo(f"report saved to {out / TEST_REPORT}")
+
+
+def _version() -> str:
+    import xmtc
+
+    return xmtc.__version__
+
+
+# --------------------------------------------------------------------------------------------- predict
+def _read_inputs(path: str, fmt: str) -> Iterator[tuple[str, Any]]:
+    """Yield (text, id or None) from a text file (one document a line), JSONL ({"text": ...}) or stdin (-)."""
+    if path == "-":
+        fh, name = sys.stdin, "<stdin>"
+    else:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise DataError(f"{p}: no such input file")
+        name = str(p)
+        if p.name.endswith(".gz"):
+            import gzip
+
+            fh = gzip.open(p, "rt", encoding="utf-8")
+        else:
+            fh = open(p, encoding="utf-8")  # noqa: SIM115 (closed below)
+    with contextlib.closing(fh) if fh is not sys.stdin else contextlib.nullcontext():
+        for lineno, line in enumerate(fh, start=1):
+            line = line.rstrip("\n").rstrip("\r")
+            if fmt == "auto":
+                fmt = "jsonl" if name.removesuffix(".gz").endswith((".jsonl", ".ndjson")) or \
+                    line.lstrip().startswith("{") else "text"
+            if fmt == "jsonl":
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as e:
+                    raise DataError(f"{name}:{lineno}: invalid JSON ({e.msg})") from None
+                if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
+                    raise DataError(f"{name}:{lineno}: expected an object with a string field \"text\"")
+                text, doc_id = obj["text"], obj.get("id")
+            else:
+                text, doc_id = line, None
+            if not text.strip():
+                raise DataError(f"{name}:{lineno}: empty document")
+            yield text, doc_id
+
+
+@app.command()
+def predict(
+    run: Path = typer.Argument(..., help="Run folder from xmtc train (or a model folder)."),
+    input: str = typer.Option(..., "--input", "-i", help="Texts: one document a line, or JSONL with \"text\" "
+                              "(optional \"id\" is copied); '-' reads stdin."),
+    k: int = typer.Option(5, "--k", "-k", help="Number of labels per document."),
+    output: Path | None = typer.Option(
+        None, "--output", "-o", help="JSONL output file (default: stdout)."),
+    fmt: str = typer.Option("auto", "--format", help="Input format: auto (JSONL when the first line starts "
+                            "with '{' or the name ends in .jsonl), text or jsonl."),
+) -> None:
+    """Top-k labels for new documents, as JSONL {"labels": [...], "scores": [...]} (one line per input).
+
+    Examples:
+
+      xmtc predict runs/demo --input docs.txt --k 5
+
+      echo '{"id": 7, "text": "fishing quotas in the north sea"}' | xmtc predict runs/demo --input - --k 3
+    """
+    _check_k(k)
+    if fmt not in ("auto", "text", "jsonl"):
+        raise XMTCError(f"--format must be auto, text or jsonl, but is {fmt!r}")
+    model = _load_model(run)
+    names = model.label_index_.names
+    sink = open(output, "w", encoding="utf-8") if output is not None else sys.stdout  # noqa: SIM115
+    n = 0
+    try:
+        chunk: list[tuple[str, Any]] = []
+        for item in _read_inputs(input, fmt):
+            chunk.append(item)
+            if len(chunk) == PREDICT_CHUNK:
+                n += _predict_chunk(model, chunk, k, names, sink)
+                chunk = []
+        if chunk:
+            n += _predict_chunk(model, chunk, k, names, sink)
+    finally:
+        if output is not None:
+            sink.close()
+    if output is not None:
+        info(f"wrote {n} predictions to {output}")
+
+
+def _predict_chunk(model, chunk: list[tuple[str, Any]], k: int, names: list[str], sink) -> int:
+    with contextlib.redirect_stdout(sys.stderr):
+        top = model.predict([text for text, _ in chunk], k=k)
+    for (_, doc_id), ids, scores in zip(chunk, top.indices, top.scores, strict=True):
+        keep = ids >= 0
+        row: dict[str, Any] = {} if doc_id is None else {"id": doc_id}
+        row["labels"] = [names[i] for i in ids[keep]]
+        row["scores"] = [round(float(s), 6) for s in scores[keep]]
+        sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return len(chunk)
+
+
+# --------------------------------------------------------------------------------------------- evaluate
+@app.command()
+def evaluate(
+    run: Path = typer.Argument(..., help="Run folder from xmtc train (or a model folder)."),
+    data: Path = typer.Option(..., "--data", "-d", help="Dataset folder (any supported layout)."),
+    split: str = typer.Option("test", "--split", help="Split to evaluate on."),
+    k: int = typer.Option(5, "--k", "-k", help="Largest cut-off (reports @1, @3, @5 up to k, and @k)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object; metric values are fractions "
+                                 "in [0, 1] (the table shows percent)."),
+) -> None:
+    """Evaluate a trained model on a dataset split: P@k, nDCG@k, PSP@k, PSnDCG@k, RP@k, R@k.
+
+    Labels are mapped with the model's label index: gold labels it does not know count as misses and are
+    reported. Propensities for PSP/PSnDCG come from the dataset's train split (omitted when it has none).
+    --json prints keys such as "P@1", "nDCG@3", "PSP@5", "n_docs" and "unseen_label_occurrences".
+
+    Examples:
+
+      xmtc evaluate runs/demo --data ../shared/data/eurlex57k
+
+      xmtc evaluate runs/demo --data ../shared/data/eurlex57k --split valid --k 10 --json
+    """
+    from xmtc import metrics
+    from xmtc.data import canonical_split
+
+    _check_k(k)
+    model = _load_model(run)
+    split = canonical_split(split)
+    available = _splits_of(data)
+    if split not in available:
+        raise DataError(f"{data}: no split {split!r} (found: {', '.join(available) or 'none'})")
+    wanted = [split] + (["train"] if "train" in available and split != "train" else [])
+    ds = _load(data, wanted, label_index=model.label_index_)
+    train_ds = ds.get("train")
+    if train_ds is None:
+        info(f"note: {data} has no train split: PSP@k and PSnDCG@k are left out")
+    inv_prop = metrics.inverse_propensity(train_ds.Y) if train_ds is not None else None
+    result = _evaluate(model, ds[split], k, inv_prop)
+    if as_json:
+        typer.echo(json.dumps({**result, **_unseen_summary(ds[split])}))
+    else:
+        _print_report(result, ds[split], split)
+
+
+# --------------------------------------------------------------------------------------------- configs
+@app.command("print-config")
+def print_config(
+    name: str = typer.Argument(..., help="Model name."),
+    docs: bool = typer.Option(False, "--docs", help="List every field with its default and documentation."),
+) -> None:
+    """Print the default config of a model as a JSON template for train --config.
+
+    Examples:
+
+      xmtc print-config attentionxml > my.json
+
+      xmtc train --model attentionxml --config my.json --out runs/mine
+
+      xmtc print-config parabel --docs
+    """
+    from xmtc import registry
+
+    cls = registry.get(name)
+    cfg = cls.Config()
+    if not docs:
+        typer.echo(cfg.to_json())
+        return
+    values, described = cfg.to_dict(), cls.Config.describe()
+    width = max(len(f) for f in values)
+    typer.echo(f"{name} ({cls.Config.__name__}); set with --set key=value or a --config JSON file")
+    for field, value in values.items():
+        typer.echo(f"  {field:<{width}}  {json.dumps(value):<12}  {described.get(field, '')}")
+
+
+@app.command()
+def models() -> None:
+    """List the registered models (name: first line of the docstring).
+
+    Example:
+
+      xmtc models
+    """
+    from xmtc import registry
+
+    for name in registry.available():
+        cls = registry.get(name)
+        doc = (cls.__doc__ or "").strip().splitlines()
+        typer.echo(f"{name:<16}{doc[0] if doc else ''}")
+
+
+def default_data_root() -> Path:
+    """``../shared/data`` (seen from the working folder or the source checkout), else the bundled data."""
+    from xmtc.data import bundled_path
+
+    checkout = Path(__file__).resolve().parents[3]
+    for cand in (Path.cwd().parent / "shared" / "data", checkout / "shared" / "data"):
+        if cand.is_dir():
+            return cand
+    return bundled_path().parent
+
+
+@app.command()
+def datasets(
+    root: Path | None = typer.Argument(None, help="Folder to search (default: ../shared/data, else the "
+                                          "bundled datasets)."),
+) -> None:
+    """List the datasets under a folder: layout and documents per split.
+
+    Examples:
+
+      xmtc datasets
+
+      xmtc datasets ../shared/data
+    """
+    from xmtc.data import find_datasets
+
+    root = default_data_root() if root is None else root.expanduser()
+    found = find_datasets(root)
+    if not found:
+        info(f"no datasets found under {root}")
+        return
+    width = max(len(d["name"]) for d in found)
+    for d in found:
+        if d.get("layout") is None:
+            typer.echo(f"{d['name']:<{width}}  incomplete: {d.get('error', '')}")
+            continue
+        splits = ", ".join(f"{s} {n:,}" if n is not None else s for s, n in d["splits"].items())
+        typer.echo(f"{d['name']:<{width}}  {d['layout']:<12}  {splits:<40}  {d['path']}")
+
+
+# --------------------------------------------------------------------------------------------- ensemble
+@app.command()
+def ensemble(
+    members: list[Path] = typer.Argument(..., help="Run (or model) folders of the member models."),
+    out: Path = typer.Option(..., "--out", "-o", help="Run folder to create for the ensemble."),
+    method: str = typer.Option("average", "--method", help="How scores are combined: average or consensus."),
+) -> None:
+    """Combine trained models into one 'ensemble' model (saved in OUT/model; members are referenced by path).
+
+    Example:
+
+      xmtc ensemble --out runs/ens --method average runs/attentionxml runs/parabel
+    """
+    from xmtc import registry
+
+    if len(members) < 2:
+        raise XMTCError(f"an ensemble needs at least 2 member runs, got {len(members)}")
+    out = out.expanduser()
+    if (out / MODEL_DIR).exists() or (out / RUN_FILE).exists():
+        raise XMTCError(f"{out} already holds a run; choose another --out")
+    folders = [str(model_dir(m.expanduser()).resolve()) for m in members]
+    cls = registry.get("ensemble")
+    cfg = cls.Config().replace(members=folders, method=method)
+    model = cls(cfg).fit(None)  # loads and checks the members; nothing is trained
+    model.save(out / MODEL_DIR)
+    _write_json(out / RUN_FILE, {"model": "ensemble", "data": None, "config": cfg.to_dict(), "status": "done",
+                                 "xmtc": _version()})
+    typer.echo(f"ensemble of {len(folders)} models ({method}) saved to {out / MODEL_DIR}")
+
+
+
+# --------------------------------------------------------------------------------------------- entry point
+def _click_exception_types() -> tuple[type[BaseException], ...]:
+    types: list[type[BaseException]] = []
+    with contextlib.suppress(ImportError):
+        from typer._click.exceptions import ClickException  # typer >= 0.2x vendors click
+
+        types.append(ClickException)
+    with contextlib.suppress(ImportError):
+        from click.exceptions import ClickException
+
+        types.append(ClickException)
+    return tuple(types)
+
+
+def fail(message: str) -> None:
+    """Print ``error: message`` (one red line on a terminal) on stderr and exit with status 2."""
+    text = " ".join(str(message).split("\n")).strip()
+    typer.secho(f"error: {text}", err=True, fg=typer.colors.RED)
+    raise SystemExit(USER_ERROR)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``xmtc`` script and ``python -m xmtc``."""
+    click_errors = _click_exception_types()
+    try:
+        app(args=argv, prog_name="xmtc", standalone_mode=False)
+    except (typer.Exit, typer.Abort) as e:
+        raise SystemExit(getattr(e, "exit_code", 1)) from None
+    except click_errors as e:
+        if type(e).__name__ == "NoArgsIsHelpError":
+            raise SystemExit(0) from None
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+        fail(f"{e.format_message()}{hint}")
+    except XMTCError as e:
+        fail(str(e))
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as e:
+        fail(f"{e.strerror}: {e.filename}" if e.filename else str(e))
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise SystemExit(130) from None
+
+
+# serve / explain / report live in xmtc.cli_extra (imported last: it registers its commands on ``app``)
+from xmtc.cli_extra import add_commands  # noqa: E402
+
+add_commands(app)

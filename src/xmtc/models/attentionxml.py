@@ -1,0 +1,297 @@
+"""AttentionXML (You et al.): BiLSTM + multi-label attention + shared fully connected layers, trained level by
+level over a shallow-and-wide probabilistic label tree, predicted by beam search, optionally as an ensemble.
+
+Paper -> code: word representation layer (Eq. 1) -> :class:`~xmtc.models.layers.Embedding` initialised from word
+vectors; BiLSTM (Eqs. 2-3) -> :class:`~xmtc.models.layers.LSTMEncoder`; multi-label attention (Eq. 4) ->
+:class:`~xmtc.models.layers.MLAttention`; fully connected and output layer shared by all labels (Eq. 5) ->
+:class:`~xmtc.models.layers.MLP` with one output; BCE loss (Eq. 6) -> :func:`~xmtc.models.deep.bce_loss`.
+Label tree (LightAttention III-B): PIFA label features on TF-IDF of the training texts, balanced k-means tree
+(:mod:`xmtc.tree`), each level a separate network whose deeper levels attend only to candidate nodes (children of
+the top-C nodes of the level above plus the positives) and start from the level above's weights; node score =
+product of the probabilities on its path (:func:`xmtc.predict.beam_search`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from xmtc.config import check, doc_field
+from xmtc.errors import XMTCError
+from xmtc.models.base import load_arrays, save_arrays
+from xmtc.models.deep import DeepConfig, DeepTextModel, Encoded, TextBatch, bce_loss
+from xmtc.models.layers import MLP, Embedding, LSTMEncoder, MLAttention
+from xmtc.models.plt import TreeLevels, candidate_targets, training_candidates
+from xmtc.predict import beam_search, merge_topk
+from xmtc.registry import register
+from xmtc.train import train_loop
+
+#: Settings each preset gives to the fields left at their defaults ("medium" is the defaults themselves).
+PRESETS: dict[str, dict[str, Any]] = {
+    "medium": {},
+    "large": {"hidden": 512, "fc": [512, 256], "epochs": 10},
+    "fast": {"hidden": 96, "fc": [128], "emb_dim": 100, "max_len": 256, "batch_size": 64, "epochs": 6,
+             "w2v_epochs": 3, "vocab_size": 50000, "min_count": 2, "dropout": 0.3, "emb_dropout": 0.1,
+             "cluster_size": 16, "candidates": 8, "beam": 8, "packed": False, "eval_batch_size": 256,
+             "valid_max_docs": 1000, "patience": 2},
+}
+
+
+@dataclass
+class AttentionXMLConfig(DeepConfig):
+    """AttentionXML settings; defaults are the paper's medium-scale setting (LSTM 256, one FC layer of 256,
+    dropout 0.5, Adam 1e-3, batch 40). ``preset`` fills every field left at its default value."""
+
+    preset: str = doc_field("medium", "'medium' (paper, medium-scale data), 'large' (LSTM 512, FCs 512+256) or "
+                                      "'fast' (2-core CPU); fills the fields left at their defaults")
+    hidden: int = doc_field(256, "LSTM hidden units per direction")
+    fc: list[int] = doc_field([256], "sizes of the fully connected layers shared by all labels (Eq. 5)")
+    dropout: float = doc_field(0.5, "dropout after the BiLSTM and the fully connected layers")
+    packed: bool = doc_field(True, "run the BiLSTM on packed sequences (exact; False is faster on CPU)")
+    tree: bool | None = doc_field(None, "label tree (true), one level over all labels (false), or null: tree "
+                                        "when the label count exceeds tree_min_labels")
+    tree_min_labels: int = doc_field(1000, "with tree=null, use a label tree above this many labels")
+    cluster_size: int = doc_field(16, "M: most labels per leaf cluster of the label tree")
+    tree_top: int = doc_field(1024, "wanted node count of the tree's top level (a power of two at most the "
+                                    "leaf-cluster count; smaller means more levels)")
+    candidates: int = doc_field(10, "C: nodes of the level above expanded when training a deeper level")
+    beam: int = doc_field(10, "beam width of the prediction's beam search")
+    n_trees: int = doc_field(1, "ensemble size: trees (and networks) with different seeds, scores averaged")
+    tfidf_max_features: int = doc_field(100000, "TF-IDF vocabulary size of the PIFA label features")
+    batch_size: int = doc_field(40, "documents per training batch")
+    epochs: int = doc_field(30, "maximum epochs per level (early stopping on the validation split)")
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            return  # validate() reports it
+        defaults = {f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
+                    for f in dataclasses.fields(self)}
+        for key, value in PRESETS[self.preset].items():
+            if getattr(self, key) == defaults[key]:
+                setattr(self, key, value)
+
+    def validate(self) -> None:
+        super().validate()
+        check(self.preset in PRESETS, f"preset must be one of {sorted(PRESETS)}, but is {self.preset!r}")
+        check(self.hidden > 0, f"hidden must be positive, but is {self.hidden}")
+        check(all(s > 0 for s in self.fc), f"fc sizes must be positive, but are {self.fc}")
+        check(0 <= self.dropout < 1, f"dropout must be in [0, 1), but is {self.dropout}")
+        check(self.tree_min_labels > 0, f"tree_min_labels must be positive, but is {self.tree_min_labels}")
+        check(self.cluster_size > 1, f"cluster_size must be > 1, but is {self.cluster_size}")
+        check(self.tree_top > 0, f"tree_top must be positive, but is {self.tree_top}")
+        check(self.candidates > 0, f"candidates must be positive, but is {self.candidates}")
+        check(self.beam > 0, f"beam must be positive, but is {self.beam}")
+        check(self.n_trees > 0, f"n_trees must be positive, but is {self.n_trees}")
+        check(self.tfidf_max_features > 0, f"tfidf_max_features must be positive, but is {self.tfidf_max_features}")
+
+
+class AttentionNet(nn.Module):
+    """One AttentionXML network: embedding -> BiLSTM -> multi-label attention -> shared MLP -> one logit/label."""
+
+    def __init__(self, embeddings: np.ndarray, n_labels: int, cfg: AttentionXMLConfig):
+        super().__init__()
+        self.emb = Embedding(embeddings, trainable=not cfg.freeze_embeddings, dropout=cfg.emb_dropout)
+        self.encoder = LSTMEncoder(self.emb.dim, cfg.hidden, dropout=cfg.dropout, packed=cfg.packed)
+        self.attention = MLAttention(n_labels, self.encoder.out_dim)
+        self.head = MLP(self.encoder.out_dim, cfg.fc, 1, dropout=cfg.dropout)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, candidates: torch.Tensor | None = None,
+                return_weights: bool = False):
+        """ids, mask (batch, seq); candidates (batch, c) or None -> logits (batch, c | labels) [, attention]."""
+        h = self.encoder(self.emb(ids), mask)  # (batch, seq, 2*hidden)
+        m, alpha = self.attention(h, mask, candidates, return_weights=True)  # (batch, c, 2*hidden)
+        logits = self.head(m).squeeze(-1)  # (batch, c)
+        return (logits, alpha) if return_weights else logits
+
+    def init_from(self, upper: AttentionNet, parents: np.ndarray) -> None:
+        """Copy the level above's weights; each node's attention vector starts as its parent's."""
+        own = self.state_dict()
+        for key, value in upper.state_dict().items():
+            if key != "attention.weight":
+                own[key].copy_(value)
+        own["attention.weight"].copy_(upper.attention.weight.detach()[torch.as_tensor(parents)])
+
+
+@register("attentionxml")
+class AttentionXML(DeepTextModel):
+    """AttentionXML with label-tree training, beam search and tree ensembles. Fitted: ``trees_`` (TreeLevels)."""
+
+    Config = AttentionXMLConfig
+
+    def __init__(self, config: AttentionXMLConfig | None = None):
+        super().__init__(config)
+        self.trees_: list[TreeLevels] = []
+        self._children_t: dict[tuple[int, int], torch.Tensor] = {}
+
+    @classmethod
+    def tiny_config(cls) -> AttentionXMLConfig:
+        """A config that trains in a second or two on the tiny synthetic data."""
+        return AttentionXMLConfig(emb_dim=16, w2v_epochs=1, hidden=16, fc=[16], epochs=20, batch_size=16, lr=1e-2,
+                                  dropout=0.1, emb_dropout=0.0, max_len=64, patience=0, progress=False,
+                                  device="cpu", threads=1)
+
+    @staticmethod
+    def net_name(tree: int, level: int) -> str:
+        return f"tree{tree}.level{level + 1}"
+
+    def _use_tree(self) -> bool:
+        return self.config.tree if self.config.tree is not None else self.n_labels_ > self.config.tree_min_labels
+
+    # ----------------------------------------------------------------- building
+    def _build_trees(self, train: Encoded, texts: list[str]) -> None:
+        cfg = self.config
+        if not self._use_tree():
+            self.trees_ = [TreeLevels.flat(self.n_labels_) for _ in range(cfg.n_trees)]
+            return
+        from xmtc.features import TfidfFeaturizer
+        from xmtc.tree import LabelTree, pifa
+
+        X = TfidfFeaturizer(max_features=cfg.tfidf_max_features).fit_transform(texts)
+        features = pifa(X, train.Y)
+        self.trees_ = [TreeLevels.from_label_tree(LabelTree.build(features, cluster_size=cfg.cluster_size,
+                                                                  n_top=cfg.tree_top, seed=cfg.seed + t))
+                       for t in range(cfg.n_trees)]
+
+    def _make_networks(self, embeddings: np.ndarray) -> dict[str, nn.Module]:
+        nets = {}
+        for t, levels in enumerate(self.trees_):
+            for d, size in enumerate(levels.sizes):
+                torch.manual_seed(self.config.seed + 1000 * t + d)
+                nets[self.net_name(t, d)] = AttentionNet(embeddings, size, self.config)
+        return nets
+
+    def _children(self, tree: int, level: int) -> torch.Tensor:
+        key = (tree, level)
+        if key not in self._children_t:
+            self._children_t[key] = torch.from_numpy(self.trees_[tree].children(level)).to(self.device_)
+        return self._children_t[key]
+
+    # ----------------------------------------------------------------- training
+    def _train(self, train: Encoded, valid: Encoded, embeddings: np.ndarray, *, run_dir: Path | None,
+               resume: bool) -> None:
+        self._build_trees(train, train.texts)
+        self._children_t = {}
+        self.networks_ = {k: v.to(self.device_) for k, v in self._make_networks(embeddings).items()}
+        for t, levels in enumerate(self.trees_):
+            for d in range(levels.n_levels):
+                self._train_level(t, d, train, valid, run_dir=run_dir, resume=resume)
+
+    def _train_level(self, t: int, d: int, train: Encoded, valid: Encoded, *, run_dir: Path | None,
+                     resume: bool) -> None:
+        cfg, levels = self.config, self.trees_[t]
+        net = self.networks_[self.net_name(t, d)]
+        Y_level = levels.targets(train.Y, d)
+        if d > 0:
+            net.init_from(self.networks_[self.net_name(t, d - 1)], levels.parents[d - 1])
+            # top-C nodes of the level above, predicted by the trained levels above (eval mode, no grad)
+            top_up = self.predict_encoded(train, cfg.candidates, lambda b, k: self._tree_topk(t, b, k, d - 1),
+                                          n_labels=levels.sizes[d - 1]).indices.astype(np.int64)
+            Y_up = levels.targets(train.Y, d - 1)
+            children = levels.children(d - 1)
+        net.train()
+
+        def loss(module: AttentionNet, batch: TextBatch) -> torch.Tensor:
+            if d == 0:
+                return bce_loss(module(batch.ids, batch.mask), dense_rows(Y_level, batch.rows, batch.ids.device))
+            cand = training_candidates(top_up[batch.rows], Y_up[batch.rows], children, cfg.candidates)
+            target = torch.from_numpy(candidate_targets(cand, Y_level[batch.rows])).to(batch.ids.device)
+            cand_t = torch.from_numpy(cand).to(batch.ids.device)
+            logits = module(batch.ids, batch.mask, cand_t.clamp(min=0)).float()  # (batch, c)
+            weight = (cand_t >= 0).float()
+            return nn.functional.binary_cross_entropy_with_logits(logits, target, weight=weight, reduction="sum") \
+                / weight.sum().clamp(min=1)
+
+        def evaluate(module: AttentionNet) -> float:
+            return self.validation_score(valid, lambda b, k: self._tree_topk(t, b, k, d, override=module),
+                                         Y=levels.targets(valid.Y, d))
+
+        tag = f"level-{d + 1}" if cfg.n_trees == 1 else f"tree{t}-level-{d + 1}"
+        self.train_results_[tag] = train_loop(net, cfg=cfg, batches=lambda epoch: self.train_batches(train, epoch),
+                                              loss=loss, evaluate=evaluate, run_dir=run_dir, tag=tag,
+                                              resume=resume)
+        net.eval()
+
+    # ----------------------------------------------------------------- prediction
+    def _tree_topk(self, t: int, batch: TextBatch, k: int, depth: int | None = None,
+                   override: nn.Module | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Beam search in tree ``t`` down to level ``depth`` (default: the labels); ``override`` replaces the
+        network of level ``depth`` (the one being trained)."""
+        levels = self.trees_[t]
+        depth = levels.n_levels - 1 if depth is None else depth
+
+        def level_fn(d: int):
+            net = override if (override is not None and d == depth) else self.networks_[self.net_name(t, d)]
+            return lambda cand: net(batch.ids, batch.mask, cand)
+
+        fns = [level_fn(d) for d in range(depth + 1)]
+        return beam_search(fns, [self._children(t, d) for d in range(depth)], self.config.beam, k)
+
+    def _topk_batch(self, batch: TextBatch, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if len(self.trees_) == 1:
+            return self._tree_topk(0, batch, k)
+        width = max(k, self.config.beam)
+        return merge_topk([self._tree_topk(t, batch, width) for t in range(len(self.trees_))], k)
+
+    def explain(self, text: str, label: str | int) -> tuple[list[str], np.ndarray]:
+        """Tokens of ``text`` (after truncation to ``max_len``) and the label's attention weight on each,
+        averaged over the ensemble's leaf-level networks.
+
+        Args:
+            text: a raw document.
+            label: label name or id.
+
+        Returns:
+            (tokens, weights float32 (len(tokens),)) with weights summing to 1 (empty for a text without tokens).
+        """
+        self._check_fitted()
+        if isinstance(label, (int, np.integer)) and not isinstance(label, bool):
+            if not 0 <= label < self.n_labels_:
+                raise XMTCError(f"label id {label} is out of range 0..{self.n_labels_ - 1}")
+            lid = int(label)
+        else:
+            lid = self.label_index_.get(str(label))
+            if lid < 0:
+                raise XMTCError(f"unknown label {label!r}: it was not in the training data")
+        tokens = self._tokenize([text])[0][: self.config.max_len]
+        if not tokens:
+            return [], np.zeros(0, dtype=np.float32)
+        if self.device_ is None:
+            self._setup_runtime()
+        enc = self._encode_tokens([tokens])
+        from xmtc.models.deep import make_batch
+
+        batch = make_batch(enc, np.arange(1), self.device_)
+        cand = torch.tensor([[lid]], device=self.device_)
+        weights = []
+        with torch.no_grad():
+            for t, levels in enumerate(self.trees_):
+                net = self.networks_[self.net_name(t, levels.n_levels - 1)].eval()
+                _, alpha = net(batch.ids, batch.mask, cand, return_weights=True)  # (1, 1, seq)
+                weights.append(alpha[0, 0].float().cpu().numpy())
+        return tokens, np.mean(weights, axis=0).astype(np.float32)
+
+    # ----------------------------------------------------------------- persistence
+    def _extra_state(self) -> dict[str, Any]:
+        return {"n_trees": len(self.trees_)}
+
+    def _save_extra(self, path: Path) -> list[str]:
+        arrays = {}
+        for t, levels in enumerate(self.trees_):
+            arrays.update(levels.to_arrays(prefix=f"tree{t}_"))
+        return [save_arrays(path, "trees.npz", arrays)]
+
+    def _load_extra(self, path: Path) -> None:
+        arrays = load_arrays(path, "trees.npz")
+        self.trees_ = [TreeLevels.from_arrays(arrays, prefix=f"tree{t}_") for t in range(self.config.n_trees)]
+        self._children_t = {}
+
+
+def dense_rows(Y, rows: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Dense float32 (len(rows), L) targets of ``rows`` of CSR ``Y`` on ``device``."""
+    return torch.from_numpy(np.asarray(Y[rows].todense(), dtype=np.float32)).to(device)

@@ -1,0 +1,298 @@
+"""Combining the top-k predictions of several models: score averaging and the AttentionXML consensus.
+
+* :func:`average_topk`: weighted mean of the members' scores over the union of their candidates; a label
+  missing from a member's top-k counts as score 0 for that member.
+* :func:`consensus_topk`: AttentionXML's consensus ensemble (You et al., 2019, Eq. 9),
+  ``P(x, l) = 1 - (1 - P0(x, l)) * (1 - P1(x, l))``, for probability scores in [0, 1] (missing = 0).
+  :func:`consensus_many` applies the same rule to any number of members, ``1 - prod_i (1 - P_i)``.
+
+Both are vectorised over documents: the members' (n, k_i) candidate arrays are concatenated, sorted by label
+id within each row, duplicates are merged with a cumulative sum, and the k best are selected per row.
+
+The registered model ``ensemble`` combines saved models. Its config lists the member model folders; it trains
+nothing (``fit`` only loads and checks the members). Saving writes ``config.json`` (the members as given) and
+``members.json``: each member's path *relative to the ensemble folder* (absolute when no relative path exists,
+e.g. another drive), its absolute path at saving time, and the SHA-256 of the member's ``meta.json``. Loading
+resolves the relative path against the ensemble folder first (an ensemble folder and its members can be moved
+together), then falls back to the recorded absolute path (the ensemble folder alone was copied elsewhere), and
+refuses a member whose ``meta.json`` (which itself pins the hashes of all the member's files) changed since
+the ensemble was saved. The ``members`` list in ``config.json`` is kept as the user gave it, for information.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from xmtc.config import Config, check, doc_field
+from xmtc.data.labels import LabelIndex
+from xmtc.data.split import Dataset
+from xmtc.errors import ModelLoadError, XMTCError
+from xmtc.models.base import TopK, XMTCModel, _sha256, check_k
+from xmtc.registry import register
+
+_MEMBERS_FILE = "members.json"
+
+
+# --------------------------------------------------------------------------- combinators
+def _stack(tops: Sequence[TopK], values: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Concatenate candidate ids (n, sum k_i) and per-member values; padding gets id -1 and value 0."""
+    if not tops:
+        raise XMTCError("an ensemble needs at least one prediction")
+    n, n_labels = len(tops[0]), tops[0].n_labels
+    for i, t in enumerate(tops):
+        if len(t) != n:
+            raise XMTCError(f"prediction {i} has {len(t)} documents, prediction 0 has {n}")
+        if t.n_labels != n_labels:
+            raise XMTCError(f"prediction {i} is over {t.n_labels} labels, prediction 0 over {n_labels}")
+    idx = np.concatenate([t.indices for t in tops], axis=1).astype(np.int64)  # (n, M)
+    val = np.concatenate(values, axis=1).astype(np.float64)  # (n, M)
+    val[idx < 0] = 0.0
+    return idx, val
+
+
+def _merge_topk(idx: np.ndarray, val: np.ndarray, k: int, n_labels: int, finish) -> TopK:
+    """Sum ``val`` over equal ids within each row, map the sums with ``finish``, keep the top ``k``.
+
+    Args:
+        idx: int64 (n, M) candidate label ids, -1 for none.
+        val: float64 (n, M) contributions to be summed per (row, id).
+        k: labels kept per row.
+        n_labels: size of the label space.
+        finish: maps the per-(row, id) sums to the final scores (vectorised).
+    """
+    n, m = idx.shape
+    if m == 0:
+        return TopK(np.full((n, k), -1), np.full((n, k), -np.inf), n_labels=n_labels)
+    order = np.argsort(idx, axis=1, kind="stable")
+    idx = np.take_along_axis(idx, order, axis=1)  # (n, M) ids ascending per row
+    val = np.take_along_axis(val, order, axis=1)
+    csum = np.cumsum(val, axis=1)  # (n, M)
+    last = np.ones((n, m), dtype=bool)  # last position of each run of equal ids
+    last[:, :-1] = idx[:, 1:] != idx[:, :-1]
+    first = np.ones((n, m), dtype=bool)
+    first[:, 1:] = idx[:, 1:] != idx[:, :-1]
+    # sum of a run = csum at its end - csum just before its start; written at the run's last position
+    before = np.where(first, csum - val, 0.0)
+    start_csum = np.maximum.accumulate(np.where(first, np.arange(m), -1), axis=1)  # (n, M) run start column
+    run_sum = csum - np.take_along_axis(before, start_csum, axis=1)
+    score = np.where(last & (idx >= 0), finish(run_sum), -np.inf)  # (n, M), one finite entry per label
+    kk = min(k, m)
+    # best first; ties broken by smaller label id (ids are ascending, the sort is stable)
+    best = np.argsort(-score, axis=1, kind="stable")[:, :kk]
+    top_idx = np.take_along_axis(idx, best, axis=1)
+    top_val = np.take_along_axis(score, best, axis=1)
+    top_idx[~np.isfinite(top_val)] = -1
+    if kk < k:
+        top_idx = np.hstack([top_idx, np.full((n, k - kk), -1)])
+        top_val = np.hstack([top_val, np.full((n, k - kk), -np.inf)])
+    return TopK(top_idx, top_val, n_labels=n_labels)
+
+
+def average_topk(tops: Sequence[TopK], k: int, weights: Sequence[float] | None = None) -> TopK:
+    """Weighted average of scores over the union of the members' candidates (a missing label scores 0).
+
+    ``score(x, l) = sum_i w_i * s_i(x, l) / sum_i w_i`` where ``s_i(x, l) = 0`` when label ``l`` is not in
+    member ``i``'s top-k for ``x``.
+
+    Args:
+        tops: the members' predictions on the same documents and label space.
+        k: labels kept per document.
+        weights: non-negative member weights with a positive sum (default: equal).
+
+    Returns:
+        TopK (n, k) sorted by decreasing averaged score.
+    """
+    check_k(k)
+    if weights is None:
+        weights = [1.0] * len(tops)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (len(tops),):
+        raise XMTCError(f"got {len(w)} weights for {len(tops)} predictions")
+    if np.any(w < 0) or not np.isfinite(w).all() or w.sum() <= 0:
+        raise XMTCError(f"weights must be finite, non-negative and not all zero, but are {list(weights)}")
+    w = w / w.sum()
+    values = [np.where(t.indices >= 0, t.scores, 0.0) * wi for t, wi in zip(tops, w, strict=True)]
+    idx, val = _stack(tops, values)
+    return _merge_topk(idx, val, k, tops[0].n_labels, finish=lambda s: s)
+
+
+def _check_probabilities(tops: Sequence[TopK]) -> None:
+    for i, t in enumerate(tops):
+        s = t.scores[t.indices >= 0]
+        if s.size and (s.min() < 0 or s.max() > 1 or not np.isfinite(s).all()):
+            raise XMTCError(f"consensus needs probability scores in [0, 1], but prediction {i} has scores in "
+                            f"[{s.min():.4g}, {s.max():.4g}]; use method 'average' for such models")
+
+
+def consensus_many(tops: Sequence[TopK], k: int) -> TopK:
+    """Consensus of any number of members: ``P = 1 - prod_i (1 - P_i)`` (missing = 0).
+
+    Computed as ``-expm1(sum_i log1p(-P_i))``; ``P_i`` is clipped to ``1 - 1e-12`` first so that a
+    certain member (``P_i = 1``) keeps the result at 1 up to rounding.
+
+    Raises:
+        XMTCError: when a member's scores are not probabilities in [0, 1].
+    """
+    check_k(k)
+    _check_probabilities(tops)
+    values = [np.log1p(-np.minimum(np.where(t.indices >= 0, t.scores, 0.0).astype(np.float64), 1 - 1e-12))
+              for t in tops]
+    idx, val = _stack(tops, values)
+    return _merge_topk(idx, val, k, tops[0].n_labels, finish=lambda s: -np.expm1(s))
+
+
+def consensus_topk(top_a: TopK, top_b: TopK, k: int) -> TopK:
+    """AttentionXML Eq. 9: ``P(x, l) = 1 - (1 - P0(x, l)) * (1 - P1(x, l))`` over the union of candidates.
+
+    A label outside one model's top-k gets probability 0 from that model, so its consensus score is the
+    other model's probability.
+
+    Args:
+        top_a: predictions of the first model (probabilities in [0, 1]).
+        top_b: predictions of the second model on the same documents.
+        k: labels kept per document.
+
+    Returns:
+        TopK (n, k) sorted by decreasing consensus probability.
+    """
+    return consensus_many([top_a, top_b], k)
+
+
+# --------------------------------------------------------------------------- the registered model
+@dataclass
+class EnsembleConfig(Config):
+    """An ensemble of saved models (member folders) combined per document."""
+
+    members: list[str] = doc_field([], "member model folders (absolute, or relative to the working folder)")
+    method: str = doc_field("average", "'average' (weighted mean score) or 'consensus' (1 - prod(1 - P_i))")
+    weights: list[float] | None = doc_field(None, "per-member weights for 'average' (default: equal)")
+    member_k: int = doc_field(50, "candidates taken from each member before combining (at least the asked k)")
+    seed: int = doc_field(0, "unused (nothing random); kept for the shared config contract")
+
+    def validate(self) -> None:
+        check(isinstance(self.members, list) and all(isinstance(m, str) and m for m in self.members),
+              f"members must be a list of model folder paths, but is {self.members!r}")
+        check(self.method in ("average", "consensus"),
+              f"method must be 'average' or 'consensus', but is {self.method!r}")
+        check(self.member_k > 0, f"member_k must be positive, but is {self.member_k}")
+        if self.weights is not None:
+            check(len(self.weights) == len(self.members),
+                  f"weights must have one entry per member ({len(self.members)}), "
+                  f"but has {len(self.weights)}")
+            check(all(w >= 0 for w in self.weights) and sum(self.weights) > 0,
+                  f"weights must be non-negative and not all zero, but are {self.weights}")
+            check(self.method == "average", "weights are only used by method 'average'")
+
+
+@register("ensemble")
+class EnsembleModel(XMTCModel):
+    """Combines the predictions of saved models (see the module docstring for the folder format)."""
+
+    Config = EnsembleConfig
+
+    def __init__(self, config: EnsembleConfig | None = None):
+        super().__init__(config)
+        self.members_: list[XMTCModel] = []
+        self.member_paths_: list[Path] = []
+        self.label_maps_: list[np.ndarray] = []  # member label id -> ensemble label id
+
+    def fit(self, train: Dataset | None = None, valid: Dataset | None = None, *,
+            run_dir: str | Path | None = None, resume: bool = False) -> EnsembleModel:
+        """Load the member folders listed in the config (nothing is trained).
+
+        Args:
+            train: optional; when given, its label index must be covered by the members' labels.
+            valid: unused.
+            run_dir: unused.
+            resume: unused.
+
+        Returns:
+            self
+        """
+        if not self.config.members:
+            raise XMTCError("ensemble: config.members is empty; list the saved model folders to combine")
+        self._attach([Path(m).expanduser().resolve() for m in self.config.members])
+        if train is not None:
+            missing = [n for n in train.label_index.names if n not in self.label_index_]
+            if missing:
+                raise XMTCError(f"ensemble: {len(missing)} training labels are unknown to every member, "
+                                f"e.g. {missing[:3]}")
+        return self
+
+    def _attach(self, paths: list[Path], digests: list[str] | None = None) -> None:
+        from xmtc.registry import load
+
+        members = []
+        for i, p in enumerate(paths):
+            if not (p / "meta.json").is_file():
+                raise ModelLoadError(f"ensemble member {i}: {p} is not an xmtc model folder (no meta.json)")
+            if digests is not None and _sha256(p / "meta.json") != digests[i]:
+                raise ModelLoadError(f"ensemble member {i}: {p} changed since the ensemble was saved "
+                                     "(meta.json checksum mismatch)")
+            members.append(load(p))
+        # the ensemble's label space: the first member's labels, then labels only later members know
+        names = list(members[0].label_index_.names)
+        seen = set(names)
+        for m in members[1:]:
+            for name in m.label_index_.names:
+                if name not in seen:
+                    seen.add(name)
+                    names.append(name)
+        index = LabelIndex(names)
+        self.label_maps_ = [np.asarray([index.id(n) for n in m.label_index_.names], dtype=np.int64)
+                            for m in members]
+        self.members_, self.member_paths_, self.label_index_ = members, paths, index
+
+    def _predict(self, data: Dataset | Sequence[str], k: int) -> TopK:
+        member_k = max(k, self.config.member_k)
+        tops = []
+        for m, label_map in zip(self.members_, self.label_maps_, strict=True):
+            t = m.predict(data, k=member_k)
+            idx = np.where(t.indices >= 0, label_map[np.maximum(t.indices, 0)], -1)  # into the ensemble's ids
+            tops.append(TopK(idx, t.scores, n_labels=len(self.label_index_)))
+        if self.config.method == "consensus":
+            return consensus_many(tops, k)
+        return average_topk(tops, k, self.config.weights)
+
+    def _save_state(self, path: Path) -> list[str]:
+        path = path.resolve()
+        entries = []
+        for p in self.member_paths_:
+            try:
+                stored = os.path.relpath(p, path)
+            except ValueError:  # no relative path (e.g. another drive on Windows)
+                stored = str(p)
+            entries.append({"path": stored, "absolute_path": str(p), "meta_sha256": _sha256(p / "meta.json")})
+        payload = {"method": self.config.method, "members": entries}
+        (path / _MEMBERS_FILE).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        return [_MEMBERS_FILE]
+
+    def _load_state(self, path: Path) -> None:
+        f = path / _MEMBERS_FILE
+        try:
+            entries = json.loads(f.read_text(encoding="utf-8"))["members"]
+            paths = [_member_path(path, e["path"], e.get("absolute_path")) for e in entries]
+            digests = [str(e["meta_sha256"]) for e in entries]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise ModelLoadError(f"{f}: unreadable ensemble member list ({e})") from None
+        if not paths:
+            raise ModelLoadError(f"{f}: the ensemble has no members")
+        saved_names = self.label_index_.names
+        self._attach(paths, digests)
+        if self.label_index_.names != saved_names:
+            raise ModelLoadError(f"{path}: the members' labels no longer match label_index.json")
+
+
+def _member_path(folder: Path, stored: str, absolute: str | None) -> Path:
+    """A member's folder: ``stored`` resolved against the ensemble folder (they moved together), else the
+    absolute path recorded at saving (the ensemble folder alone was copied elsewhere)."""
+    rel = (folder / stored).resolve()
+    if (rel / "meta.json").is_file() or not absolute:
+        return rel
+    return Path(absolute)

@@ -1,0 +1,223 @@
+"""Shared neural layers of the deep text models (each layer lives here once).
+
+Conventions: ``ids`` are int64 token ids (batch, seq) with 0 = padding; ``mask`` is bool (batch, seq), True at
+real tokens; encoders return zeros at padded positions. Shapes are written as comments next to each tensor.
+
+* :class:`Embedding` - word vectors from a pretrained matrix, trainable or frozen, with dropout.
+* :class:`LSTMEncoder` - BiLSTM over packed sequences -> (batch, seq, 2*hidden).
+* :class:`MLAttention` - multi-label attention (AttentionXML Eq. 4), for all labels or a candidate subset.
+* :class:`MLP` - feed-forward stack applied to the last dimension (alias :data:`FCStack`).
+* :class:`MaxPoolEncoder` - masked max pooling over time (XML-RNN).
+* :class:`CNNEncoder` - XML-CNN (Liu et al. 2017): several filter widths, dynamic max pooling, bottleneck.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+_ACTIVATIONS = {"relu": nn.ReLU, "gelu": nn.GELU, "tanh": nn.Tanh, "elu": nn.ELU}
+
+
+class Embedding(nn.Module):
+    """Token embedding initialised from a pretrained matrix.
+
+    Args:
+        weights: (vocab, dim) initial vectors (numpy or tensor); row 0 is the padding vector.
+        trainable: fine-tune the vectors (False freezes them).
+        dropout: dropout applied to the output vectors.
+        padding_idx: id of the padding token (its vector gets no gradient).
+    """
+
+    def __init__(self, weights: np.ndarray | torch.Tensor, *, trainable: bool = True, dropout: float = 0.0,
+                 padding_idx: int = 0):
+        super().__init__()
+        if isinstance(weights, torch.Tensor):
+            w = weights.detach().float().clone()
+        else:
+            w = torch.tensor(np.asarray(weights, dtype=np.float32))  # a copy: networks never share vectors
+        if w.ndim != 2:
+            raise ValueError(f"embedding weights must be 2-D (vocab, dim), got shape {tuple(w.shape)}")
+        self.embed = nn.Embedding.from_pretrained(w, freeze=not trainable, padding_idx=padding_idx)
+        self.dropout = nn.Dropout(dropout)
+
+    @property
+    def dim(self) -> int:
+        return self.embed.embedding_dim
+
+    @property
+    def vocab_size(self) -> int:
+        return self.embed.num_embeddings
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """ids (batch, seq) int64 -> (batch, seq, dim)."""
+        return self.dropout(self.embed(ids))
+
+
+class LSTMEncoder(nn.Module):
+    """(Bi)LSTM over padded sequences, run as packed sequences so padding never enters the recurrence.
+
+    Args:
+        input_dim: size of the input vectors.
+        hidden: hidden units per direction.
+        layers: stacked LSTM layers.
+        dropout: dropout on the output (and between layers when ``layers > 1``).
+        bidirectional: BiLSTM (output 2*hidden) or forward LSTM (output hidden).
+        packed: use packed sequences (exact); False runs on the padded tensor (faster on well-bucketed
+            batches, but the backward direction then reads the padding of shorter documents).
+    """
+
+    def __init__(self, input_dim: int, hidden: int, *, layers: int = 1, dropout: float = 0.0,
+                 bidirectional: bool = True, packed: bool = True):
+        super().__init__()
+        self.lstm = nn.LSTM(input_dim, hidden, num_layers=layers, batch_first=True,
+                            bidirectional=bidirectional, dropout=dropout if layers > 1 else 0.0)
+        self.dropout = nn.Dropout(dropout)
+        self.packed = packed
+        self.out_dim = hidden * (2 if bidirectional else 1)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x (batch, seq, input_dim), mask (batch, seq) bool -> (batch, seq, out_dim), zeros at padding."""
+        seq = x.shape[1]
+        lengths = mask.sum(1).clamp(min=1).cpu()  # (batch,) on cpu, as pack_padded_sequence requires
+        if self.packed:
+            packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
+            out, _ = self.lstm(packed)
+            h, _ = pad_packed_sequence(out, batch_first=True, total_length=seq)  # (batch, seq, out_dim)
+        else:
+            h, _ = self.lstm(x)  # (batch, seq, out_dim)
+            h = h * mask.unsqueeze(-1).to(h.dtype)
+        return self.dropout(h)
+
+
+class MLAttention(nn.Module):
+    """Multi-label attention (AttentionXML Eq. 4): one attention vector ``w_j`` per label,
+    ``alpha_ij = softmax_i(h_i . w_j)`` over the real tokens, ``m_j = sum_i alpha_ij h_i``.
+
+    With ``candidates`` (batch, c) only those labels' vectors are gathered and attended (one batched matmul,
+    no loop over labels); padding tokens always get exactly zero weight.
+
+    Args:
+        n_labels: number of labels (rows of the attention matrix).
+        dim: size of the token vectors ``h_i``.
+    """
+
+    def __init__(self, n_labels: int, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n_labels, dim))  # (labels, dim)
+        nn.init.xavier_uniform_(self.weight)
+
+    @property
+    def n_labels(self) -> int:
+        return self.weight.shape[0]
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor, candidates: torch.Tensor | None = None,
+                return_weights: bool = False):
+        """Attend over tokens for every label or for each document's candidate labels.
+
+        Args:
+            h: (batch, seq, dim) token vectors.
+            mask: (batch, seq) bool, True at real tokens.
+            candidates: optional (batch, c) int64 label ids; None attends all labels.
+            return_weights: also return the attention weights.
+
+        Returns:
+            m (batch, labels|c, dim), and alpha (batch, labels|c, seq) when ``return_weights``.
+        """
+        if candidates is None:
+            scores = torch.matmul(self.weight.to(h.dtype), h.transpose(1, 2))  # (batch, labels, seq)
+        else:
+            w = self.weight[candidates].to(h.dtype)  # (batch, c, dim)
+            scores = torch.bmm(w, h.transpose(1, 2))  # (batch, c, seq)
+        scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
+        alpha = torch.softmax(scores.float(), dim=-1).to(h.dtype)  # (batch, labels|c, seq)
+        m = torch.bmm(alpha, h)  # (batch, labels|c, dim)
+        return (m, alpha) if return_weights else m
+
+
+class MLP(nn.Module):
+    """Feed-forward stack over the last dimension: [Linear -> activation -> dropout]* -> optional Linear.
+
+    Args:
+        in_dim: input size.
+        hidden: sizes of the hidden layers (may be empty).
+        out_dim: size of a final linear layer without activation; None ends after the last hidden layer.
+        dropout: dropout after each hidden activation.
+        activation: 'relu', 'gelu', 'tanh' or 'elu'.
+    """
+
+    def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int | None = None, *,
+                 dropout: float = 0.0, activation: str = "relu"):
+        super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, but is {activation!r}")
+        layers: list[nn.Module] = []
+        d = in_dim
+        for size in hidden:
+            layers += [nn.Linear(d, size), _ACTIVATIONS[activation](), nn.Dropout(dropout)]
+            d = size
+        if out_dim is not None:
+            layers.append(nn.Linear(d, out_dim))
+            d = out_dim
+        self.net = nn.Sequential(*layers)
+        self.out_dim = d
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x (..., in_dim) -> (..., out_dim)."""
+        return self.net(x)
+
+
+FCStack = MLP
+
+
+class MaxPoolEncoder(nn.Module):
+    """Masked max pooling over time: the document vector of XML-RNN."""
+
+    def forward(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """h (batch, seq, dim), mask (batch, seq) -> (batch, dim); padding never wins the max."""
+        h = h.masked_fill(~mask.unsqueeze(-1), float("-inf"))
+        out = h.max(dim=1).values  # (batch, dim)
+        return torch.nan_to_num(out, neginf=0.0)
+
+
+class CNNEncoder(nn.Module):
+    """XML-CNN text encoder (Liu et al. 2017): convolutions of several widths over the word vectors,
+    dynamic max pooling of each feature map into ``chunks`` pieces, then a bottleneck layer.
+
+    Args:
+        input_dim: word vector size.
+        widths: filter widths (e.g. 2, 4, 8).
+        n_filters: feature maps per width.
+        chunks: p, pieces of the dynamic max pooling.
+        bottleneck: size of the bottleneck (hidden) layer; output size of the encoder.
+        dropout: dropout after the bottleneck.
+    """
+
+    def __init__(self, input_dim: int, *, widths: Sequence[int] = (2, 4, 8), n_filters: int = 128,
+                 chunks: int = 8, bottleneck: int = 512, dropout: float = 0.5):
+        super().__init__()
+        self.widths = tuple(int(w) for w in widths)
+        self.chunks = chunks
+        self.convs = nn.ModuleList(nn.Conv1d(input_dim, n_filters, w, padding=w // 2) for w in self.widths)
+        self.bottleneck = nn.Linear(len(self.widths) * n_filters * chunks, bottleneck)
+        self.dropout = nn.Dropout(dropout)
+        self.out_dim = bottleneck
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x (batch, seq, input_dim), mask (batch, seq) -> (batch, bottleneck)."""
+        seq = x.shape[1]
+        xt = (x * mask.unsqueeze(-1).to(x.dtype)).transpose(1, 2)  # (batch, input_dim, seq), padding zeroed
+        pooled = []
+        for conv in self.convs:
+            c = F.relu(conv(xt))[:, :, :seq]  # (batch, filters, seq)
+            c = c * mask.unsqueeze(1).to(c.dtype)  # padding contributes 0 (ReLU outputs are >= 0)
+            if seq < self.chunks:
+                c = F.pad(c, (0, self.chunks - seq))
+            pooled.append(F.adaptive_max_pool1d(c, self.chunks).flatten(1))  # (batch, filters*chunks)
+        z = torch.cat(pooled, dim=1)  # (batch, widths*filters*chunks)
+        return self.dropout(F.relu(self.bottleneck(z)))  # (batch, bottleneck)

@@ -1,0 +1,329 @@
+"""TReaderXML teacher knowledge (Wang et al., Section 3.2, Eq. 1-2 and Algorithm 1).
+
+For every document the teacher gives a short ranked list of *teacher items* (the label subset
+``SET_nearest``): the labels of its top-k nearest training documents plus their parent labels. Each item is a
+bag of description words; the network encodes it as the weighted mean of its word vectors (``Encode(T_k)``),
+and the encodings form the teacher sequence ``E_y'``.
+
+* Document vectors (Eq. 1): mean of the (fixed, pre-training) word vectors of the document's known tokens.
+* Neighbours (Eq. 2): exact cosine top-k by batched matrix products (:func:`xmtc.features.knn`); a training
+  document never counts itself (``exclude_self``), so its own labels cannot leak into its teacher knowledge.
+* Label subset (Algorithm 1): label scores ``S @ Y_base`` (``S`` holds the neighbour similarities), parents
+  scored with the summed scores of their children (``label_scores @ A``, ``A`` = label -> {itself, parents}),
+  the ``size`` best items kept, best first.
+
+Items ``0..L-1`` are the labels themselves; items ``L..`` are parents that are not labels (hierarchy nodes
+outside the label index with ``parents="all"``, or label-tree leaf clusters with ``parents="tree"``).
+All arrays are saved with :func:`xmtc.models.base.save_arrays` (``.npz``, no pickle).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from xmtc.data.labels import Hierarchy, LabelIndex
+from xmtc.errors import ModelLoadError
+from xmtc.models.base import load_arrays, save_arrays
+
+PARENT_MODES = ("auto", "index", "all", "tree", "none")
+TEACHER_FILE = "teacher.npz"
+
+
+def round_fp16(x: np.ndarray) -> np.ndarray:
+    """float32 copy of ``x`` rounded to float16 precision (so that saving as float16 loses nothing)."""
+    return np.asarray(x, dtype=np.float32).astype(np.float16).astype(np.float32)
+
+
+def bag_matrix(ids: Sequence[np.ndarray], n_vocab: int) -> sp.csr_matrix:
+    """Row-normalised bag of words (n, n_vocab) float32 of token id arrays; ids 0 (pad) and 1 (unk) are
+    dropped unless a row has nothing else (then it keeps its unknown tokens)."""
+    lengths = np.asarray([len(a) for a in ids], dtype=np.int64)
+    flat = np.concatenate([np.asarray(a, dtype=np.int64) for a in ids]) if len(ids) else np.zeros(0, np.int64)
+    rows = np.repeat(np.arange(len(ids)), lengths)
+    known = flat > 1
+    has_known = np.bincount(rows[known], minlength=len(ids)) > 0
+    keep = known | (~has_known[rows] & (flat == 1))
+    m = sp.csr_matrix((np.ones(int(keep.sum()), dtype=np.float32), (rows[keep], flat[keep])),
+                      shape=(len(ids), n_vocab))
+    m.sum_duplicates()
+    sums = np.asarray(m.sum(axis=1)).ravel()
+    m = sp.csr_matrix(sp.diags(1.0 / np.where(sums > 0, sums, 1.0)) @ m, dtype=np.float32)
+    m.sort_indices()
+    return m
+
+
+def doc_vectors(ids: Sequence[np.ndarray], word_vectors: np.ndarray) -> np.ndarray:
+    """Eq. 1: mean word vector of each document, float32 (n, d) rounded to float16 precision."""
+    return round_fp16(bag_matrix(ids, word_vectors.shape[0]) @ word_vectors)
+
+
+def resolve_parent_mode(mode: str, hierarchy: Hierarchy | None, index: LabelIndex) -> str:
+    """``auto`` -> ``index`` when the hierarchy links two labels of ``index``, else ``tree``."""
+    if mode != "auto":
+        return mode
+    if hierarchy is not None and hierarchy.parent_matrix(index).nnz > 0:
+        return "index"
+    return "tree"
+
+
+def build_items(index: LabelIndex, tokenize, vocab, *, mode: str, hierarchy: Hierarchy | None,
+                descriptions: dict[str, str] | None, desc_words: int,
+                clusters: np.ndarray | None = None) -> tuple[sp.csr_matrix, sp.csr_matrix, list[str]]:
+    """Teacher items: their word bags and the label -> item map.
+
+    Args:
+        index: the label index (items ``0..L-1``).
+        tokenize: text -> tokens (the model's tokenizer).
+        vocab: :class:`xmtc.text.Vocab` of the model.
+        mode: ``index`` (hierarchy parents that are labels), ``all`` (every hierarchy parent, parents outside
+            the index become extra items), ``tree`` (leaf cluster of ``clusters`` as the parent) or ``none``.
+        hierarchy: child -> parents over label names (modes ``index``/``all``).
+        descriptions: label name -> text; a label without one is described by its name.
+        desc_words: description words kept per item (the paper keeps 4 for EURLex).
+        clusters: int64 (L,) leaf cluster of every label (mode ``tree``).
+
+    Returns:
+        (item_bags CSR (n_items, V) rows summing to 1, label_items CSR (L, n_items) 0/1 with the label itself
+        and its parent items, names of the extra items ``L..``).
+    """
+    descriptions = descriptions or {}
+    L = len(index)
+
+    def bag(names: Sequence[str]) -> sp.csr_matrix:
+        ids = [vocab.encode(tokenize(descriptions.get(n) or n)[:desc_words]) for n in names]
+        return bag_matrix([a if len(a) else np.asarray([1]) for a in ids], len(vocab))
+
+    label_bags = bag(index.names)
+    rows, cols = list(range(L)), list(range(L))
+    extra: list[str] = []
+    extra_bags = sp.csr_matrix((0, len(vocab)), dtype=np.float32)
+    if mode in ("index", "all") and hierarchy is not None:
+        extra_id: dict[str, int] = {}
+        for child, parent in hierarchy.edges:
+            c, p = index.get(child), index.get(parent)
+            if c < 0 or parent == child:
+                continue
+            if p < 0:
+                if mode == "index":
+                    continue  # the brief's rule: parents outside the label index are skipped
+                if parent not in extra_id:
+                    extra_id[parent] = L + len(extra)
+                    extra.append(parent)
+                p = extra_id[parent]
+            rows.append(c)
+            cols.append(p)
+        extra_bags = bag(extra) if extra else extra_bags
+    elif mode == "tree" and clusters is not None:
+        clusters = np.asarray(clusters, dtype=np.int64)
+        n_clusters = int(clusters.max()) + 1
+        member = sp.csr_matrix((np.ones(L, dtype=np.float32), (clusters, np.arange(L))), shape=(n_clusters, L))
+        sizes = np.asarray(member.sum(axis=1)).ravel()
+        extra_bags = sp.csr_matrix(sp.diags(1.0 / np.maximum(sizes, 1)) @ member @ label_bags, dtype=np.float32)
+        extra = [f"cluster:{j}" for j in range(n_clusters)]
+        rows += list(range(L))
+        cols += (L + clusters).tolist()
+    n_items = L + len(extra)
+    label_items = sp.csr_matrix((np.ones(len(rows), dtype=np.float32), (rows, cols)), shape=(L, n_items))
+    label_items.sum_duplicates()
+    label_items.data[:] = 1.0
+    bags = sp.csr_matrix(sp.vstack([label_bags, extra_bags]), dtype=np.float32)
+    bags.sort_indices()
+    return bags, label_items, extra
+
+
+def top_per_row(m: sp.csr_matrix, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``size`` largest entries of each CSR row, vectorised (no loop over rows).
+
+    Returns:
+        (columns int64 (n, size) -1 padded, values float32 (n, size)), best first, ties by smaller column.
+    """
+    m = sp.csr_matrix(m)
+    m.eliminate_zeros()
+    n = m.shape[0]
+    counts = np.diff(m.indptr)
+    rows = np.repeat(np.arange(n), counts)
+    order = np.lexsort((m.indices, -m.data, rows))  # by row, then score desc, then column asc
+    pos = np.arange(len(order)) - np.repeat(m.indptr[:-1], counts)
+    keep = pos < size
+    cols = np.full((n, size), -1, dtype=np.int64)
+    vals = np.zeros((n, size), dtype=np.float32)
+    cols[rows[keep], pos[keep]] = m.indices[order][keep]
+    vals[rows[keep], pos[keep]] = m.data[order][keep]
+    return cols, vals
+
+
+@dataclass
+class TeacherOutput:
+    """Teacher knowledge of one split.
+
+    Attributes:
+        items: int64 (n, K) teacher item ids, best first, -1 padded (``SET_nearest``).
+        label_scores: CSR (n, L): summed neighbour similarity of every label (before the parents).
+    """
+
+    items: np.ndarray
+    label_scores: sp.csr_matrix
+
+
+@dataclass
+class TeacherKnowledge:
+    """Everything the teacher needs at prediction time (saved as ``teacher.npz``).
+
+    Attributes:
+        word_vectors: float32 (V, d), the word vectors of Eq. 1 (before fine-tuning, float16 precision).
+        base_vectors: float32 (n_base, d) document vectors of the training documents.
+        base_Y: CSR (n_base, L) their labels.
+        item_bags: CSR (n_items, V) word weights of each item (rows sum to 1).
+        label_items: CSR (L, n_items) label -> {itself, its parent items}.
+        n_neighbours: k of the nearest-neighbour search.
+        size: K, most teacher items per document.
+    """
+
+    word_vectors: np.ndarray
+    base_vectors: np.ndarray
+    base_Y: sp.csr_matrix
+    item_bags: sp.csr_matrix
+    label_items: sp.csr_matrix
+    n_neighbours: int
+    size: int
+
+    @property
+    def n_items(self) -> int:
+        return self.item_bags.shape[0]
+
+    def query(self, ids: Sequence[np.ndarray] | None = None, *, training: bool = False) -> TeacherOutput:
+        """Teacher items of documents (token id arrays), or of the training documents themselves.
+
+        Args:
+            ids: token ids of the query documents (ignored with ``training``).
+            training: neighbours of the base (training) documents among themselves, never themselves.
+        """
+        if training:
+            q = self.base_vectors
+        else:
+            q = doc_vectors(ids, self.word_vectors)
+        from xmtc.features import knn
+
+        nb, sim = knn(q, self.base_vectors, self.n_neighbours, exclude_self=training)  # (n, k') each
+        n, k = nb.shape
+        weight = np.maximum(sim, 1e-6).astype(np.float32)  # every neighbour's labels enter SET_nearest
+        S = sp.csr_matrix((weight.ravel(), nb.ravel(), np.arange(0, n * k + 1, k)),
+                          shape=(n, self.base_Y.shape[0]))  # (n, n_base) neighbour similarities
+        scores = sp.csr_matrix(S @ self.base_Y, dtype=np.float32)  # (n, L)
+        items, _ = top_per_row(sp.csr_matrix(scores @ self.label_items), self.size)  # (n, K)
+        return TeacherOutput(items=items, label_scores=scores)
+
+    def batch(self, items: np.ndarray, device: torch.device) -> TeacherBatch:
+        """Token bags of the distinct items of a batch, ready for ``embedding_bag``."""
+        items = np.asarray(items, dtype=np.int64)
+        uniq, inverse = np.unique(items[items >= 0], return_inverse=True)
+        slots = np.full(items.shape, -1, dtype=np.int64)
+        slots[items >= 0] = inverse
+        bags = self.item_bags[uniq]
+        return TeacherBatch(
+            tokens=torch.from_numpy(bags.indices.astype(np.int64)).to(device),
+            offsets=torch.from_numpy(bags.indptr[:-1].astype(np.int64)).to(device),
+            weights=torch.from_numpy(bags.data.astype(np.float32)).to(device),
+            slots=torch.from_numpy(slots).to(device))
+
+    # ----------------------------------------------------------------- persistence
+    def save(self, path: Path) -> str:
+        arrays = {"word_vectors": self.word_vectors.astype(np.float16),
+                  "base_vectors": self.base_vectors.astype(np.float16),
+                  "params": np.asarray([self.n_neighbours, self.size], dtype=np.int64)}
+        for name in ("base_Y", "item_bags", "label_items"):
+            m = sp.csr_matrix(getattr(self, name))
+            arrays.update({f"{name}_data": m.data, f"{name}_indices": m.indices, f"{name}_indptr": m.indptr,
+                           f"{name}_shape": np.asarray(m.shape, dtype=np.int64)})
+        return save_arrays(path, TEACHER_FILE, arrays)
+
+    @classmethod
+    def load(cls, path: Path, n_labels: int, n_vocab: int) -> TeacherKnowledge:
+        a = load_arrays(path, TEACHER_FILE)
+        try:
+            mats = {name: sp.csr_matrix((a[f"{name}_data"], a[f"{name}_indices"], a[f"{name}_indptr"]),
+                                        shape=tuple(a[f"{name}_shape"]))
+                    for name in ("base_Y", "item_bags", "label_items")}
+            k, size = (int(v) for v in a["params"])
+            t = cls(word_vectors=a["word_vectors"].astype(np.float32),
+                    base_vectors=a["base_vectors"].astype(np.float32), n_neighbours=k, size=size, **mats)
+        except (KeyError, ValueError) as e:
+            raise ModelLoadError(f"{path / TEACHER_FILE}: incomplete teacher knowledge ({e})") from None
+        checks = [(t.word_vectors.shape[0], n_vocab, "word vectors"), (t.base_Y.shape[1], n_labels, "base_Y"),
+                  (t.label_items.shape[0], n_labels, "label_items"), (t.item_bags.shape[1], n_vocab, "item_bags"),
+                  (t.base_vectors.shape[0], t.base_Y.shape[0], "base_vectors"),
+                  (t.label_items.shape[1], t.item_bags.shape[0], "label_items columns")]
+        for got, want, what in checks:
+            if got != want:
+                raise ModelLoadError(f"{path / TEACHER_FILE}: {what} has {got} rows/columns, expected {want}")
+        return t
+
+
+@dataclass
+class TeacherBatch:
+    """Teacher items of one batch: the distinct items' token bags (for ``embedding_bag``) and per-document
+    slots into them (``-1`` = padding)."""
+
+    tokens: torch.Tensor  # (nnz,) int64 token ids
+    offsets: torch.Tensor  # (U,) int64 start of each distinct item's bag in ``tokens``
+    weights: torch.Tensor  # (nnz,) float32 token weights (each bag sums to 1)
+    slots: torch.Tensor  # (batch, K) int64 index into the U distinct items, -1 padded
+
+
+def shortlist(label_scores: sp.csr_matrix, clusters: np.ndarray, n_labels: int, n_clusters: int,
+              positives: sp.csr_matrix | None = None) -> np.ndarray:
+    """Candidate labels of the prediction layer: the ``n_labels`` best teacher labels, every label of the
+    ``n_clusters`` label-tree leaf clusters with the highest summed teacher scores, and ``positives`` when
+    given (training, as AttentionXML adds the positives).
+
+    Args:
+        label_scores: CSR (n, L) teacher label scores (:attr:`TeacherOutput.label_scores`).
+        clusters: int64 (L,) leaf cluster of every label.
+        n_labels: teacher labels kept.
+        n_clusters: clusters whose labels are all added.
+        positives: optional CSR (n, L) gold labels.
+
+    Returns:
+        int64 (n, C) distinct label ids per row (in decreasing id order), -1 padded.
+    """
+    clusters = np.asarray(clusters, dtype=np.int64)
+    L, n_cl = len(clusters), int(clusters.max()) + 1
+    top, _ = top_per_row(label_scores, n_labels)  # (n, S)
+    to_cluster = sp.csr_matrix((np.ones(L, dtype=np.float32), (np.arange(L), clusters)), shape=(L, n_cl))
+    cl, _ = top_per_row(sp.csr_matrix(label_scores @ to_cluster), n_clusters)  # (n, c)
+    order = np.argsort(clusters, kind="stable")
+    counts = np.bincount(clusters, minlength=n_cl)
+    table = np.full((n_cl, max(int(counts.max()), 1)), -1, dtype=np.int64)  # (n_clusters, M)
+    table[clusters[order], np.arange(L) - np.repeat(np.cumsum(counts) - counts, counts)] = order
+    members = table[np.maximum(cl, 0)]  # (n, c, M)
+    members[cl < 0] = -1
+    parts = [top, members.reshape(len(top), -1)]
+    if positives is not None:
+        positives = sp.csr_matrix(positives, dtype=np.float32)
+        parts.append(top_per_row(positives, max(int(np.diff(positives.indptr).max(initial=0)), 1))[0])
+    cand = np.sort(np.concatenate(parts, axis=1), axis=1)  # (n, C'), -1 first
+    dup = np.zeros(cand.shape, dtype=bool)
+    dup[:, 1:] = cand[:, 1:] == cand[:, :-1]
+    cand[dup] = -1
+    cand = -np.sort(-cand, axis=1)  # distinct ids first (decreasing), -1 padding last
+    width = max(int((cand >= 0).sum(axis=1).max(initial=0)), 1)
+    return cand[:, :width]
+
+
+def shortlist_recall(candidates: np.ndarray, Y: sp.csr_matrix) -> float:
+    """Share of the gold labels of ``Y`` (n, L) that are among ``candidates`` (n, C), over all documents."""
+    Y = sp.csr_matrix(Y)
+    n_gold = Y.nnz
+    if n_gold == 0:
+        return 1.0
+    rows = np.repeat(np.arange(len(candidates)), candidates.shape[1])
+    cols = candidates.ravel()
+    ok = cols >= 0
+    C = sp.csr_matrix((np.ones(int(ok.sum()), dtype=np.float32), (rows[ok], cols[ok])), shape=Y.shape)
+    return float(Y.multiply(C).nnz / n_gold)

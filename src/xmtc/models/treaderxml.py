@@ -1,0 +1,416 @@
+"""TReaderXML (Wang et al.): teacher knowledge from nearest-neighbour texts and parent labels, read together
+with the text by a dual cooperative network of masked / plain multi-head self-attention.
+
+Paper -> code (details and every deviation: docs/MODELS.md, section TReaderXML):
+
+* Teacher knowledge (Section 3.2, Eq. 1-2, Algorithm 1) -> :mod:`xmtc.models.teacher`: mean word vectors,
+  cosine top-k neighbours among the training texts (never the document itself), their labels plus parent
+  labels as the ranked item list ``SET_nearest``; items are encoded from their descriptions (``E_y'``).
+* Encoding ``E_x = Encode(x)`` -> the shared :class:`~xmtc.models.layers.Embedding` (the items use the same
+  table, so both live in one space).
+* Reading (Eq. 3-15) -> :class:`Reading` of :class:`SelfAttention` blocks: MMHSA (causal mask, Eq. 8-9),
+  residual (Eq. 14-15), MHSA; h = 4 heads, ``tanh`` output projection (Eq. 12-13).
+* Interaction (Eq. 16-17) -> :meth:`TReaderNet.forward`: ``[O_y'; O_x]`` stacked along the sequence (teacher
+  items first), hidden bottleneck ``W^HB``, MMHSA.
+* Prediction (Eq. 18-19) -> masked max pooling, output layer ``W^Output`` and the one-vs-all BCE loss; for large
+  label sets only a shortlist (teacher labels + their label-tree clusters) is scored.
+* Ablations (Table 3) -> ``ablation`` 0-6 sets ``teacher`` and ``reading`` (:data:`ABLATIONS`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xmtc.config import check, doc_field
+from xmtc.data.split import Dataset
+from xmtc.errors import ConfigError
+from xmtc.models.base import load_arrays, save_arrays
+from xmtc.models.deep import DeepConfig, DeepTextModel, Encoded, TextBatch, bce_loss
+from xmtc.models.layers import Embedding
+from xmtc.models.plt import candidate_targets
+from xmtc.models.teacher import (PARENT_MODES, TeacherBatch, TeacherKnowledge, build_items, doc_vectors,
+                                 resolve_parent_mode, round_fp16, shortlist, shortlist_recall, top_per_row)
+from xmtc.registry import register
+from xmtc.train import train_loop
+
+#: Table 3 configuration id -> (teacher knowledge, Reading structure).
+ABLATIONS: dict[int, tuple[bool, str]] = {
+    0: (False, ""),
+    1: (True, ""),
+    2: (True, "mmhsa+r"),
+    3: (True, "mhsa+r"),
+    4: (True, "mhsa+r+mmhsa"),
+    5: (True, "mmhsa+mhsa"),
+    6: (True, "mmhsa+r+mhsa"),
+}
+CLUSTER_FILE = "clusters.npz"
+
+
+def parse_reading(spec: str) -> list[tuple[bool, bool]]:
+    """``"mmhsa+r+mhsa"`` -> [(causal, residual), ...]: ``mmhsa`` / ``mhsa`` add a layer, ``r`` puts a residual
+    connection around the layer before it."""
+    blocks: list[list[bool]] = []
+    for part in [p.strip().lower() for p in spec.split("+")] if spec.strip() else []:
+        if part in ("mmhsa", "mhsa"):
+            blocks.append([part == "mmhsa", False])
+        elif part == "r" and blocks and not blocks[-1][1]:
+            blocks[-1][1] = True
+        else:
+            raise ConfigError(f"reading must be layers 'mmhsa'/'mhsa' joined by '+', each optionally followed "
+                              f"by '+r' (e.g. 'mmhsa+r+mhsa'), but is {spec!r}")
+    return [(c, r) for c, r in blocks]
+
+
+@dataclass
+class TReaderXMLConfig(DeepConfig):
+    """TReaderXML settings; defaults follow Section 4.1 (h = 4, Adam 1e-4 then decay, EURLex truncation of 500
+    words and 4 description words)."""
+
+    teacher: bool = doc_field(True, "feed the teacher-knowledge branch (Table 3 column 'teacher knowledge')")
+    reading: str = doc_field("mmhsa+r+mhsa", "Reading structure: 'mmhsa'/'mhsa' layers joined by '+', '+r' = "
+                                             "residual around the previous layer; '' = no Reading")
+    ablation: int = doc_field(-1, "Table 3 configuration 0-6 (overrides teacher and reading); -1: use them")
+    heads: int = doc_field(4, "h, attention heads of every (M)MHSA layer")
+    bottleneck: int = doc_field(256, "size of the hidden bottleneck W^HB of the Interaction (Eq. 17)")
+    dropout: float = doc_field(0.2, "dropout on the pooled Interaction output")
+    n_neighbours: int = doc_field(10, "k, nearest training texts of the teacher (Eq. 2)")
+    teacher_size: int = doc_field(64, "K, most teacher items (labels + parents) per text, best first")
+    desc_words: int = doc_field(4, "description words kept per teacher item (paper: 4 for EURLex, 16 for RCV1)")
+    parents: str = doc_field("auto", "parent items: 'index' (hierarchy parents that are labels), 'all' (every "
+                                     "hierarchy parent), 'tree' (label-tree leaf clusters), 'none', or 'auto' "
+                                     "('index' when the hierarchy links two labels, else 'tree')")
+    cluster_size: int = doc_field(16, "labels per leaf cluster of the label tree (tree parents, shortlist)")
+    tfidf_max_features: int = doc_field(100000, "TF-IDF vocabulary of the PIFA label features of the label tree")
+    shortlist: bool | None = doc_field(None, "score only shortlisted labels (true), all labels (false), or null: "
+                                             "shortlist above shortlist_min_labels labels")
+    shortlist_min_labels: int = doc_field(10000, "with shortlist=null, shortlist above this many labels")
+    shortlist_labels: int = doc_field(100, "best teacher labels in the shortlist")
+    shortlist_clusters: int = doc_field(16, "label-tree leaf clusters (best summed teacher score) whose labels "
+                                            "all join the shortlist")
+    lr: float = doc_field(1e-4, "Adam learning rate (paper: 1e-4)")
+    lr_decay: float = doc_field(0.1, "after convergence, train on with lr * lr_decay ('learning rate attenuation')")
+    decay_epochs: int = doc_field(2, "most epochs of the decayed stage (0: none)")
+    epochs: int = doc_field(20, "most epochs of the first stage (early stopping on the validation split)")
+
+    def __post_init__(self) -> None:
+        if self.ablation in ABLATIONS:
+            self.teacher, self.reading = ABLATIONS[self.ablation]
+
+    def validate(self) -> None:
+        super().validate()
+        check(self.ablation == -1 or self.ablation in ABLATIONS,
+              f"ablation must be -1 or a Table 3 configuration 0-6, but is {self.ablation}")
+        parse_reading(self.reading)
+        check(self.heads > 0, f"heads must be positive, but is {self.heads}")
+        check(self.bottleneck > 0 and self.bottleneck % self.heads == 0,
+              f"bottleneck must be a positive multiple of heads ({self.heads}), but is {self.bottleneck}")
+        check(0 <= self.dropout < 1, f"dropout must be in [0, 1), but is {self.dropout}")
+        check(self.n_neighbours > 0, f"n_neighbours must be positive, but is {self.n_neighbours}")
+        check(self.teacher_size > 0, f"teacher_size must be positive, but is {self.teacher_size}")
+        check(self.desc_words > 0, f"desc_words must be positive, but is {self.desc_words}")
+        check(self.parents in PARENT_MODES, f"parents must be one of {PARENT_MODES}, but is {self.parents!r}")
+        check(self.cluster_size > 1, f"cluster_size must be > 1, but is {self.cluster_size}")
+        check(self.tfidf_max_features > 0, f"tfidf_max_features must be positive, but is {self.tfidf_max_features}")
+        check(self.shortlist_min_labels > 0, f"shortlist_min_labels must be positive, but is "
+                                             f"{self.shortlist_min_labels}")
+        check(self.shortlist_labels > 0, f"shortlist_labels must be positive, but is {self.shortlist_labels}")
+        check(self.shortlist_clusters >= 0, f"shortlist_clusters must be >= 0, but is {self.shortlist_clusters}")
+        check(0 < self.lr_decay <= 1, f"lr_decay must be in (0, 1], but is {self.lr_decay}")
+        check(self.decay_epochs >= 0, f"decay_epochs must be >= 0, but is {self.decay_epochs}")
+
+
+class SelfAttention(nn.Module):
+    """Multi-head self-attention with a ``tanh`` output projection (Eq. 3-13); ``causal`` gives MMHSA (the
+    upper-triangular mask of Eq. 8-9), otherwise MHSA. Padding keys are never attended."""
+
+    def __init__(self, dim: int, heads: int, causal: bool):
+        super().__init__()
+        if dim % heads:
+            raise ConfigError(f"the model dimension {dim} must be a multiple of heads={heads}")
+        self.heads, self.causal = heads, causal
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)  # W^q, W^k, W^v
+        self.proj = nn.Linear(dim, dim, bias=False)  # W^MH
+        for lin in (self.qkv, self.proj):
+            nn.init.xavier_uniform_(lin.weight)  # keeps the signal's scale through stacked layers
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x (batch, seq, dim), mask (batch, seq) bool -> (batch, seq, dim), zeros at padding."""
+        b, t, d = x.shape
+        q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # (b, h, t, d_k)
+        allowed = mask[:, None, None, :]  # (b, 1, 1, t) keys
+        if self.causal:
+            allowed = allowed & torch.ones(t, t, dtype=torch.bool, device=x.device).tril()  # (b, 1, t, t)
+        h = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)  # (b, h, t, d_k), softmax(QK^T/sqrt d_k)V
+        out = torch.tanh(self.proj(h.transpose(1, 2).reshape(b, t, d)))  # (b, t, d)
+        return out * mask.unsqueeze(-1).to(out.dtype)
+
+
+class Reading(nn.Module):
+    """One branch's Reading: a stack of (M)MHSA layers, each optionally wrapped in a residual connection."""
+
+    def __init__(self, dim: int, heads: int, spec: str):
+        super().__init__()
+        blocks = parse_reading(spec)
+        self.layers = nn.ModuleList(SelfAttention(dim, heads, causal) for causal, _ in blocks)
+        self.residual = [r for _, r in blocks]
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """x (batch, seq, dim) -> (batch, seq, dim)."""
+        for layer, residual in zip(self.layers, self.residual, strict=True):
+            y = layer(x, mask)
+            x = x + y if residual else y  # Eq. 14-15
+        return x
+
+
+class TReaderNet(nn.Module):
+    """Encoding -> Reading (text and teacher branches) -> Interaction -> Prediction."""
+
+    def __init__(self, embeddings: np.ndarray, n_labels: int, cfg: TReaderXMLConfig):
+        super().__init__()
+        self.emb = Embedding(embeddings, trainable=not cfg.freeze_embeddings, dropout=cfg.emb_dropout)
+        d = self.emb.dim
+        self.use_teacher = cfg.teacher
+        self.read_x = Reading(d, cfg.heads, cfg.reading)
+        self.read_y = Reading(d, cfg.heads, cfg.reading) if cfg.teacher else None
+        self.bottleneck = nn.Linear(d, cfg.bottleneck, bias=False)  # W^HB
+        nn.init.xavier_uniform_(self.bottleneck.weight)
+        self.interaction = SelfAttention(cfg.bottleneck, cfg.heads, causal=True)
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.out = nn.Linear(cfg.bottleneck, n_labels)  # W^Output
+
+    def encode_teacher(self, tb: TeacherBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """E_y' (batch, K, dim) and its mask (batch, K); slot 0 always counts (an empty set reads as zeros)."""
+        b, K = tb.slots.shape
+        w = self.emb.embed.weight
+        if len(tb.offsets):
+            items = F.embedding_bag(tb.tokens, w, tb.offsets, mode="sum", per_sample_weights=tb.weights)  # (U, d)
+            e = items[tb.slots.clamp(min=0)] * (tb.slots >= 0).unsqueeze(-1).to(items.dtype)  # (b, K, d)
+        else:
+            e = w.new_zeros(b, K, w.shape[1])
+        mask = tb.slots >= 0
+        mask[:, 0] = True
+        return self.emb.dropout(e), mask
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, teacher: TeacherBatch | None = None,
+                candidates: torch.Tensor | None = None) -> torch.Tensor:
+        """ids, mask (batch, seq); teacher items; candidates (batch, C) label ids or None ->
+        logits (batch, C | labels)."""
+        o = self.read_x(self.emb(ids), mask)  # O_x (b, T, d)
+        if self.use_teacher:
+            ey, ymask = self.encode_teacher(teacher)
+            o = torch.cat([self.read_y(ey, ymask), o], dim=1)  # Eq. 16: [O_y'; O_x] (b, K + T, d)
+            mask = torch.cat([ymask, mask], dim=1)
+        z = self.interaction(self.bottleneck(o), mask)  # Eq. 17 + MMHSA (b, K + T, hb)
+        z = z.masked_fill(~mask.unsqueeze(-1), float("-inf")).max(dim=1).values  # (b, hb)
+        z = self.dropout(z)
+        if candidates is None:
+            return self.out(z)  # Eq. 18 (b, L)
+        w = self.out.weight[candidates.clamp(min=0)]  # (b, C, hb)
+        return torch.bmm(w, z.unsqueeze(-1)).squeeze(-1) + self.out.bias[candidates.clamp(min=0)]  # (b, C)
+
+
+@dataclass
+class _SplitKnowledge:
+    """Teacher items (n, K) and shortlist candidates (n, C) of one encoded split (None when unused)."""
+
+    items: np.ndarray | None
+    candidates: np.ndarray | None
+
+
+@register("treaderxml")
+class TReaderXML(DeepTextModel):
+    """TReaderXML. Fitted: ``teacher_`` (TeacherKnowledge or None), ``clusters_`` (int64 (L,) leaf cluster of
+    every label, or None), ``stats_`` (teacher and shortlist recall on the validation split)."""
+
+    Config = TReaderXMLConfig
+
+    def __init__(self, config: TReaderXMLConfig | None = None):
+        super().__init__(config)
+        self.teacher_: TeacherKnowledge | None = None
+        self.clusters_: np.ndarray | None = None
+        self.parent_mode_ = "none"
+        self.use_shortlist_ = False
+        self.stats_: dict[str, Any] = {}
+        self._source: tuple[Any, Any] = (None, None)
+
+    @classmethod
+    def tiny_config(cls) -> TReaderXMLConfig:
+        """A config that trains in a second or two on the tiny synthetic data."""
+        return TReaderXMLConfig(emb_dim=16, w2v_epochs=1, bottleneck=16, epochs=12, decay_epochs=1, batch_size=16,
+                                lr=5e-3, dropout=0.1, emb_dropout=0.0, max_len=64, n_neighbours=3, teacher_size=8,
+                                cluster_size=4, patience=0, progress=False, device="cpu", threads=1)
+
+    # ----------------------------------------------------------------- training
+    def fit(self, train: Dataset, valid: Dataset | None = None, *, run_dir: str | Path | None = None,
+            resume: bool = False) -> TReaderXML:
+        """Train on ``train`` (its ``hierarchy`` and ``label_descriptions`` feed the teacher); see
+        :meth:`xmtc.models.deep.DeepTextModel.fit`."""
+        self._source = (train.hierarchy, train.label_descriptions)
+        return super().fit(train, valid, run_dir=run_dir, resume=resume)
+
+    def _needs_teacher(self) -> bool:
+        return self.config.teacher or self.use_shortlist_
+
+    def _train(self, train: Encoded, valid: Encoded, embeddings: np.ndarray, *, run_dir: Path | None,
+               resume: bool) -> None:
+        cfg = self.config
+        self.use_shortlist_ = cfg.shortlist if cfg.shortlist is not None else self.n_labels_ > cfg.shortlist_min_labels
+        hierarchy, descriptions = self._source
+        self.parent_mode_ = resolve_parent_mode(cfg.parents, hierarchy, self.label_index_) if cfg.teacher else "none"
+        if self.parent_mode_ == "tree" or self.use_shortlist_:
+            self.clusters_ = self._leaf_clusters(train)
+        if self._needs_teacher():
+            bags, label_items, _ = build_items(self.label_index_, self._tokenize_one, self.vocab_,
+                                               mode=self.parent_mode_, hierarchy=hierarchy,
+                                               descriptions=descriptions, desc_words=cfg.desc_words,
+                                               clusters=self.clusters_)
+            words = round_fp16(embeddings)
+            self.teacher_ = TeacherKnowledge(word_vectors=words, base_vectors=doc_vectors(train.ids, words),
+                                             base_Y=sp.csr_matrix(train.Y, dtype=np.float32), item_bags=bags,
+                                             label_items=label_items, n_neighbours=cfg.n_neighbours,
+                                             size=cfg.teacher_size)
+        know_train = self._knowledge(train, training=True)
+        know_valid = self._knowledge(valid)
+        self._record_stats(valid, know_valid)
+        self.networks_ = {k: v.to(self.device_) for k, v in self._make_networks(embeddings).items()}
+        net = self.networks_["network"]
+
+        def loss(module: TReaderNet, batch: TextBatch) -> torch.Tensor:
+            tb, cand = self._batch_inputs(know_train, batch)
+            logits = module(batch.ids, batch.mask, tb, cand).float()  # (b, L | C)
+            if cand is None:
+                return bce_loss(logits, batch.targets())
+            target = torch.from_numpy(candidate_targets(cand.cpu().numpy(), batch.Y)).to(logits.device)
+            weight = (cand >= 0).float()
+            return F.binary_cross_entropy_with_logits(logits, target, weight=weight, reduction="sum") \
+                / weight.sum().clamp(min=1)
+
+        def evaluate(module: TReaderNet) -> float:
+            return self.validation_score(valid, lambda b, k: self._topk(module, know_valid, b, k))
+
+        stage = train_loop(net, cfg=cfg, batches=lambda epoch: self.train_batches(train, epoch), loss=loss,
+                           evaluate=evaluate, run_dir=run_dir, tag="network", resume=resume)
+        self.train_results_["network"] = stage
+        if cfg.decay_epochs > 0:
+            best = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            decayed = train_loop(net, cfg=cfg.replace(lr=cfg.lr * cfg.lr_decay), batches=lambda epoch:
+                                 self.train_batches(train, epoch, salt=1), loss=loss, evaluate=evaluate,
+                                 run_dir=run_dir, tag="network-decay", resume=resume, epochs=cfg.decay_epochs)
+            self.train_results_["network-decay"] = decayed
+            if decayed.best_score <= stage.best_score:
+                net.load_state_dict(best)  # the decayed stage did not improve on validation: keep stage one
+        net.eval()
+
+    def _tokenize_one(self, text: str) -> list[str]:
+        return self._tokenize([text])[0]
+
+    def _leaf_clusters(self, train: Encoded) -> np.ndarray:
+        """Leaf cluster of every label: balanced 2-means over PIFA features of the training TF-IDF."""
+        from xmtc.features import TfidfFeaturizer
+        from xmtc.tree import LabelTree, pifa
+
+        X = TfidfFeaturizer(max_features=self.config.tfidf_max_features).fit_transform(train.texts)
+        tree = LabelTree.build(pifa(X, train.Y), cluster_size=self.config.cluster_size, height=1,
+                               seed=self.config.seed)
+        if tree.n_levels == 0:
+            return np.zeros(self.n_labels_, dtype=np.int64)
+        return np.asarray(tree.label_to_leaf_cluster, dtype=np.int64)
+
+    def _knowledge(self, data: Encoded, *, training: bool = False) -> _SplitKnowledge:
+        """Teacher items and shortlist of a split (training: neighbours exclude the document itself)."""
+        if self.teacher_ is None:
+            return _SplitKnowledge(None, None)
+        cfg = self.config
+        out = self.teacher_.query(None if training else data.ids, training=training)
+        cand = None
+        if self.use_shortlist_:
+            cand = shortlist(out.label_scores, self.clusters_, cfg.shortlist_labels, cfg.shortlist_clusters,
+                             positives=data.Y if training else None)
+        return _SplitKnowledge(out.items if cfg.teacher else None, cand)
+
+    def _record_stats(self, valid: Encoded, know: _SplitKnowledge) -> None:
+        """Validation recall of the teacher's label subset and of the shortlist (docs/BENCHMARKS.md)."""
+        stats: dict[str, Any] = {"parent_mode": self.parent_mode_, "shortlist": self.use_shortlist_}
+        if know.items is not None:
+            L = self.n_labels_
+            labels = np.where(know.items < L, know.items, -1)
+            stats["teacher_label_recall"] = round(shortlist_recall(labels, valid.Y), 4)
+            stats["teacher_items_per_doc"] = round(float((know.items >= 0).sum(1).mean()), 2)
+            stats["teacher_parent_items_per_doc"] = round(float((know.items >= L).sum(1).mean()), 2)
+        if know.candidates is not None:
+            stats["shortlist_recall"] = round(shortlist_recall(know.candidates, valid.Y), 4)
+            stats["shortlist_size"] = round(float((know.candidates >= 0).sum(1).mean()), 1)
+        self.stats_ = stats
+
+    def _batch_inputs(self, know: _SplitKnowledge, batch: TextBatch):
+        tb = self.teacher_.batch(know.items[batch.rows], batch.ids.device) if know.items is not None else None
+        cand = torch.from_numpy(know.candidates[batch.rows]).to(batch.ids.device) \
+            if know.candidates is not None else None
+        return tb, cand
+
+    # ----------------------------------------------------------------- prediction
+    def _topk(self, net: TReaderNet, know: _SplitKnowledge, batch: TextBatch, k: int):
+        """(label ids (b, k'), sigmoid scores (b, k')) of one batch; shortlist gaps score -inf with id -1."""
+        tb, cand = self._batch_inputs(know, batch)
+        logits = net(batch.ids, batch.mask, tb, cand).float()  # (b, L | C)
+        if cand is not None:
+            logits = logits.masked_fill(cand < 0, float("-inf"))
+        val, idx = torch.topk(logits, min(k, logits.shape[1]), dim=1)
+        if cand is not None:
+            idx = torch.gather(cand, 1, idx)
+        scores = torch.sigmoid(val).masked_fill(torch.isinf(val), float("-inf"))
+        return idx.masked_fill(torch.isinf(val), -1), scores
+
+    def _predict(self, data: Dataset | list[str], k: int):
+        if self.device_ is None:
+            self._setup_runtime()
+        net = self.networks_["network"].eval()
+        enc = self.encode(self.texts_of(data))
+        know = self._knowledge(enc)
+        return self.predict_encoded(enc, k, lambda b, kk: self._topk(net, know, b, kk))
+
+    def teacher_labels(self, texts: list[str], k: int = 10) -> list[list[str]]:
+        """The teacher's best ``k`` labels (by summed neighbour similarity) of each text, for inspection."""
+        self._check_fitted()
+        if self.teacher_ is None:
+            return [[] for _ in texts]
+        scores = self.teacher_.query(self.encode(texts).ids).label_scores
+        top, _ = top_per_row(scores, k)
+        return [self.label_index_.decode(row[row >= 0]) for row in top]
+
+    # ----------------------------------------------------------------- persistence
+    def _make_networks(self, embeddings: np.ndarray) -> dict[str, nn.Module]:
+        torch.manual_seed(self.config.seed)
+        return {"network": TReaderNet(embeddings, self.n_labels_, self.config)}
+
+    def _extra_state(self) -> dict[str, Any]:
+        return {"parent_mode": self.parent_mode_, "shortlist": self.use_shortlist_, "stats": self.stats_,
+                "teacher": self.teacher_ is not None, "clusters": self.clusters_ is not None}
+
+    def _set_extra_state(self, state: dict[str, Any]) -> None:
+        self.parent_mode_ = state.get("parent_mode", "none")
+        self.use_shortlist_ = bool(state.get("shortlist", False))
+        self.stats_ = state.get("stats", {})
+        self._saved = (bool(state.get("teacher")), bool(state.get("clusters")))
+
+    def _save_extra(self, path: Path) -> list[str]:
+        files = []
+        if self.teacher_ is not None:
+            files.append(self.teacher_.save(path))
+        if self.clusters_ is not None:
+            files.append(save_arrays(path, CLUSTER_FILE, {"clusters": self.clusters_}))
+        return files
+
+    def _load_extra(self, path: Path) -> None:
+        has_teacher, has_clusters = getattr(self, "_saved", (False, False))
+        self.teacher_ = TeacherKnowledge.load(path, self.n_labels_, len(self.vocab_)) if has_teacher else None
+        self.clusters_ = load_arrays(path, CLUSTER_FILE)["clusters"] if has_clusters else None
+

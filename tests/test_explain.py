@@ -1,0 +1,265 @@
+"""Explanations (xmtc.explain): token alignment, explain_text, the self-contained HTML page, ``xmtc explain``."""
+
+from __future__ import annotations
+
+import gzip
+import html.parser
+import json
+import re
+
+import numpy as np
+import pytest
+
+from xmtc.errors import DataError, XMTCError
+from xmtc.explain import (
+    Explanation,
+    LabelAttention,
+    align_weights,
+    explain_text,
+    load_label_descriptions,
+    render_html,
+    server_page,
+    token_spans,
+)
+from xmtc.text import tokenize
+
+from test_serve import FakeAttention, FakePlain, make_fake  # noqa: I001  (tests/ is on sys.path)
+
+XSS = '<script>document.title="pwned"</script><img src=x onerror="alert(1)"> beta'
+
+
+# --------------------------------------------------------------------------------------------- alignment
+@pytest.mark.parametrize("text", [
+    "The EC's anti-dumping duty of 3.5% (Regulation No 1234/2001).",
+    "İstanbul İİ straße ΣΊΣΥΦΟΣ ok",  # lowercasing changes the length of 'İ'
+    "  leading\n\nnew lines\tand\ttabs  ",
+    "under_score a--b ...x...",
+    "",
+])
+def test_token_spans_locate_every_tokenizer_token(text):
+    tokens = tokenize(text)
+    spans = token_spans(text, tokens)
+    assert spans is not None and len(spans) == len(tokens)
+    for (s, e), tok in zip(spans, tokens, strict=True):
+        assert text[s:e].lower() == tok
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # in order, not overlapping
+
+
+def test_token_spans_of_foreign_tokens_is_none():
+    assert token_spans("hello world", ["hello", "planet"]) is None
+    assert token_spans("hello world", ["world", "hello"]) is None  # order matters
+
+
+def test_align_weights_pads_tokens_beyond_max_len():
+    text = "Alpha beta, gamma delta"
+    shown, tokens, spans, w, n_seen = align_weights(text, ["alpha", "beta"], np.array([0.25, 0.75]))
+    assert shown == text and tokens == ["alpha", "beta", "gamma", "delta"] and n_seen == 2
+    np.testing.assert_allclose(w, [0.25, 0.75, 0.0, 0.0])
+    assert [text[s:e] for s, e in spans] == ["Alpha", "beta", "gamma", "delta"]
+
+
+def test_align_weights_with_a_foreign_tokenizer():
+    text = "Hello, World"
+    shown, tokens, spans, w, n_seen = align_weights(text, ["hello", ","], np.array([0.5, 0.5]))
+    assert tokens == ["hello", ","] and n_seen == 2 and [shown[s:e] for s, e in spans] == ["Hello", ","]
+    shown, tokens, spans, w, _ = align_weights(text, ["HEL", "LO"], np.array([0.5, 0.5]))
+    assert shown == "HEL LO" and spans == [(0, 3), (4, 6)]  # not in the text: the tokens themselves
+    with pytest.raises(XMTCError, match="2 tokens but 1 weights"):
+        align_weights(text, ["hello", "world"], np.array([1.0]))
+
+
+# --------------------------------------------------------------------------------------------- explain_text
+def test_explain_text_top_labels_by_default():
+    model = make_fake()
+    exp = explain_text(model, "Gamma and beta and gamma.", k=3)
+    assert [la.label for la in exp.labels] == ["gamma", "beta", "alpha"]
+    assert exp.labels[0].score == pytest.approx(1.0) and exp.labels[2].score < exp.labels[1].score
+    w = exp.labels[0].weights
+    assert w.shape == (5,) and w.argmax() == 0 and w[0] == pytest.approx(w[4])
+    assert exp.tokens == ["gamma", "and", "beta", "and", "gamma"] and exp.n_seen == 5
+    assert exp.model == "" and json.loads(json.dumps(exp.to_dict()))["labels"][0]["label"] == "gamma"
+
+
+def test_explain_text_chosen_labels_and_descriptions():
+    model = make_fake()
+    exp = explain_text(model, "delta delta", labels=["epsilon", "delta", "epsilon"], k=1,
+                       descriptions={"delta": "Fourth"})
+    assert [(la.label, la.description) for la in exp.labels] == [("epsilon", None), ("delta", "Fourth")]
+    assert exp.labels[0].score is None and exp.labels[1].score == pytest.approx(1.0)  # k=1: delta only
+
+
+def test_explain_text_errors():
+    with pytest.raises(XMTCError, match="unknown label 'omega'.*close: omega|unknown label 'omega'"):
+        explain_text(make_fake(), "alpha", labels=["omega"])
+    with pytest.raises(XMTCError, match="close: beta"):
+        explain_text(make_fake(), "alpha", labels=["betta"])
+    with pytest.raises(XMTCError, match="has no per-label attention"):
+        explain_text(make_fake(FakePlain), "alpha")
+    with pytest.raises(XMTCError, match="empty"):
+        explain_text(make_fake(), " \n ")
+
+
+def test_explain_text_marks_tokens_beyond_max_len():
+    exp = explain_text(make_fake(max_len=2), "beta beta beta beta", labels=["beta"])
+    assert exp.n_seen == 2 and len(exp.tokens) == 4
+    np.testing.assert_allclose(exp.labels[0].weights, [0.5, 0.5, 0.0, 0.0])
+
+
+# --------------------------------------------------------------------------------------------- HTML
+class _Collect(html.parser.HTMLParser):
+    """Tags and attributes of a page, and the text inside each <script>."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+        self.scripts: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+        self._in_script = tag == "script"
+        if self._in_script:
+            self.scripts.append("")
+
+    def handle_endtag(self, tag):
+        self._in_script = False
+
+    def handle_data(self, data):
+        if self._in_script:
+            self.scripts[-1] += data
+
+
+def _parse(page: str) -> _Collect:
+    p = _Collect()
+    p.feed(page)
+    return p
+
+
+def test_page_is_self_contained_and_highlights_the_first_label():
+    exp = explain_text(make_fake(max_len=3), "Beta gamma beta alpha", k=2)
+    page = render_html(exp, title="demo")
+    doc = _parse(page)
+    assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", page) and "<link" not in page
+    spans = [a for t, a in doc.tags if t == "span" and "tok" in a.get("class", "")]
+    assert [s["data-i"] for s in spans] == ["0", "1", "2", "3"]
+    assert "background-color" in spans[0]["style"] and "style" not in spans[1]  # beta highlighted, gamma not
+    assert spans[3]["class"] == "tok out" and "style" not in spans[3]  # beyond max_len
+    buttons = [a["data-label"] for t, a in doc.tags if t == "button"]
+    assert buttons == ["beta", "alpha"]
+    data = json.loads(doc.scripts[0])
+    assert data["docs"][0]["n_seen"] == 3 and [la["label"] for la in data["docs"][0]["labels"]] == buttons
+    assert data["docs"][0]["labels"][0]["weights"][3] == 0.0
+
+
+def test_page_escapes_documents_and_labels():
+    model = make_fake(labels=["beta", '"><img src=x onerror=alert(2)>', "</script><b>x"])
+    exp = explain_text(model, XSS, k=3)
+    page = render_html(exp)
+    doc = _parse(page)
+    assert [t for t, _ in doc.tags].count("script") == 2  # the data block and the page script, nothing else
+    assert [t for t, _ in doc.tags].count("img") == 0 and "<b>x" not in page
+    assert "&lt;script&gt;document.title=&quot;pwned&quot;&lt;/script&gt;" in page
+    assert "onerror" not in doc.scripts[0] or "\\u003cimg" in doc.scripts[0]
+    data = json.loads(doc.scripts[0])  # the escaped JSON still decodes to the real names
+    assert {la["label"] for la in data["docs"][0]["labels"]} == set(model.label_index_.names)
+
+
+def test_page_with_several_documents():
+    model = make_fake()
+    exps = [explain_text(model, t, k=2) for t in ("alpha beta", "gamma")]
+    page = render_html(exps)
+    assert 'id="doc-0"' in page and 'id="doc-1"' in page
+    assert len(json.loads(_parse(page).scripts[0])["docs"]) == 2
+
+
+def test_page_without_labels_and_tokens():
+    exp = Explanation(text="!!!", tokens=[], spans=[], n_seen=0)
+    assert "!!!" in render_html(exp)
+    exp = Explanation(text="a b", tokens=["a", "b"], spans=[(0, 1), (2, 3)], n_seen=2,
+                      labels=[LabelAttention("x", np.zeros(2, dtype=np.float32), 0.5)])
+    assert 'data-w="0.0000"' in render_html(exp)  # all-zero weights: nothing highlighted, no division by 0
+
+
+def test_server_page_has_the_form_and_no_external_assets():
+    page = server_page("t")
+    assert 'id="ask"' in page and 'name="text"' in page and "xmtc-data" not in page.split("<script>")[0]
+    assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", page)
+
+
+# --------------------------------------------------------------------------------------------- descriptions
+def test_label_descriptions_from_the_run_dataset(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    with gzip.open(data / "label_names.tsv.gz", "wt", encoding="utf-8") as fh:
+        fh.write("id\tlabel\talt\nbeta\tSecond letter\tb\n")
+    run = tmp_path / "run"
+    (run / "model").mkdir(parents=True)
+    (run / "run.json").write_text(json.dumps({"data": str(data)}))
+    assert load_label_descriptions(run) == {"beta": "Second letter"}
+    assert load_label_descriptions(run / "model") == {"beta": "Second letter"}
+    assert load_label_descriptions(tmp_path / "elsewhere") is None
+    assert load_label_descriptions(run, data=data) == {"beta": "Second letter"}
+    with pytest.raises(DataError, match="no such dataset folder"):
+        load_label_descriptions(run, data=tmp_path / "missing")
+
+
+# --------------------------------------------------------------------------------------------- real model, CLI
+@pytest.fixture(scope="module")
+def axml_run(tiny_data, tmp_path_factory):
+    """A run folder with a real tiny AttentionXML (run.json points at a folder with label descriptions)."""
+    from xmtc.models.attentionxml import AttentionXML
+
+    root = tmp_path_factory.mktemp("explain")
+    (root / "data").mkdir()
+    (root / "data" / "label_names.tsv").write_text("lab1\tLabel one <b>\n", encoding="utf-8")
+    model = AttentionXML(AttentionXML.tiny_config()).fit(tiny_data[0])
+    model.save(root / "run" / "model")
+    (root / "run" / "run.json").write_text(json.dumps({"model": "attentionxml", "data": str(root / "data")}))
+    return root / "run", model
+
+
+def test_real_attentionxml_explanation(axml_run, tiny_data):
+    _, model = axml_run
+    text = "Header line.\n" + tiny_data[1].texts[3].upper() + " " + " ".join(["filler"] * 80)
+    exp = explain_text(model, text, k=3)
+    assert len(exp.labels) == 3 and exp.n_seen == model.config.max_len < len(exp.tokens)
+    for la in exp.labels:
+        assert la.weights[: exp.n_seen].sum() == pytest.approx(1.0, abs=1e-4)
+        assert not la.weights[exp.n_seen:].any()
+    assert all(text[s:e].lower() == t for (s, e), t in zip(exp.spans, exp.tokens, strict=True))
+    assert render_html(exp).count('class="tok out"') == len(exp.tokens) - exp.n_seen
+
+
+def test_xmtc_explain_cli(axml_run, xmtc_cli, tmp_path):
+    run, _ = axml_run
+    doc = tmp_path / "doc.txt"
+    doc.write_text("Some <script>x</script> text\nkaloton lomiton\n", encoding="utf-8")
+    out = tmp_path / "pages" / "e.html"
+    r = xmtc_cli("explain", run, "--input", doc, "--label", "lab1", "--label", "lab0", "--html", out)
+    assert r.returncode == 0, r
+    assert "wrote" in r.stdout and "labels: lab1" in r.stdout
+    page = out.read_text(encoding="utf-8")
+    assert "Label one &lt;b&gt;" in page and "&lt;script&gt;x&lt;/script&gt;" in page
+    assert [a["data-label"] for t, a in _parse(page).tags if t == "button"] == ["lab1", "lab0"]
+
+
+def test_xmtc_explain_cli_errors(axml_run, xmtc_cli, tmp_path):
+    run, _ = axml_run
+    r = xmtc_cli("explain", run, "--text", "a", "--input", "f.txt", "--html", tmp_path / "x.html")
+    assert r.returncode == 2 and "exactly one of --text or --input" in r.stderr, r
+    r = xmtc_cli("explain", run, "--text", "kaloton", "--label", "nope", "--html", tmp_path / "x.html")
+    assert r.returncode == 2 and "error: unknown label 'nope'" in r.stderr, r
+    assert not (tmp_path / "x.html").exists()
+
+
+def test_explain_cli_refuses_models_without_attention(tiny_data, tmp_path, xmtc_cli):
+    import xmtc
+
+    cls = xmtc.registry.get("parabel")
+    folder = cls(cls.tiny_config()).fit(tiny_data[0]).save(tmp_path / "parabel")
+    r = xmtc_cli("explain", folder, "--text", "kaloton", "--html", tmp_path / "x.html")
+    assert r.returncode == 2 and "has no per-label attention" in r.stderr, r
+
+
+def test_fake_attention_is_an_attention_model():
+    assert FakeAttention(None).supports_explain and not FakePlain(None).supports_explain

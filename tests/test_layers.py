@@ -1,0 +1,115 @@
+"""Shapes and masking of the shared layers (xmtc.models.layers)."""
+
+import numpy as np
+import pytest
+import torch
+
+from xmtc.models.layers import CNNEncoder, Embedding, LSTMEncoder, MaxPoolEncoder, MLAttention, MLP
+
+
+def _batch(lengths=(5, 3, 1), vocab=20, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    seq = max(lengths)
+    ids = torch.zeros(len(lengths), seq, dtype=torch.long)
+    for r, n in enumerate(lengths):
+        ids[r, :n] = torch.randint(1, vocab, (n,), generator=g)
+    return ids, ids != 0
+
+
+def test_embedding_from_pretrained_trainable_and_frozen():
+    w = np.random.default_rng(0).normal(size=(20, 6)).astype(np.float32)
+    ids, _ = _batch()
+    emb = Embedding(w, trainable=True)
+    out = emb(ids)
+    assert out.shape == (3, 5, 6)
+    assert torch.allclose(out[0, 0], torch.from_numpy(w[ids[0, 0]]))
+    assert emb.embed.weight.requires_grad
+    assert not Embedding(w, trainable=False).embed.weight.requires_grad
+    with pytest.raises(ValueError):
+        Embedding(np.zeros(5))
+
+
+def test_lstm_encoder_shape_and_padding_invariance():
+    torch.manual_seed(0)
+    enc = LSTMEncoder(6, 4).eval()
+    x = torch.randn(2, 7, 6)
+    mask = torch.tensor([[1] * 7, [1] * 3 + [0] * 4], dtype=torch.bool)
+    h = enc(x, mask)
+    assert h.shape == (2, 7, 8) and enc.out_dim == 8
+    assert torch.all(h[1, 3:] == 0)
+    # the short document alone (no padding) gives the same states: padding never enters the recurrence
+    alone = enc(x[1:2, :3], mask[1:2, :3])
+    assert torch.allclose(alone[0], h[1, :3], atol=1e-6)
+
+
+def test_mlattention_padding_gets_zero_weight_and_weights_sum_to_one():
+    torch.manual_seed(0)
+    att = MLAttention(n_labels=5, dim=8)
+    h = torch.randn(3, 6, 8)
+    mask = torch.tensor([[1] * 6, [1] * 2 + [0] * 4, [1] + [0] * 5], dtype=torch.bool)
+    m, alpha = att(h, mask, return_weights=True)
+    assert m.shape == (3, 5, 8) and alpha.shape == (3, 5, 6)
+    assert torch.all(alpha[1, :, 2:] == 0) and torch.all(alpha[2, :, 1:] == 0)
+    assert torch.allclose(alpha.sum(-1), torch.ones(3, 5), atol=1e-6)
+    assert torch.allclose(m[2], h[2, 0].expand(5, 8), atol=1e-6)  # one token: m_j = h_0
+    # Eq. 4 by hand for document 0, label 3
+    a = torch.softmax(h[0] @ att.weight[3], dim=0)
+    assert torch.allclose(m[0, 3], a @ h[0], atol=1e-5)
+
+
+def test_candidate_attention_equals_full_attention_gathered():
+    torch.manual_seed(1)
+    att = MLAttention(n_labels=12, dim=8)
+    h = torch.randn(4, 9, 8)
+    mask = torch.ones(4, 9, dtype=torch.bool)
+    mask[2, 5:] = False
+    cand = torch.randint(0, 12, (4, 3))
+    full_m, full_a = att(h, mask, return_weights=True)
+    m, a = att(h, mask, candidates=cand, return_weights=True)
+    assert m.shape == (4, 3, 8) and a.shape == (4, 3, 9)
+    assert torch.allclose(m, torch.gather(full_m, 1, cand[..., None].expand(-1, -1, 8)), atol=1e-6)
+    assert torch.allclose(a, torch.gather(full_a, 1, cand[..., None].expand(-1, -1, 9)), atol=1e-6)
+
+
+def test_candidate_attention_gradients_reach_only_candidate_rows():
+    att = MLAttention(n_labels=10, dim=4)
+    h = torch.randn(2, 5, 4)
+    m = att(h, torch.ones(2, 5, dtype=torch.bool), candidates=torch.tensor([[1, 3], [3, 7]]))
+    m.sum().backward()
+    touched = (att.weight.grad.abs().sum(1) > 0).nonzero().flatten().tolist()
+    assert touched == [1, 3, 7]
+
+
+def test_mlp_shapes_and_activation_check():
+    mlp = MLP(8, [16, 4], 1, dropout=0.5)
+    assert mlp(torch.randn(3, 7, 8)).shape == (3, 7, 1)
+    assert MLP(8, [16]).out_dim == 16
+    with pytest.raises(ValueError):
+        MLP(8, [4], activation="swish")
+
+
+def test_maxpool_ignores_padding():
+    h = -torch.ones(2, 4, 3)
+    h[1, 2:] = 10.0  # padded positions with large values must not win
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 0, 0]], dtype=torch.bool)
+    out = MaxPoolEncoder()(h, mask)
+    assert out.shape == (2, 3) and torch.all(out == -1)
+
+
+@pytest.mark.parametrize("seq", [1, 3, 40])
+def test_cnn_encoder_shapes_any_length(seq):
+    torch.manual_seed(0)
+    enc = CNNEncoder(6, widths=(2, 4, 8), n_filters=5, chunks=4, bottleneck=7).eval()
+    mask = torch.ones(2, seq, dtype=torch.bool)
+    out = enc(torch.randn(2, seq, 6), mask)
+    assert out.shape == (2, 7) and enc.out_dim == 7 and torch.all(out >= 0)
+
+
+def test_cnn_encoder_ignores_padding_content():
+    torch.manual_seed(0)
+    enc = CNNEncoder(6, widths=(2, 3), n_filters=4, chunks=2, bottleneck=5).eval()
+    x = torch.randn(1, 6, 6)
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0]], dtype=torch.bool)
+    x2 = x.clone()
+    x2[0, 4:] = 100.0  # whatever vectors sit at padded positions must not change the output
+    assert torch.allclose(enc(x, mask), enc(x2, mask))

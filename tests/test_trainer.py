@@ -1,0 +1,289 @@
+"""The one training loop: early stopping, lr schedule, SWA, metrics.jsonl and kill -9 / resume exactness."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from xmtc.errors import XMTCError
+from xmtc.train import TrainConfig, epoch_rng, lr_at, train_loop
+
+N_DOCS, N_FEATURES, N_LABELS, BATCH = 48, 6, 3, 8
+
+
+def _toy_problem(seed: int = 0):
+    rng = np.random.default_rng(seed)
+    X = torch.from_numpy(rng.normal(size=(N_DOCS, N_FEATURES)).astype(np.float32))  # (n, f)
+    W = torch.from_numpy(rng.normal(size=(N_FEATURES, N_LABELS)).astype(np.float32))
+    Y = (X @ W > 0).float()  # (n, L)
+    return X, Y
+
+
+def _toy_module(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(N_FEATURES, 8), nn.ReLU(), nn.Linear(8, N_LABELS))
+
+
+def _pieces(cfg: TrainConfig):
+    X, Y = _toy_problem()
+
+    def batches(epoch: int):
+        order = epoch_rng(cfg.seed, epoch).permutation(N_DOCS)
+        return [order[i:i + BATCH] for i in range(0, N_DOCS, BATCH)]
+
+    def loss(module: nn.Module, rows) -> torch.Tensor:
+        return nn.functional.binary_cross_entropy_with_logits(module(X[rows]), Y[rows])
+
+    return batches, loss
+
+
+def _cfg(**changes) -> TrainConfig:
+    base = {"seed": 1, "epochs": 4, "batch_size": BATCH, "lr": 0.05, "progress": False, "device": "cpu",
+            "patience": 0}
+    return TrainConfig.from_dict({**base, **changes})
+
+
+class ScriptedEval:
+    """Returns scripted validation scores and snapshots the weights seen at each evaluation."""
+
+    def __init__(self, scores):
+        self.scores = list(scores)
+        self.snapshots: list[dict[str, torch.Tensor]] = []
+
+    def __call__(self, module: nn.Module) -> float:
+        assert not module.training and not torch.is_grad_enabled()
+        self.snapshots.append({k: v.detach().clone() for k, v in module.state_dict().items()})
+        return self.scores[len(self.snapshots) - 1]
+
+
+def _same(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_early_stopping_restores_best_weights(tmp_path):
+    cfg = _cfg(epochs=10, patience=2)
+    batches, loss = _pieces(cfg)
+    module = _toy_module()
+    ev = ScriptedEval([0.1, 0.5, 0.3, 0.2, 0.9, 0.9])
+    result = train_loop(module, cfg=cfg, batches=batches, loss=loss, evaluate=ev, run_dir=tmp_path, tag="t")
+    assert len(ev.snapshots) == 4  # epochs 3 and 4 did not improve -> stop after epoch 4
+    assert result.stopped_early and result.epochs_run == 4
+    assert result.best_epoch == 2 and result.best_score == pytest.approx(0.5)
+    assert _same(module.state_dict(), ev.snapshots[1])
+    assert not _same(module.state_dict(), ev.snapshots[3])
+
+
+def test_without_evaluate_keeps_last_weights():
+    cfg = _cfg(epochs=2)
+    batches, loss = _pieces(cfg)
+    module = _toy_module()
+    result = train_loop(module, cfg=cfg, batches=batches, loss=loss)
+    assert result.epochs_run == 2 and result.steps == 2 * math.ceil(N_DOCS / BATCH)
+    assert not result.stopped_early
+
+
+def test_training_reduces_loss():
+    cfg = _cfg(epochs=5)
+    batches, loss = _pieces(cfg)
+    module = _toy_module()
+    X, Y = _toy_problem()
+    with torch.no_grad():
+        before = nn.functional.binary_cross_entropy_with_logits(module(X), Y).item()
+    train_loop(module, cfg=cfg, batches=batches, loss=loss)
+    with torch.no_grad():
+        after = nn.functional.binary_cross_entropy_with_logits(module(X), Y).item()
+    assert after < 0.8 * before
+
+
+def test_swa_averages_epoch_weights():
+    cfg = _cfg(epochs=4, swa=True, swa_start=2)
+    batches, loss = _pieces(cfg)
+    module = _toy_module()
+    ev = ScriptedEval([0.1, 0.2, 0.3, 0.4])
+    train_loop(module, cfg=cfg, batches=batches, loss=loss, evaluate=ev)
+    final = module.state_dict()
+    for key in final:
+        expected = torch.stack([s[key] for s in ev.snapshots[1:]]).mean(0)
+        torch.testing.assert_close(final[key], expected, rtol=1e-5, atol=1e-6)
+
+
+def test_lr_at_values():
+    assert lr_at(0, 100, 1.0) == 1.0
+    assert lr_at(99, 100, 1.0, "constant", 0) == 1.0
+    # warmup: linear from peak/warmup up to peak
+    assert lr_at(0, 100, 1.0, "cosine", 10) == pytest.approx(0.1)
+    assert lr_at(4, 100, 1.0, "linear", 10) == pytest.approx(0.5)
+    assert lr_at(9, 100, 1.0, "linear", 10) == pytest.approx(1.0)
+    # cosine: peak right after warmup, half way at the middle, 0 at the end
+    assert lr_at(10, 110, 2.0, "cosine", 10) == pytest.approx(2.0)
+    assert lr_at(60, 110, 2.0, "cosine", 10) == pytest.approx(1.0)
+    assert lr_at(110, 110, 2.0, "cosine", 10) == pytest.approx(0.0, abs=1e-12)
+    # linear: straight line to 0
+    assert lr_at(25, 100, 1.0, "linear") == pytest.approx(0.75)
+    assert lr_at(100, 100, 1.0, "linear") == pytest.approx(0.0)
+    assert lr_at(500, 100, 1.0, "linear") == pytest.approx(0.0)  # clamped past the end
+    with pytest.raises(ValueError, match="unknown schedule"):
+        lr_at(5, 10, 1.0, "step")
+
+
+def test_metrics_jsonl_records_every_epoch(tmp_path):
+    cfg = _cfg(epochs=3, schedule="linear", warmup_steps=2, lr=0.01)
+    batches, loss = _pieces(cfg)
+    scores = [0.3, 0.2, 0.6]
+    result = train_loop(_toy_module(), cfg=cfg, batches=batches, loss=loss, evaluate=ScriptedEval(scores),
+                        run_dir=tmp_path, tag="level-1")
+    lines = (tmp_path / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    assert len(records) == 3 and records == result.history
+    steps_per_epoch = math.ceil(N_DOCS / BATCH)
+    total = 3 * steps_per_epoch
+    best = -math.inf
+    for epoch, (rec, score) in enumerate(zip(records, scores, strict=True), start=1):
+        best = max(best, score)
+        assert rec["tag"] == "level-1" and rec["epoch"] == epoch
+        assert rec["step"] == epoch * steps_per_epoch
+        assert rec["valid_P@1"] == pytest.approx(score)
+        assert rec["best"] == pytest.approx(best)
+        assert rec["lr"] == pytest.approx(lr_at(rec["step"] - 1, total, 0.01, "linear", 2))
+        assert rec["train_loss"] > 0 and rec["epoch_seconds"] >= 0
+    assert (tmp_path / "checkpoints" / "level-1.pt").is_file()
+
+
+def test_checkpoint_loads_with_weights_only(tmp_path):
+    cfg = _cfg(epochs=1)
+    batches, loss = _pieces(cfg)
+    train_loop(_toy_module(), cfg=cfg, batches=batches, loss=loss, run_dir=tmp_path, tag="t")
+    ckpt = torch.load(tmp_path / "checkpoints" / "t.pt", weights_only=True)
+    assert ckpt["epoch"] == 1 and ckpt["finished"] is True
+    assert set(ckpt["model"]) == set(_toy_module().state_dict())
+
+
+def test_resume_of_finished_run_returns_without_training(tmp_path):
+    cfg = _cfg(epochs=2)
+    batches, loss = _pieces(cfg)
+    module = _toy_module()
+    first = train_loop(module, cfg=cfg, batches=batches, loss=loss, run_dir=tmp_path, tag="t")
+    lines = (tmp_path / "metrics.jsonl").read_text()
+    again = _toy_module(seed=5)
+    calls = []
+    second = train_loop(again, cfg=cfg, batches=batches, loss=lambda m, b: calls.append(b) or loss(m, b),
+                        run_dir=tmp_path, tag="t", resume=True)
+    assert not calls
+    assert second.epochs_run == first.epochs_run and second.steps == first.steps
+    assert _same(again.state_dict(), module.state_dict())
+    assert (tmp_path / "metrics.jsonl").read_text() == lines
+
+
+def test_non_finite_loss_is_a_clear_error():
+    cfg = _cfg(epochs=1)
+    batches, _ = _pieces(cfg)
+    module = _toy_module()
+
+    def bad_loss(m, rows):
+        return m(torch.zeros(1, N_FEATURES)).sum() * float("nan")
+
+    with pytest.raises(XMTCError, match="loss became nan at epoch 1"):
+        train_loop(module, cfg=cfg, batches=batches, loss=bad_loss)
+
+
+# ----------------------------------------------------------------------------- kill -9 and resume
+RESUME_SCRIPT = r'''
+import sys, time
+import numpy as np
+import torch
+from torch import nn
+from xmtc.train import TrainConfig, epoch_rng, train_loop
+
+run_dir, out, resume, sleep = sys.argv[1], sys.argv[2], sys.argv[3] == "1", float(sys.argv[4])
+torch.set_num_threads(1)
+cfg = TrainConfig(seed=7, epochs=6, batch_size=8, lr=0.03, schedule="cosine", warmup_steps=3, patience=0,
+                  progress=False, device="cpu")
+rng = np.random.default_rng(0)
+X = torch.from_numpy(rng.normal(size=(80, 12)).astype(np.float32))        # (n, f)
+Y = (X @ torch.from_numpy(rng.normal(size=(12, 5)).astype(np.float32)) > 0.3).float()   # (n, L)
+Xv, Yv = X[64:], Y[64:]
+X, Y = X[:64], Y[:64]
+torch.manual_seed(cfg.seed)
+module = nn.Sequential(nn.Linear(12, 32), nn.ReLU(), nn.Dropout(0.3), nn.Linear(32, 5))
+
+def batches(epoch):
+    order = epoch_rng(cfg.seed, epoch).permutation(len(X))
+    return [order[i:i + cfg.batch_size] for i in range(0, len(X), cfg.batch_size)]
+
+def loss(m, rows):
+    time.sleep(sleep)
+    return nn.functional.binary_cross_entropy_with_logits(m(X[rows]), Y[rows])
+
+def evaluate(m):
+    top = m(Xv).argmax(1)                                                # (n_valid,)
+    return float(Yv[torch.arange(len(Xv)), top].mean()) - 1e-3 * float(
+        nn.functional.binary_cross_entropy_with_logits(m(Xv), Yv))
+
+result = train_loop(module, cfg=cfg, batches=batches, loss=loss, evaluate=evaluate, run_dir=run_dir,
+                    tag="toy", resume=resume)
+with torch.no_grad():
+    module.eval()
+    scores = module(Xv).numpy()
+np.savez(out, scores=scores, best=np.array(result.best_score), steps=np.array(result.steps),
+         **{"w_" + k: v.numpy() for k, v in module.state_dict().items()})
+'''
+
+
+def _run_script(script: Path, run_dir: Path, out: Path, resume: bool, sleep: float) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONHASHSEED": "0", "OMP_NUM_THREADS": "1"}
+    return subprocess.Popen([sys.executable, str(script), str(run_dir), str(out), "1" if resume else "0",
+                             str(sleep)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def kill_after_first_checkpoint(proc: subprocess.Popen, ckpt: Path, timeout: float = 120.0) -> None:
+    """SIGKILL ``proc`` as soon as ``ckpt`` exists; fail if the process ends (or times out) before that."""
+    deadline = time.monotonic() + timeout
+    while not ckpt.is_file():
+        if proc.poll() is not None:
+            _, err = proc.communicate()
+            pytest.fail(f"process ended (rc={proc.returncode}) before writing {ckpt}:\n{err[-3000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"no checkpoint {ckpt} after {timeout} s")
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+
+
+def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
+    script = tmp_path / "toy_train.py"
+    script.write_text(RESUME_SCRIPT)
+    # 1) the reference: one uninterrupted run
+    ref = _run_script(script, tmp_path / "ref", tmp_path / "ref.npz", resume=False, sleep=0.0)
+    _, err = ref.communicate(timeout=300)
+    assert ref.returncode == 0, err
+    # 2) the same run, slowed down and killed with SIGKILL after its first checkpoint
+    run_dir = tmp_path / "killed"
+    ckpt = run_dir / "checkpoints" / "toy.pt"
+    proc = _run_script(script, run_dir, tmp_path / "never.npz", resume=False, sleep=0.05)
+    kill_after_first_checkpoint(proc, ckpt)
+    state = torch.load(ckpt, weights_only=True)
+    assert 1 <= state["epoch"] < 6 and not state["finished"], "the kill must land mid-run"
+    assert not (tmp_path / "never.npz").exists()
+    # 3) resume it to the end
+    resumed = _run_script(script, run_dir, tmp_path / "resumed.npz", resume=True, sleep=0.0)
+    _, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    a, b = np.load(tmp_path / "ref.npz"), np.load(tmp_path / "resumed.npz")
+    assert sorted(a.files) == sorted(b.files)
+    for key in a.files:
+        np.testing.assert_array_equal(a[key], b[key], err_msg=key)
+    epochs = [json.loads(line)["epoch"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    assert epochs[-1] == 6 and sorted(set(epochs)) == list(range(1, 7))
