@@ -1,5 +1,5 @@
-"""Sparse peers on one shared TF-IDF: omikuji (Parabel- and Bonsai-like), libpecos XR-Linear, napkinXC PLT and
-xmtc's own ``parabel`` model, trained and evaluated in one run.
+"""Sparse peers on one shared TF-IDF: omikuji (Parabel- and Bonsai-like), libpecos XR-Linear, napkinXC PLT
+and xmtc's own ``parabel`` model, trained and evaluated in one run.
 
     python benchmarks/peers.py --data ../shared/data/eurlex57k [--out results.json] [--max-train N]
         [--methods omikuji-parabel,pecos-xrlinear] [--threads 2] [--k 5]
@@ -7,16 +7,16 @@ xmtc's own ``parabel`` model, trained and evaluated in one run.
 Steps: load the train/test splits with :func:`xmtc.data.load`; fit ONE
 :class:`~xmtc.features.tfidf.TfidfFeaturizer` on the training texts only (defaults: 200k terms, min_df 2,
 unigrams, sublinear tf, L2 rows); write the CSR features to a work folder; then run every method in its own
-subprocess, which trains on the train features and predicts the top-k of the test features. The parent computes
-P@k, PSP@k (inverse propensities of the training labels, A=0.55, B=1.5) and nDCG@k with :mod:`xmtc.metrics`
-(gold labels unseen in training count as misses) and prints a markdown table.
+subprocess, which trains on the train features and predicts the top-k of the test features. The parent
+computes P@k, PSP@k (inverse propensities of the training labels, A=0.55, B=1.5) and nDCG@k with
+:mod:`xmtc.metrics` (gold labels unseen in training count as misses) and prints a markdown table.
 
 Timings: "train s" is the wall time of training inside the child (for omikuji it includes writing the
 XMLRepository text file omikuji reads); "predict docs/s" is test documents / prediction wall time (omikuji's
-own ``Model.predict`` is called per document with Python lists, xmtc's ``parabel`` calls the same C entry point
-on CSR views). "peak RSS" is the child's own high-water mark (``VmHWM``; ``ru_maxrss`` from ``wait4`` would
-also count the parent's memory at the fork); it includes the Python interpreter, the imported libraries and
-the loaded features (``rss_loaded_mib`` in the JSON output is the peak before training starts).
+own ``Model.predict`` is called per document with Python lists, xmtc's ``parabel`` calls the same C entry
+point on CSR views). "peak RSS" is the child's own high-water mark (``VmHWM``; ``ru_maxrss`` from ``wait4``
+would also count the parent's memory at the fork); it includes the Python interpreter, the imported libraries
+and the loaded features (``rss_loaded_mib`` in the JSON output is the peak before training starts).
 """
 
 from __future__ import annotations
@@ -29,11 +29,21 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+from common import (
+    Timer,
+    load_csr,
+    machine_info,
+    markdown_table,
+    package_version,
+    peak_rss_own_mib,
+    read_json,
+    run_child,
+    save_csr,
+    write_json,
+)
 
-from common import (Timer, load_csr, machine_info, markdown_table, package_version, peak_rss_own_mib, read_json,
-                    run_child, save_csr, write_json)
-
-METHODS = ("omikuji-parabel", "omikuji-bonsai", "pecos-xrlinear", "napkinxc-plt", "xmtc-parabel", "xmtc-bonsai")
+METHODS = ("omikuji-parabel", "omikuji-bonsai", "pecos-xrlinear", "napkinxc-plt", "xmtc-parabel",
+           "xmtc-bonsai")
 DEFAULT_METHODS = ("omikuji-parabel", "omikuji-bonsai", "pecos-xrlinear", "napkinxc-plt", "xmtc-parabel")
 BEAM = 10
 
@@ -138,13 +148,17 @@ def worker(method: str, work: Path, k: int, threads: int) -> None:
         raise SystemExit(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
     shutil.rmtree(scratch, ignore_errors=True)
     np.savez(work / f"{method}.pred.npz", indices=top.indices, scores=top.scores)
-    write_json(work / f"{method}.json", {"train_s": t_train, "predict_s": t_pred, "rss_loaded_mib": rss_loaded,
-                                         "peak_rss_mib": peak_rss_own_mib()})
+    write_json(work / f"{method}.json", {"train_s": t_train, "predict_s": t_pred,
+                                         "rss_loaded_mib": rss_loaded, "peak_rss_mib": peak_rss_own_mib()})
 
 
 # --------------------------------------------------------------------------- the parent
 def prepare(args: argparse.Namespace, work: Path):
-    """Load the splits, fit the one shared TF-IDF on train, save the CSR features; returns (train, test, info)."""
+    """Load the splits, fit the one shared TF-IDF on train and save the CSR features.
+
+    Returns:
+        (train, test, info dict).
+    """
     import xmtc
     from xmtc.features.tfidf import TfidfFeaturizer
 
@@ -174,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="write all results as JSON here")
     p.add_argument("--max-train", type=int, default=0, help="use only the first N training documents")
     p.add_argument("--max-test", type=int, default=0, help="use only the first N test documents")
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help=f"comma list from {', '.join(METHODS)}")
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
+                   help=f"comma list from {', '.join(METHODS)}")
     p.add_argument("--threads", type=int, default=0, help="threads per method (0: all cores)")
     p.add_argument("--k", type=int, default=5, help="labels predicted per document")
     p.add_argument("--tfidf-max-features", type=int, default=200000)
@@ -228,8 +243,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(table)
     if args.out:
-        versions = {name: package_version(name) for name in ("omikuji", "libpecos", "napkinxc", "xmtc", "numpy",
-                                                              "scipy", "scikit-learn")}
+        names = ("omikuji", "libpecos", "napkinxc", "xmtc", "numpy", "scipy", "scikit-learn")
+        versions = {name: package_version(name) for name in names}
         write_json(args.out, {"command": " ".join(sys.argv), "data": args.data, "machine": machine,
                               "versions": versions, "threads": threads, "k": args.k, "data_info": info,
                               "results": results, "table": table})

@@ -1,12 +1,13 @@
 """TReaderXML on a shared dataset folder: configurations (Table 3 ablations), its teacher's own kNN, and peers
 (AttentionXML, XML-CNN, ...) trained on the same documents in the same run.
 
-Every ``--run NAME [key=value ...]`` trains one model in its own subprocess (so its peak RSS is its own) on the
-same data: the first ``--max-train`` training documents, a validation split for early stopping (the dataset's
-own ``valid`` split, first ``--max-valid`` documents, when it has one; else a seeded split of train; never the
-test split) and the first ``--max-test`` test documents. ``--set`` overrides apply to every ``treaderxml`` run,
-``--epochs`` to every run. Reported per run: P@1/3/5, nDCG@3/5, PSP@1/3/5 (propensities from the training
-labels, A=0.55, B=1.5; unseen gold labels count as misses), training seconds, prediction docs/s and peak RSS.
+Every ``--run NAME [key=value ...]`` trains one model in its own subprocess (so its peak RSS is its own) on
+the same data: the first ``--max-train`` training documents, a validation split for early stopping (the
+dataset's own ``valid`` split, first ``--max-valid`` documents, when it has one; else a seeded split of
+train; never the test split) and the first ``--max-test`` test documents. ``--set`` overrides apply to every
+``treaderxml`` run, ``--epochs`` to every run. Reported per run: P@1/3/5, nDCG@3/5, PSP@1/3/5 (propensities
+from the training labels, A=0.55, B=1.5; unseen gold labels count as misses), training seconds, prediction
+docs/s and peak RSS.
 Each TReaderXML run also reports the teacher's recall (gold labels among its label subset) and the plain kNN
 classifier made of the teacher's label scores (row ``... teacher-kNN``: no network at all).
 
@@ -122,12 +123,14 @@ def run_one(args: argparse.Namespace) -> dict:
             dense[dense == 0] = -np.inf
             knn_top = TopK.from_scores(dense, 5)
             knn_top.indices[~np.isfinite(knn_top.scores)] = -1
-            rows.append(_row(f"{label} teacher-kNN (k={model.teacher_.n_neighbours})", test, knn_top, inv_prop,
-                             train_s=None, predict_docs_s=round(len(test) / knn_s, 1), epochs_run={}))
+            rows.append(_row(f"{label} teacher-kNN (k={model.teacher_.n_neighbours})", test, knn_top,
+                             inv_prop, train_s=None, predict_docs_s=round(len(test) / knn_s, 1),
+                             epochs_run={}))
             labels = np.where(out.items < test.n_labels, out.items, -1)
             extra["teacher_label_recall_test"] = round(shortlist_recall(labels, test.Y), 4)
             if model.use_shortlist_:
-                cand = shortlist(out.label_scores, model.clusters_, cfg.shortlist_labels, cfg.shortlist_clusters)
+                cand = shortlist(out.label_scores, model.clusters_, cfg.shortlist_labels,
+                                 cfg.shortlist_clusters)
                 extra["shortlist_recall_test"] = round(shortlist_recall(cand, test.Y), 4)
                 extra["shortlist_size_test"] = round(float((cand >= 0).sum(1).mean()), 1)
     peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -154,18 +157,19 @@ def main(argv: list[str] | None = None) -> None:
         args.one_out.write_text(json.dumps(run_one(args), indent=1))
         return
     argv = list(sys.argv[1:] if argv is None else argv)
-    results = {"command": "python benchmarks/treaderxml.py " + " ".join(argv), "date": time.strftime("%Y-%m-%d"),
-               "runs": []}
+    results = {"command": "python benchmarks/treaderxml.py " + " ".join(argv),
+               "date": time.strftime("%Y-%m-%d"), "runs": []}
     rows = []
     for i in range(len(args.run)):
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "one.json"
-            subprocess.run([sys.executable, __file__, *argv, "--one", str(i), "--one-out", str(out)], check=True)
+            subprocess.run([sys.executable, __file__, *argv, "--one", str(i), "--one-out", str(out)],
+                           check=True)
             one = json.loads(out.read_text())
         results["runs"].append(one)
         rows += one["rows"]
-        print(markdown(one["rows"]), {k: v for k, v in one.items() if k.startswith(("stats", "teacher", "short"))},
-              flush=True)
+        notes = {k: v for k, v in one.items() if k.startswith(("stats", "teacher", "short"))}
+        print(markdown(one["rows"]), notes, flush=True)
         if args.out is not None:  # keep what has finished if a later run is stopped
             args.out.parent.mkdir(parents=True, exist_ok=True)
             args.out.write_text(json.dumps(results, indent=1) + "\n")

@@ -453,11 +453,15 @@ def test_xmtc_serve_end_to_end(parabel_dir, tiny_data):
         proc.wait(timeout=30)
 
 
-def test_xmtc_serve_errors(xmtc_cli, parabel_dir, tmp_path):
-    r = xmtc_cli("serve", tmp_path / "missing")
-    assert r.returncode == 2 and "error:" in r.stderr and "no such run or model folder" in r.stderr, r
+def test_xmtc_serve_errors(parabel_dir, tmp_path, capsys):
+    from test_explain import cli_error
+
+    assert "no such run or model folder" in cli_error(["serve", tmp_path / "missing"], capsys)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         s.listen()
-        r = xmtc_cli("serve", parabel_dir, "--port", str(s.getsockname()[1]))
-    assert r.returncode == 2 and "cannot listen on 127.0.0.1:" in r.stderr, r
+        err = cli_error(["serve", parabel_dir, "--port", s.getsockname()[1]], capsys)
+    assert "cannot listen on 127.0.0.1:" in err
+    assert "max_texts must be positive" in cli_error(["serve", parabel_dir, "--max-texts", "0"], capsys)
+    assert "--port must be in 1..65535" in cli_error(["serve", parabel_dir, "--port", "70000"], capsys)
+    assert "--log-level must be" in cli_error(["serve", parabel_dir, "--log-level", "loud"], capsys)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
@@ -287,3 +288,56 @@ def test_resume_after_sigkill_matches_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(a[key], b[key], err_msg=key)
     epochs = [json.loads(line)["epoch"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert epochs[-1] == 6 and sorted(set(epochs)) == list(range(1, 7))
+
+
+def _deep_model_for_cli() -> str:
+    from xmtc import registry
+
+    for name in ("attentionxml", "xmlcnn"):
+        if name in registry.available():
+            return name
+    pytest.skip("no deep model (attentionxml or xmlcnn) registered")
+
+
+def test_cli_train_killed_and_resumed_matches_uninterrupted_run(tmp_path):
+    """``xmtc train`` SIGKILLed after its first checkpoint, then resumed: same model, same test report."""
+    from conftest import cli_env, run_cli, write_tiny_dataset
+
+    from xmtc import registry
+
+    name = _deep_model_for_cli()
+    data = write_tiny_dataset(tmp_path / "data", n_train=800, n_test=48)
+    cfg_file = tmp_path / "cfg.json"
+    registry.get(name).tiny_config().replace(epochs=6).to_json(cfg_file)
+    args = ["train", "--model", name, "--data", str(data), "--config", str(cfg_file)]
+
+    ref = run_cli(*args, "--out", tmp_path / "ref")
+    assert ref.returncode == 0, str(ref)
+
+    run = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "xmtc", *args, "--out", str(run)], env=cli_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while not list((run / "checkpoints").glob("*.pt")):
+        if proc.poll() is not None:
+            err = proc.stderr.read()
+            pytest.fail(f"train ended (rc={proc.returncode}) before its first checkpoint:\n{err[-3000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail("no checkpoint after 300 s")
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert json.loads((run / "run.json").read_text())["status"] == "training"
+    assert not (run / "model").exists()
+
+    resumed = run_cli("train", "--model", name, "--out", run, "--resume")  # data, config: from run.json
+    assert resumed.returncode == 0, str(resumed)
+    reference = json.loads((tmp_path / "ref" / "test_report.json").read_text())
+    assert json.loads((run / "test_report.json").read_text()) == reference
+    with gzip.open(data / "test.texts.txt.gz", "rt", encoding="utf-8") as fh:
+        docs = fh.read().splitlines()
+    a, b = registry.load(tmp_path / "ref").predict(docs, k=5), registry.load(run).predict(docs, k=5)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.scores, b.scores)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
 import warnings
@@ -545,7 +546,6 @@ def ensemble(
     typer.echo(f"ensemble of {len(folders)} models ({method}) saved to {out / MODEL_DIR}")
 
 
-
 # --------------------------------------------------------------------------------------------- entry point
 def _click_exception_types() -> tuple[type[BaseException], ...]:
     types: list[type[BaseException]] = []
@@ -584,6 +584,11 @@ def main(argv: list[str] | None = None) -> None:
         fail(str(e))
     except (FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError) as e:
         fail(f"{e.strerror}: {e.filename}" if e.filename else str(e))
+    except BrokenPipeError:
+        # the reader of stdout went away (xmtc predict ... | head): stop quietly, like other Unix tools
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        raise SystemExit(1) from None
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise SystemExit(130) from None

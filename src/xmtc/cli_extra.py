@@ -57,7 +57,6 @@ def serve(
                         f"not {log_level!r}")
     limits = ServeLimits(max_texts=max_texts, max_chars=max_chars, max_k=max_k, max_body_bytes=max_body_bytes,
                          batch_wait_ms=batch_wait_ms, max_batch_texts=max_batch)
-    _info(f"serving {run} on http://{host}:{port}  (page: /, API docs: /docs; Ctrl-C stops)")
     run_server(run, host=host, port=port, limits=limits, log_level=log_level)
 
 

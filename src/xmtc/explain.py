@@ -84,7 +84,7 @@ def _round(weights: np.ndarray) -> list[float]:
 def token_spans(text: str, tokens: Sequence[str]) -> list[tuple[int, int]] | None:
     """Character spans of ``tokens`` in ``text``, located in order in the lowercased text.
 
-    Works for any tokenizer whose tokens are substrings of ``text.lower()`` in order of appearance (as
+    Works for any tokenizer whose (lowercased) tokens are substrings of ``text.lower()`` in order (as
     :func:`xmtc.text.tokenize`); offsets refer to the original ``text`` even where lowercasing changes the
     length of a character (``"İ".lower()`` has two characters).
 
@@ -104,10 +104,11 @@ def token_spans(text: str, tokens: Sequence[str]) -> list[tuple[int, int]] | Non
     orig_of.append(len(text))
     spans, cursor = [], 0
     for tok in tokens:
-        start = lowered.find(tok, cursor) if tok else -1
+        low = tok.lower()
+        start = lowered.find(low, cursor) if low else -1
         if start < 0:
             return None
-        end = start + len(tok)
+        end = start + len(low)
         spans.append((orig_of[start], orig_of[end - 1] + 1))
         cursor = end
     return spans
@@ -140,7 +141,8 @@ def align_weights(text: str, model_tokens: Sequence[str],
     spans = token_spans(text, tokens)
     if spans is None:  # a tokenizer whose tokens are not substrings of the text: show the tokens themselves
         text = " ".join(tokens)
-        spans = token_spans(text, tokens) or []
+        starts = np.cumsum([0] + [len(t) + 1 for t in tokens[:-1]]).tolist() if tokens else []
+        spans = [(int(a), int(a) + len(t)) for a, t in zip(starts, tokens, strict=True)]
     out = np.zeros(len(tokens), dtype=np.float32)
     out[:n_seen] = weights
     return text, tokens, spans, out, n_seen

@@ -138,6 +138,10 @@ def evaluate_run(model, train, test, name: str = "", path: str = "") -> RunResul
 
 
 # ------------------------------------------------------------------------------------------- plots
+def _range(lo: int, hi: int) -> str:
+    return str(lo) if lo == hi else f"{lo}-{hi}"
+
+
 def _plots(results: Sequence[RunResult], out: Path) -> list[tuple[str, str]]:
     """Write the PNG plots; returns (file name, caption) pairs."""
     import matplotlib
@@ -173,7 +177,7 @@ def _plots(results: Sequence[RunResult], out: Path) -> list[tuple[str, str]]:
             ax.bar(xs, [g[metric] for g in r.label_groups], width=width, label=r.name)
         ref = max(results, key=lambda r: len(r.label_groups))
         ax.set_xticks(np.arange(n_groups))
-        ax.set_xticklabels([f"{g['min_count']}-{g['max_count']}\n({g['n_labels']} labels)"
+        ax.set_xticklabels([f"{_range(g['min_count'], g['max_count'])}\n({g['n_labels']} labels)"
                             for g in ref.label_groups], fontsize=8)
         ax.set_xlabel("label frequency in the evaluated split")
         ax.set_ylabel(metric)
@@ -193,7 +197,8 @@ def _plots(results: Sequence[RunResult], out: Path) -> list[tuple[str, str]]:
         ax.bar(xs, [np.nan_to_num(100 * d["precision"]) for d in r.deciles], width=width, label=r.name)
     ref = max(results, key=lambda r: len(r.deciles))
     ax.set_xticks(np.arange(len(ref.deciles)))
-    ax.set_xticklabels([f"{d['bin']}\n{d['min_count']}-{d['max_count']}" for d in ref.deciles], fontsize=8)
+    ax.set_xticklabels([f"{d['bin']}\n{_range(d['min_count'], d['max_count'])}" for d in ref.deciles],
+                       fontsize=8)
     ax.set_xlabel("label-frequency decile (1 = most frequent labels; training documents per label)")
     ax.set_ylabel(f"precision of top-{DECILE_K} predictions (%)")
     ax.set_title("Precision by label-frequency decile")
@@ -227,7 +232,7 @@ def render_report(results: Sequence[RunResult], plots: Sequence[tuple[str, str]]
     runs = "".join(f"<li><b>{esc(r.name)}</b>: {esc(r.model)} ({esc(r.path)})</li>" for r in results)
     groups = []
     for r in results:
-        cells = "".join(f"<tr><td>{g['min_count']}-{g['max_count']}</td><td>{g['n_labels']}</td>"
+        cells = "".join(f"<tr><td>{_range(g['min_count'], g['max_count'])}</td><td>{g['n_labels']}</td>"
                         f"<td>{g['AUC']:.4f}</td><td>{g['AUPR']:.4f}</td></tr>" for g in r.label_groups)
         cells = cells or "<tr><td colspan=4>no label with >= 5 occurrences</td></tr>"
         groups.append(f"<h3>{esc(r.name)}</h3><table><tr><th>occurrences</th><th>labels</th><th>AUC</th>"

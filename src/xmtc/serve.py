@@ -20,6 +20,7 @@ model without attention (400); a full request queue gives 503.
 # endpoint functions, which are local to create_app (fastapi is an optional dependency).
 import asyncio
 import contextlib
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -496,4 +497,6 @@ def run_server(run: str | Path, host: str = "127.0.0.1", port: int = 8000, limit
             probe.bind((host, port))
         except OSError as e:
             raise XMTCError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+    print(f"serving {model.name} ({len(model.label_index_)} labels) from {folder} on http://{host}:{port} "
+          "(page: /, API docs: /docs; Ctrl-C stops)", file=sys.stderr, flush=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1)

@@ -38,7 +38,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "large": {"hidden": 512, "fc": [512, 256], "epochs": 10},
     "fast": {"hidden": 96, "fc": [128], "emb_dim": 100, "max_len": 256, "batch_size": 64, "epochs": 6,
              "w2v_epochs": 3, "vocab_size": 50000, "min_count": 2, "dropout": 0.3, "emb_dropout": 0.1,
-             "cluster_size": 16, "candidates": 8, "beam": 8, "packed": False, "eval_batch_size": 256,
+             "cluster_size": 32, "candidates": 8, "beam": 8, "packed": False, "eval_batch_size": 256,
              "valid_max_docs": 1000, "patience": 2},
 }
 
@@ -66,6 +66,8 @@ class AttentionXMLConfig(DeepConfig):
     tfidf_max_features: int = doc_field(100000, "TF-IDF vocabulary size of the PIFA label features")
     batch_size: int = doc_field(40, "documents per training batch")
     epochs: int = doc_field(30, "maximum epochs per level (early stopping on the validation split)")
+    level_epochs: list[int] = doc_field([], "maximum epochs of each level, top level first (overrides epochs; "
+                                            "missing levels use the last entry)")
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
@@ -87,6 +89,7 @@ class AttentionXMLConfig(DeepConfig):
         check(self.tree_top > 0, f"tree_top must be positive, but is {self.tree_top}")
         check(self.candidates > 0, f"candidates must be positive, but is {self.candidates}")
         check(self.beam > 0, f"beam must be positive, but is {self.beam}")
+        check(all(e > 0 for e in self.level_epochs), f"level_epochs must be positive, but are {self.level_epochs}")
         check(self.n_trees > 0, f"n_trees must be positive, but is {self.n_trees}")
         check(self.tfidf_max_features > 0, f"tfidf_max_features must be positive, but is {self.tfidf_max_features}")
 
@@ -212,9 +215,10 @@ class AttentionXML(DeepTextModel):
                                          Y=levels.targets(valid.Y, d))
 
         tag = f"level-{d + 1}" if cfg.n_trees == 1 else f"tree{t}-level-{d + 1}"
+        epochs = cfg.level_epochs[min(d, len(cfg.level_epochs) - 1)] if cfg.level_epochs else cfg.epochs
         self.train_results_[tag] = train_loop(net, cfg=cfg, batches=lambda epoch: self.train_batches(train, epoch),
                                               loss=loss, evaluate=evaluate, run_dir=run_dir, tag=tag,
-                                              resume=resume)
+                                              resume=resume, epochs=epochs)
         net.eval()
 
     # ----------------------------------------------------------------- prediction

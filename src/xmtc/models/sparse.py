@@ -304,7 +304,13 @@ def _omikuji_output(verbose: bool, what: str):
     into the raised :class:`XMTCError`. While this is active, anything else the process writes to fds 1/2 is
     hidden too. With ``verbose`` nothing is redirected.
     """
-    if verbose:
+    saved = None
+    if not verbose:
+        try:
+            saved = [os.dup(1), os.dup(2)]
+        except OSError:  # no standard file descriptors (e.g. a daemon): nothing to hide
+            saved = None
+    if saved is None:
         try:
             yield
         except RuntimeError as e:
@@ -312,7 +318,6 @@ def _omikuji_output(verbose: bool, what: str):
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    saved = [os.dup(1), os.dup(2)]
     log = tempfile.TemporaryFile()
     try:
         os.dup2(log.fileno(), 1)

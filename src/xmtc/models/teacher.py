@@ -122,9 +122,11 @@ def build_items(index: LabelIndex, tokenize, vocab, *, mode: str, hierarchy: Hie
     elif mode == "tree" and clusters is not None:
         clusters = np.asarray(clusters, dtype=np.int64)
         n_clusters = int(clusters.max()) + 1
-        member = sp.csr_matrix((np.ones(L, dtype=np.float32), (clusters, np.arange(L))), shape=(n_clusters, L))
+        member = sp.csr_matrix((np.ones(L, dtype=np.float32), (clusters, np.arange(L))),
+                               shape=(n_clusters, L))  # (clusters, L)
         sizes = np.asarray(member.sum(axis=1)).ravel()
-        extra_bags = sp.csr_matrix(sp.diags(1.0 / np.maximum(sizes, 1)) @ member @ label_bags, dtype=np.float32)
+        extra_bags = sp.csr_matrix(sp.diags(1.0 / np.maximum(sizes, 1)) @ member @ label_bags,
+                                   dtype=np.float32)  # a cluster reads as the mean of its labels
         extra = [f"cluster:{j}" for j in range(n_clusters)]
         rows += list(range(L))
         cols += (L + clusters).tolist()
@@ -256,7 +258,8 @@ class TeacherKnowledge:
         except (KeyError, ValueError) as e:
             raise ModelLoadError(f"{path / TEACHER_FILE}: incomplete teacher knowledge ({e})") from None
         checks = [(t.word_vectors.shape[0], n_vocab, "word vectors"), (t.base_Y.shape[1], n_labels, "base_Y"),
-                  (t.label_items.shape[0], n_labels, "label_items"), (t.item_bags.shape[1], n_vocab, "item_bags"),
+                  (t.label_items.shape[0], n_labels, "label_items"),
+                  (t.item_bags.shape[1], n_vocab, "item_bags"),
                   (t.base_vectors.shape[0], t.base_Y.shape[0], "base_vectors"),
                   (t.label_items.shape[1], t.item_bags.shape[0], "label_items columns")]
         for got, want, what in checks:

@@ -12,8 +12,8 @@ Paper -> code (details and every deviation: docs/MODELS.md, section TReaderXML):
   residual (Eq. 14-15), MHSA; h = 4 heads, ``tanh`` output projection (Eq. 12-13).
 * Interaction (Eq. 16-17) -> :meth:`TReaderNet.forward`: ``[O_y'; O_x]`` stacked along the sequence (teacher
   items first), hidden bottleneck ``W^HB``, MMHSA.
-* Prediction (Eq. 18-19) -> masked max pooling, output layer ``W^Output`` and the one-vs-all BCE loss; for large
-  label sets only a shortlist (teacher labels + their label-tree clusters) is scored.
+* Prediction (Eq. 18-19) -> masked max pooling, output layer ``W^Output`` and the one-vs-all BCE loss; for
+  large label sets only a shortlist (teacher labels + their label-tree clusters) is scored.
 * Ablations (Table 3) -> ``ablation`` 0-6 sets ``teacher`` and ``reading`` (:data:`ABLATIONS`).
 """
 
@@ -36,8 +36,18 @@ from xmtc.models.base import load_arrays, save_arrays
 from xmtc.models.deep import DeepConfig, DeepTextModel, Encoded, TextBatch, bce_loss
 from xmtc.models.layers import Embedding
 from xmtc.models.plt import candidate_targets
-from xmtc.models.teacher import (PARENT_MODES, TeacherBatch, TeacherKnowledge, build_items, doc_vectors,
-                                 resolve_parent_mode, round_fp16, shortlist, shortlist_recall, top_per_row)
+from xmtc.models.teacher import (
+    PARENT_MODES,
+    TeacherBatch,
+    TeacherKnowledge,
+    build_items,
+    doc_vectors,
+    resolve_parent_mode,
+    round_fp16,
+    shortlist,
+    shortlist_recall,
+    top_per_row,
+)
 from xmtc.registry import register
 from xmtc.train import train_loop
 
@@ -55,8 +65,8 @@ CLUSTER_FILE = "clusters.npz"
 
 
 def parse_reading(spec: str) -> list[tuple[bool, bool]]:
-    """``"mmhsa+r+mhsa"`` -> [(causal, residual), ...]: ``mmhsa`` / ``mhsa`` add a layer, ``r`` puts a residual
-    connection around the layer before it."""
+    """``"mmhsa+r+mhsa"`` -> [(causal, residual), ...]: ``mmhsa`` / ``mhsa`` add a layer, ``r`` puts a
+    residual connection around the layer before it."""
     blocks: list[list[bool]] = []
     for part in [p.strip().lower() for p in spec.split("+")] if spec.strip() else []:
         if part in ("mmhsa", "mhsa"):
@@ -64,8 +74,8 @@ def parse_reading(spec: str) -> list[tuple[bool, bool]]:
         elif part == "r" and blocks and not blocks[-1][1]:
             blocks[-1][1] = True
         else:
-            raise ConfigError(f"reading must be layers 'mmhsa'/'mhsa' joined by '+', each optionally followed "
-                              f"by '+r' (e.g. 'mmhsa+r+mhsa'), but is {spec!r}")
+            raise ConfigError(f"reading must be layers 'mmhsa'/'mhsa' joined by '+', each optionally "
+                              f"followed by '+r' (e.g. 'mmhsa+r+mhsa'), but is {spec!r}")
     return [(c, r) for c, r in blocks]
 
 
@@ -83,20 +93,22 @@ class TReaderXMLConfig(DeepConfig):
     dropout: float = doc_field(0.2, "dropout on the pooled Interaction output")
     n_neighbours: int = doc_field(10, "k, nearest training texts of the teacher (Eq. 2)")
     teacher_size: int = doc_field(64, "K, most teacher items (labels + parents) per text, best first")
-    desc_words: int = doc_field(4, "description words kept per teacher item (paper: 4 for EURLex, 16 for RCV1)")
-    parents: str = doc_field("auto", "parent items: 'index' (hierarchy parents that are labels), 'all' (every "
-                                     "hierarchy parent), 'tree' (label-tree leaf clusters), 'none', or 'auto' "
-                                     "('index' when the hierarchy links two labels, else 'tree')")
+    desc_words: int = doc_field(4, "description words kept per teacher item (paper: 4 for EURLex, 16 for "
+                                   "RCV1)")
+    parents: str = doc_field("auto", "parent items: 'index' (hierarchy parents that are labels), 'all' "
+                                     "(every hierarchy parent), 'tree' (label-tree leaf clusters), 'none', "
+                                     "or 'auto' ('index' when the hierarchy links two labels, else 'tree')")
     cluster_size: int = doc_field(16, "labels per leaf cluster of the label tree (tree parents, shortlist)")
-    tfidf_max_features: int = doc_field(100000, "TF-IDF vocabulary of the PIFA label features of the label tree")
-    shortlist: bool | None = doc_field(None, "score only shortlisted labels (true), all labels (false), or null: "
-                                             "shortlist above shortlist_min_labels labels")
+    tfidf_max_features: int = doc_field(100000, "TF-IDF vocabulary of the label tree's PIFA label features")
+    shortlist: bool | None = doc_field(None, "score only shortlisted labels (true), all labels (false), or "
+                                             "null: shortlist above shortlist_min_labels labels")
     shortlist_min_labels: int = doc_field(10000, "with shortlist=null, shortlist above this many labels")
     shortlist_labels: int = doc_field(100, "best teacher labels in the shortlist")
-    shortlist_clusters: int = doc_field(16, "label-tree leaf clusters (best summed teacher score) whose labels "
-                                            "all join the shortlist")
+    shortlist_clusters: int = doc_field(16, "label-tree leaf clusters (best summed teacher score) whose "
+                                            "labels all join the shortlist")
     lr: float = doc_field(1e-4, "Adam learning rate (paper: 1e-4)")
-    lr_decay: float = doc_field(0.1, "after convergence, train on with lr * lr_decay ('learning rate attenuation')")
+    lr_decay: float = doc_field(0.1, "after convergence, train on with lr * lr_decay (the paper's 'learning "
+                                     "rate attenuation')")
     decay_epochs: int = doc_field(2, "most epochs of the decayed stage (0: none)")
     epochs: int = doc_field(20, "most epochs of the first stage (early stopping on the validation split)")
 
@@ -118,11 +130,13 @@ class TReaderXMLConfig(DeepConfig):
         check(self.desc_words > 0, f"desc_words must be positive, but is {self.desc_words}")
         check(self.parents in PARENT_MODES, f"parents must be one of {PARENT_MODES}, but is {self.parents!r}")
         check(self.cluster_size > 1, f"cluster_size must be > 1, but is {self.cluster_size}")
-        check(self.tfidf_max_features > 0, f"tfidf_max_features must be positive, but is {self.tfidf_max_features}")
+        check(self.tfidf_max_features > 0,
+              f"tfidf_max_features must be positive, but is {self.tfidf_max_features}")
         check(self.shortlist_min_labels > 0, f"shortlist_min_labels must be positive, but is "
                                              f"{self.shortlist_min_labels}")
         check(self.shortlist_labels > 0, f"shortlist_labels must be positive, but is {self.shortlist_labels}")
-        check(self.shortlist_clusters >= 0, f"shortlist_clusters must be >= 0, but is {self.shortlist_clusters}")
+        check(self.shortlist_clusters >= 0,
+              f"shortlist_clusters must be >= 0, but is {self.shortlist_clusters}")
         check(0 < self.lr_decay <= 1, f"lr_decay must be in (0, 1], but is {self.lr_decay}")
         check(self.decay_epochs >= 0, f"decay_epochs must be >= 0, but is {self.decay_epochs}")
 
@@ -144,11 +158,12 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x (batch, seq, dim), mask (batch, seq) bool -> (batch, seq, dim), zeros at padding."""
         b, t, d = x.shape
-        q, k, v = self.qkv(x).view(b, t, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)  # (b, h, t, d_k)
+        qkv = self.qkv(x).view(b, t, 3, self.heads, d // self.heads)  # Eq. 4-6
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (b, h, t, d_k)
         allowed = mask[:, None, None, :]  # (b, 1, 1, t) keys
         if self.causal:
             allowed = allowed & torch.ones(t, t, dtype=torch.bool, device=x.device).tril()  # (b, 1, t, t)
-        h = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)  # (b, h, t, d_k), softmax(QK^T/sqrt d_k)V
+        h = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)  # Eq. 7-11: (b, h, t, d_k)
         out = torch.tanh(self.proj(h.transpose(1, 2).reshape(b, t, d)))  # (b, t, d)
         return out * mask.unsqueeze(-1).to(out.dtype)
 
@@ -187,11 +202,13 @@ class TReaderNet(nn.Module):
         self.out = nn.Linear(cfg.bottleneck, n_labels)  # W^Output
 
     def encode_teacher(self, tb: TeacherBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """E_y' (batch, K, dim) and its mask (batch, K); slot 0 always counts (an empty set reads as zeros)."""
+        """E_y' (batch, K, dim) and its mask (batch, K); slot 0 always counts (an empty set reads as
+        zeros)."""
         b, K = tb.slots.shape
         w = self.emb.embed.weight
         if len(tb.offsets):
-            items = F.embedding_bag(tb.tokens, w, tb.offsets, mode="sum", per_sample_weights=tb.weights)  # (U, d)
+            items = F.embedding_bag(tb.tokens, w, tb.offsets, mode="sum",
+                                    per_sample_weights=tb.weights)  # (U, d) Encode(T_k)
             e = items[tb.slots.clamp(min=0)] * (tb.slots >= 0).unsqueeze(-1).to(items.dtype)  # (b, K, d)
         else:
             e = w.new_zeros(b, K, w.shape[1])
@@ -244,9 +261,10 @@ class TReaderXML(DeepTextModel):
     @classmethod
     def tiny_config(cls) -> TReaderXMLConfig:
         """A config that trains in a second or two on the tiny synthetic data."""
-        return TReaderXMLConfig(emb_dim=16, w2v_epochs=1, bottleneck=16, epochs=12, decay_epochs=1, batch_size=16,
-                                lr=5e-3, dropout=0.1, emb_dropout=0.0, max_len=64, n_neighbours=3, teacher_size=8,
-                                cluster_size=4, patience=0, progress=False, device="cpu", threads=1)
+        return TReaderXMLConfig(emb_dim=16, w2v_epochs=1, bottleneck=16, epochs=15, decay_epochs=1,
+                                batch_size=16, lr=1e-2, dropout=0.1, emb_dropout=0.0, max_len=64,
+                                n_neighbours=3, teacher_size=8, cluster_size=4, patience=0, progress=False,
+                                device="cpu", threads=1)
 
     # ----------------------------------------------------------------- training
     def fit(self, train: Dataset, valid: Dataset | None = None, *, run_dir: str | Path | None = None,
@@ -262,9 +280,11 @@ class TReaderXML(DeepTextModel):
     def _train(self, train: Encoded, valid: Encoded, embeddings: np.ndarray, *, run_dir: Path | None,
                resume: bool) -> None:
         cfg = self.config
-        self.use_shortlist_ = cfg.shortlist if cfg.shortlist is not None else self.n_labels_ > cfg.shortlist_min_labels
+        self.use_shortlist_ = cfg.shortlist if cfg.shortlist is not None \
+            else self.n_labels_ > cfg.shortlist_min_labels
         hierarchy, descriptions = self._source
-        self.parent_mode_ = resolve_parent_mode(cfg.parents, hierarchy, self.label_index_) if cfg.teacher else "none"
+        self.parent_mode_ = resolve_parent_mode(cfg.parents, hierarchy, self.label_index_) if cfg.teacher \
+            else "none"
         if self.parent_mode_ == "tree" or self.use_shortlist_:
             self.clusters_ = self._leaf_clusters(train)
         if self._needs_teacher():

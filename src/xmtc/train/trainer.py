@@ -80,7 +80,7 @@ def train_loop(
     run_dir: str | Path | None = None,
     tag: str = "model",
     resume: bool = False,
-    parameters: Iterable[nn.Parameter] | None = None,
+    parameters: Iterable[nn.Parameter] | Iterable[dict[str, Any]] | None = None,
     epochs: int | None = None,
 ) -> TrainResult:
     """Train ``module`` in place; on return it holds the best (or SWA-averaged) weights.
@@ -96,7 +96,8 @@ def train_loop(
         run_dir: where ``checkpoints/{tag}.pt`` and ``metrics.jsonl`` go; None keeps nothing on disk.
         tag: name of this training stage (e.g. ``level-1`` of a label tree).
         resume: continue from ``checkpoints/{tag}.pt`` when it exists.
-        parameters: parameters to optimise (default: all that require grad).
+        parameters: parameters to optimise (default: all that require grad), or optimizer param groups
+            (dicts with "params" and an optional "lr_scale" multiplying the scheduled lr).
         epochs: overrides ``cfg.epochs`` for this stage.
 
     Returns:
@@ -104,9 +105,14 @@ def train_loop(
     """
     device = next(module.parameters()).device
     n_epochs = epochs if epochs is not None else cfg.epochs
-    params = [p for p in (parameters if parameters is not None else module.parameters()) if p.requires_grad]
+    given = list(parameters) if parameters is not None else list(module.parameters())
+    if given and isinstance(given[0], dict):  # param groups; an optional "lr_scale" multiplies the lr
+        groups = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in given]
+    else:
+        groups = [{"params": [p for p in given if p.requires_grad]}]
+    params = [p for g in groups for p in g["params"]]
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    optimizer = opt_cls(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizer = opt_cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
     run_dir = Path(run_dir) if run_dir is not None else None
     ckpt_path = run_dir / "checkpoints" / f"{tag}.pt" if run_dir is not None else None
 
@@ -155,7 +161,7 @@ def train_loop(
         for batch in progress:
             lr = lr_at(state["step"], total_steps, cfg.lr, cfg.schedule, cfg.warmup_steps)
             for group in optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             with autocast(device, cfg.bf16):
                 value = loss(module, batch)
             if not torch.isfinite(value):

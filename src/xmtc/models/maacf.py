@@ -1,0 +1,398 @@
+"""MAACF+ (Wang et al.): multi-aspect co-attentional collaborative filtering for XMTC.
+
+A document and a candidate label form a pair; the network scores the pair and is trained with a pairwise
+(BPR) loss against sampled negative labels, like a recommender scoring user-item pairs.
+
+Paper -> code:
+
+* global nearest label groups, CF-IDF (Sec. 3.2.1, Eq. 1-3) -> :func:`~xmtc.models.label_groups.cf_idf`,
+  :func:`~xmtc.models.label_groups.nearest_label_groups` (the ``groups`` buffer of :class:`MAACFNet`);
+* text model (Sec. 3.2.2): ``n`` independent document encoders, the "aspects" s_in -> :meth:`MAACFNet.encode`
+  (``cnn``: XML-CNN, :class:`~xmtc.models.layers.CNNEncoder`; ``lstm``: attention-BiLSTM,
+  :class:`AttentionLSTMEncoder`; ``transformer``: all-MiniLM-L6-v2,
+  :class:`~xmtc.models.transformer_encoder.TransformerEncoder`), then label-aware attention of the target
+  label's embedding H_z over the aspects -> S_i in :meth:`MAACFNet.score`;
+* label model (Sec. 3.2.3): per-aspect attention over the group members (Eq. 4-5), self-attention fusion over
+  the aspects (Eq. 6-7) and the linear fusion H_i = W_f [H_z; H_g] + b_f (Eq. 8) -> :meth:`MAACFNet.score`;
+* predictor (Sec. 3.3): MLP over [S_i; H_i] (Eq. 9) -> ``MAACFNet.predictor``; BPR loss (Eq. 10) with
+  ``negatives`` uniform negatives per positive -> :meth:`MAACF.pair_loss`;
+* variants: ``variant="mcf"`` (MCF+, self-attention only: no text-label interaction before the predictor),
+  ``aspects`` of length 1 (ACF+), ``variant="encoder"`` (the document encoder alone with a linear BCE head over
+  all labels: the baselines of Tables 5-6), ``group_size`` k (Fig. 2-3), ``predictor_layers`` (Fig. 4).
+
+Inference at scale: the pair score depends on the document (the group attention is queried by the aspects),
+so scoring every label costs an MLP per label. ``shortlist`` picks the labels to rerank: ``all`` (exact, for
+small label sets), ``head`` (top ``shortlist_size`` of a linear head over the mean aspect vector, trained
+alongside) or ``parabel`` (top ``shortlist_size`` of a sparse Parabel label-tree model on TF-IDF).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from xmtc.config import check, doc_field
+from xmtc.data.split import Dataset
+from xmtc.errors import ModelLoadError, XMTCError
+from xmtc.models.deep import DeepConfig, DeepTextModel, Encoded, TextBatch, bce_loss
+from xmtc.models.label_groups import nearest_label_groups, sample_negatives
+from xmtc.models.maacf_net import MAACFNet, PairBatch
+from xmtc.registry import register
+from xmtc.train import train_loop
+
+ASPECTS = ("cnn", "lstm", "transformer")
+VARIANTS = ("maacf", "mcf", "encoder")
+SHORTLISTS = ("auto", "all", "head", "parabel")
+SHORTLIST_DIR = "shortlist"
+
+
+@dataclass
+class MAACFConfig(DeepConfig):
+    """MAACF+ settings (paper: 256-d CBOW word vectors, 256-d representations, k = 2, a 2-layer predictor)."""
+
+    variant: str = doc_field("maacf", "'maacf' (co-attention, the paper's model), 'mcf' (MCF+: self-attention "
+                                      "only) or 'encoder' (the aspects alone with a linear BCE head)")
+    aspects: list[str] = doc_field(["cnn", "cnn"], "document encoders, one per aspect: 'cnn' (XML-CNN), 'lstm' "
+                                                   "(attention-BiLSTM), 'transformer' (all-MiniLM-L6-v2); one "
+                                                   "entry = ACF+")
+    dim: int = doc_field(256, "D: size of the aspect, label and group representations")
+    group_size: int = doc_field(2, "k: labels in each label's global nearest label group (0: no group)")
+    negatives: int = doc_field(5, "Neg: negative labels sampled per positive pair (BPR loss)")
+    max_positives: int = doc_field(32, "most positive labels of one document used per step (sampled)")
+    predictor_layers: int = doc_field(2, "linear layers of the predictor MLP (paper: 2)")
+    predictor_hidden: int = doc_field(256, "hidden units of the predictor MLP")
+    predictor_input: str = doc_field("concat", "predictor input: 'concat' [S; H] (Eq. 9) or 'product' "
+                                               "[S; H; S*H] (adds NCF's element-wise GMF term)")
+    dropout: float = doc_field(0.2, "dropout in the aspect encoders and the predictor")
+    share_embeddings: bool = doc_field(False, "one word embedding for all word-level aspects (saves memory)")
+    cnn_widths: list[int] = doc_field([2, 4, 8], "XML-CNN filter widths")
+    cnn_filters: int = doc_field(128, "XML-CNN feature maps per width")
+    cnn_chunks: int = doc_field(8, "XML-CNN dynamic max pooling pieces")
+    lstm_hidden: int = doc_field(128, "attention-BiLSTM hidden units per direction")
+    transformer_max_len: int = doc_field(128, "sub-word tokens per document for the transformer aspect")
+    transformer_trainable_layers: int = doc_field(2, "top transformer layers fine-tuned (the rest frozen)")
+    transformer_lr_scale: float = doc_field(0.05, "learning-rate multiplier of the transformer's own layers")
+    shortlist: str = doc_field("auto", "labels reranked at prediction: 'all', 'head' (linear head), 'parabel' "
+                                       "(sparse label tree) or 'auto' (all up to shortlist_size labels, else head)")
+    shortlist_size: int = doc_field(100, "candidate labels per document from the shortlist")
+    head_weight: float = doc_field(1.0, "weight of the linear head's BCE loss (shortlist 'head')")
+    head_detach: bool = doc_field(True, "train the head on detached aspect vectors (the encoders learn from the "
+                                        "pairwise loss only, as in the paper)")
+    label_chunk: int = doc_field(512, "labels scored at once when every label is scored")
+    emb_dim: int = doc_field(256, "word vector size (paper: 256-d CBOW vectors)")
+
+    def validate(self) -> None:
+        super().validate()
+        check(self.variant in VARIANTS, f"variant must be one of {VARIANTS}, but is {self.variant!r}")
+        check(len(self.aspects) > 0, "aspects must name at least one encoder, but is empty")
+        for a in self.aspects:
+            check(a in ASPECTS, f"aspects entries must be one of {ASPECTS}, but one is {a!r}")
+        check(self.predictor_input in ("concat", "product"),
+              f"predictor_input must be 'concat' or 'product', but is {self.predictor_input!r}")
+        check(self.shortlist in SHORTLISTS, f"shortlist must be one of {SHORTLISTS}, but is {self.shortlist!r}")
+        for name in ("dim", "negatives", "max_positives", "predictor_hidden", "cnn_filters", "cnn_chunks",
+                     "lstm_hidden", "transformer_max_len", "shortlist_size", "label_chunk"):
+            check(getattr(self, name) > 0, f"{name} must be positive, but is {getattr(self, name)}")
+        check(self.group_size >= 0, f"group_size must be >= 0, but is {self.group_size}")
+        check(1 <= self.predictor_layers <= 6, f"predictor_layers must be in 1..6, but is {self.predictor_layers}")
+        check(0 <= self.dropout < 1, f"dropout must be in [0, 1), but is {self.dropout}")
+        check(len(self.cnn_widths) > 0 and all(w > 0 for w in self.cnn_widths),
+              f"cnn_widths must be positive ints, but is {self.cnn_widths}")
+        check(self.transformer_trainable_layers >= 0,
+              f"transformer_trainable_layers must be >= 0, but is {self.transformer_trainable_layers}")
+        check(self.transformer_lr_scale > 0, f"transformer_lr_scale must be positive, but is "
+                                             f"{self.transformer_lr_scale}")
+        check(self.head_weight >= 0, f"head_weight must be >= 0, but is {self.head_weight}")
+
+
+@register("maacf")
+class MAACF(DeepTextModel):
+    """MAACF+: document-label matching with multi-aspect co-attention, label groups and an MLP (NCF) predictor.
+
+    Fitted state (besides :class:`~xmtc.models.deep.DeepTextModel`'s): ``groups_`` int64 (L, k) label groups,
+    ``shortlister_`` (a fitted ``parabel`` model with ``shortlist='parabel'``), ``tokenizer_`` (transformer
+    aspect).
+    """
+
+    Config = MAACFConfig
+
+    def __init__(self, config: MAACFConfig | None = None):
+        super().__init__(config)
+        self.groups_: np.ndarray | None = None
+        self.shortlister_ = None
+        self.tokenizer_ = None
+
+    @classmethod
+    def tiny_config(cls) -> MAACFConfig:
+        """A config that trains in a few seconds on the tiny synthetic data (no transformer aspect)."""
+        return MAACFConfig(aspects=["cnn", "lstm"], emb_dim=16, w2v_epochs=1, dim=16, cnn_filters=8, cnn_chunks=2,
+                           lstm_hidden=8, predictor_hidden=16, negatives=3, epochs=10, batch_size=16, lr=1e-2,
+                           dropout=0.0, emb_dropout=0.0, max_len=64, patience=0, progress=False, device="cpu",
+                           threads=1)
+
+    # ----------------------------------------------------------------- settings resolved from the data
+    @property
+    def shortlist_kind(self) -> str:
+        """'encoder' (head only), 'all', 'head' or 'parabel' for the fitted label count."""
+        cfg = self.config
+        if cfg.variant == "encoder":
+            return "encoder"
+        if cfg.shortlist == "auto":
+            return "all" if self.n_labels_ <= cfg.shortlist_size else "head"
+        return cfg.shortlist
+
+    @property
+    def uses_words(self) -> bool:
+        return any(a != "transformer" for a in self.config.aspects)
+
+    @property
+    def uses_subwords(self) -> bool:
+        return "transformer" in self.config.aspects
+
+    # ----------------------------------------------------------------- text pipeline
+    def _build_vocab(self, tokens: list[list[str]]) -> np.ndarray:
+        if self.uses_words:
+            return super()._build_vocab(tokens)
+        from xmtc.text import Vocab
+
+        self.vocab_ = Vocab.build(tokens, min_count=self.config.min_count, max_size=self.config.vocab_size)
+        self.emb_dim_ = 1  # no word-level aspect: a placeholder, no word2vec training
+        return np.zeros((len(self.vocab_), 1), dtype=np.float32)
+
+    def encode(self, texts: Sequence[str], Y: sp.csr_matrix | None = None) -> Encoded:
+        enc = super().encode(texts, Y)
+        enc.texts = list(texts)  # the transformer aspect and the parabel shortlist read the raw texts
+        return enc
+
+    def _side_inputs(self, data: Encoded, candidates: bool = True) -> dict[str, list[np.ndarray] | np.ndarray | None]:
+        """Sub-word ids (transformer aspect) and (with ``candidates``) the parabel shortlist of ``data``."""
+        cfg, out = self.config, {"sub": None, "cand": None}
+        if self.uses_subwords:
+            from xmtc.models.transformer_encoder import load_tokenizer, subword_ids
+
+            if self.tokenizer_ is None:
+                self.tokenizer_ = load_tokenizer()
+            out["sub"] = subword_ids(self.tokenizer_, data.texts, cfg.transformer_max_len)
+        if candidates and self.shortlist_kind == "parabel":
+            out["cand"] = self.shortlister_.predict(data.texts, k=cfg.shortlist_size).indices.astype(np.int64)
+        return out
+
+    def _pair_batch(self, tb: TextBatch, side: dict) -> PairBatch:
+        batch = PairBatch(text=tb)
+        if side["sub"] is not None:
+            from xmtc.models.transformer_encoder import pad_subwords
+
+            batch.sub_ids, batch.sub_mask = pad_subwords([side["sub"][i] for i in tb.rows], tb.ids.device)
+        if side["cand"] is not None:
+            batch.candidates = torch.from_numpy(side["cand"][tb.rows]).to(tb.ids.device)
+        return batch
+
+    # ----------------------------------------------------------------- networks and training
+    def _make_networks(self, embeddings: np.ndarray) -> dict[str, nn.Module]:
+        groups = self.groups_ if self.groups_ is not None else np.full((self.n_labels_, self.config.group_size), -1)
+        head = self.shortlist_kind in ("encoder", "head")
+        return {"network": MAACFNet(embeddings, groups, self.config, head=head)}
+
+    def _train(self, train: Encoded, valid: Encoded, embeddings: np.ndarray, *, run_dir: Path | None,
+               resume: bool) -> None:
+        cfg = self.config
+        self.groups_ = nearest_label_groups(train.Y, cfg.group_size)
+        if self.shortlist_kind == "parabel":
+            self.shortlister_ = self._fit_shortlister(train)
+        self.networks_ = {name: net.to(self.device_) for name, net in self._make_networks(embeddings).items()}
+        net = self.networks_["network"]
+        side_train, side_valid = self._side_inputs(train, candidates=False), self._side_inputs(valid)
+
+        def batches(epoch: int):
+            return _PairBatches(self, self.train_batches(train, epoch), side_train)
+
+        def evaluate(module: nn.Module) -> float:
+            return self.validation_score(valid, lambda b, k: self._topk(module, self._pair_batch(b, side_valid), k))
+
+        self.train_results_["network"] = train_loop(
+            net, cfg=cfg, batches=batches, loss=self.pair_loss, evaluate=evaluate, run_dir=run_dir,
+            tag="network", resume=resume, parameters=self._param_groups(net))
+
+    def _param_groups(self, net: MAACFNet) -> list[dict]:
+        """Optimizer groups: the pretrained transformer layers get ``transformer_lr_scale`` times the lr."""
+        pretrained = {id(p) for kind, enc in zip(net.kinds, net.aspects, strict=True) if kind == "transformer"
+                      for p in enc.bert.parameters()}
+        own = [p for p in net.parameters() if id(p) not in pretrained and p.requires_grad]
+        tuned = [p for p in net.parameters() if id(p) in pretrained and p.requires_grad]
+        groups = [{"params": own}]
+        if tuned:
+            groups.append({"params": tuned, "lr_scale": self.config.transformer_lr_scale})
+        return groups
+
+    def _fit_shortlister(self, train: Encoded):
+        from xmtc.models.sparse import ParabelModel
+
+        data = Dataset(Y=train.Y, label_index=self.label_index_, texts=train.texts, split="train")
+        return ParabelModel(ParabelModel.Config()).fit(data)
+
+    def pair_loss(self, net: MAACFNet, batch: PairBatch) -> torch.Tensor:
+        """BPR loss (Eq. 10) over positives x ``negatives`` sampled negatives, plus the head's BCE if any.
+
+        ``-mean log sigmoid(logit_pos - logit_neg)`` over the valid (positive, negative) pairs; for the
+        'encoder' variant the BCE of the head over all labels alone.
+        """
+        cfg = self.config
+        s = net.encode(batch)  # (batch, n, D)
+        targets = batch.text.targets()  # (batch, L)
+        if net.variant == "encoder":
+            return bce_loss(net.head_logits(s), targets)
+        pos, pos_mask = self._positives(batch.text.Y, s.device)  # (batch, p)
+        neg, neg_ok = sample_negatives(pos, targets > 0, cfg.negatives)  # (batch, p, Neg)
+        b, p = pos.shape
+        logits = net.score(s, torch.cat([pos, neg.reshape(b, -1)], 1)).float()  # (batch, p + p*Neg)
+        loss = bpr_loss(logits[:, :p], logits[:, p:].reshape(b, p, cfg.negatives), pos_mask[:, :, None] & neg_ok)
+        if net.head is not None:
+            loss = loss + cfg.head_weight * bce_loss(net.head_logits(s, cfg.head_detach), targets)
+        return loss
+
+    def _positives(self, Y: sp.csr_matrix, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(positive label ids (batch, p) padded with 0, mask (batch, p)); at most ``max_positives`` each,
+        a random subset (torch RNG) when a document has more."""
+        rows = []
+        for r in range(Y.shape[0]):
+            ids = Y.indices[Y.indptr[r]:Y.indptr[r + 1]]
+            if len(ids) > self.config.max_positives:
+                keep = torch.randperm(len(ids))[: self.config.max_positives].numpy()
+                ids = ids[np.sort(keep)]
+            rows.append(ids)
+        p = max(1, max(len(ids) for ids in rows))
+        pos = np.zeros((len(rows), p), dtype=np.int64)
+        mask = np.zeros((len(rows), p), dtype=bool)
+        for r, ids in enumerate(rows):
+            pos[r, : len(ids)], mask[r, : len(ids)] = ids, True
+        return torch.from_numpy(pos).to(device), torch.from_numpy(mask).to(device)
+
+    # ----------------------------------------------------------------- prediction
+    def _topk(self, net: MAACFNet, batch: PairBatch, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-k (label ids (b, k'), sigmoid scores) of one batch; -1 marks empty shortlist slots."""
+        s = net.encode(batch)
+        kind = self.shortlist_kind
+        if kind == "encoder":
+            val, idx = torch.topk(net.head_logits(s).float(), min(k, self.n_labels_), dim=1)
+            return idx, torch.sigmoid(val)
+        if kind == "all":
+            logits = torch.cat([net.score(s, torch.arange(lo, min(lo + self.config.label_chunk, self.n_labels_),
+                                                          device=s.device).expand(len(batch), -1)).float()
+                                for lo in range(0, self.n_labels_, self.config.label_chunk)], 1)
+            val, idx = torch.topk(logits, min(k, self.n_labels_), dim=1)
+            return idx, torch.sigmoid(val)
+        if kind == "head":
+            size = min(self.config.shortlist_size, self.n_labels_)
+            cand = torch.topk(net.head_logits(s).float(), size, dim=1).indices  # (batch, c)
+        else:
+            cand = batch.candidates
+        logits = net.score(s, cand.clamp(min=0)).float().masked_fill(cand < 0, float("-inf"))  # (batch, c)
+        val, pos = torch.topk(logits, min(k, cand.shape[1]), dim=1)
+        idx = torch.gather(cand, 1, pos).masked_fill(~torch.isfinite(val), -1)
+        return idx, torch.sigmoid(val)
+
+    def _predict(self, data: Dataset | Sequence[str], k: int):
+        if self.device_ is None:
+            self._setup_runtime()
+        net = self.networks_["network"].eval()
+        enc = self.encode(self.texts_of(data))
+        side = self._side_inputs(enc)
+        return self.predict_encoded(enc, k, lambda b, kk: self._topk(net, self._pair_batch(b, side), kk))
+
+    def label_scores(self, data: Dataset | Sequence[str], labels: Sequence[int]) -> np.ndarray:
+        """Exact matching scores (sigmoid of the logits) of every document with ``labels``, bypassing the
+        shortlist (the tail-label evaluation of Eq. 14 ranks all documents for one label).
+
+        Returns:
+            float32 (n, len(labels)).
+        """
+        self._check_fitted()
+        labels = np.asarray(labels, dtype=np.int64)
+        if labels.size and (labels.min() < 0 or labels.max() >= self.n_labels_):
+            raise XMTCError(f"label ids must be in [0, {self.n_labels_}), got {labels.min()}..{labels.max()}")
+        net = self.networks_["network"].eval()
+        enc = self.encode(self.texts_of(data))
+        side = self._side_inputs(enc, candidates=False)
+        out = np.zeros((len(enc), len(labels)), dtype=np.float32)
+        lab = torch.from_numpy(labels).to(self.device_)
+        with torch.no_grad():
+            for tb in self.eval_batches(enc):
+                s = net.encode(self._pair_batch(tb, side))
+                if net.variant == "encoder":
+                    logits = net.head_logits(s)[:, lab]
+                else:
+                    logits = torch.cat([net.score(s, lab[lo: lo + self.config.label_chunk].expand(len(tb), -1))
+                                        for lo in range(0, len(labels), self.config.label_chunk)], 1)
+                out[tb.rows] = torch.sigmoid(logits.float()).cpu().numpy()
+        return out
+
+    def shortlist_candidates(self, data: Dataset | Sequence[str]) -> np.ndarray:
+        """The shortlist of every document: int64 (n, c) label ids (-1 padding); all labels for 'all'."""
+        self._check_fitted()
+        net = self.networks_["network"].eval()
+        enc = self.encode(self.texts_of(data))
+        side = self._side_inputs(enc)
+        kind, n = self.shortlist_kind, len(enc)
+        if kind in ("all", "encoder"):
+            return np.tile(np.arange(self.n_labels_, dtype=np.int64), (n, 1))
+        if kind == "parabel":
+            return side["cand"]
+        out = np.full((n, min(self.config.shortlist_size, self.n_labels_)), -1, dtype=np.int64)
+        with torch.no_grad():
+            for tb in self.eval_batches(enc):
+                s = net.encode(self._pair_batch(tb, side))
+                out[tb.rows] = torch.topk(net.head_logits(s).float(), out.shape[1], dim=1).indices.cpu().numpy()
+        return out
+
+    # ----------------------------------------------------------------- persistence
+    def _save_extra(self, path: Path) -> list[str]:
+        if self.shortlister_ is None:
+            return []
+        folder = self.shortlister_.save(path / SHORTLIST_DIR)
+        return sorted(str(f.relative_to(path)) for f in folder.rglob("*") if f.is_file())
+
+    def _load_extra(self, path: Path) -> None:
+        self.groups_ = None  # read back from the network weights (the 'groups' buffer)
+        if self.shortlist_kind == "parabel":
+            from xmtc.models.sparse import ParabelModel
+
+            if not (path / SHORTLIST_DIR / "meta.json").is_file():
+                raise ModelLoadError(f"{path}: the parabel shortlist folder {SHORTLIST_DIR}/ is missing")
+            self.shortlister_ = ParabelModel.load(path / SHORTLIST_DIR)
+
+    def _load_state(self, path: Path) -> None:
+        super()._load_state(path)
+        self.groups_ = self.networks_["network"].groups.cpu().numpy()
+
+
+def bpr_loss(pos: torch.Tensor, neg: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """BPR loss (Eq. 10): ``-mean log sigmoid(logit_pos - logit_neg)`` over the valid pairs.
+
+    Args:
+        pos: (batch, p) logits of the positive labels.
+        neg: (batch, p, Neg) logits of the negatives drawn for each positive.
+        valid: (batch, p, Neg) bool, pairs that count.
+    """
+    diff = pos.float().unsqueeze(-1) - neg.float()  # (batch, p, Neg)
+    return -(F.logsigmoid(diff) * valid).sum() / valid.sum().clamp(min=1)
+
+
+class _PairBatches:
+    """Sized iterable of :class:`PairBatch` over the word-level training batches of one epoch."""
+
+    def __init__(self, model: MAACF, batches, side: dict):
+        self.model, self.batches, self.side = model, batches, side
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __iter__(self):
+        for tb in self.batches:
+            yield self.model._pair_batch(tb, self.side)

@@ -1,0 +1,178 @@
+"""The MAACF+ network (see :mod:`xmtc.models.maacf` for the paper -> code map): the aspect encoders of the
+text model, the label model (group co-attention, Eq. 4-8) and the predictor (Eq. 9).
+
+Shapes: ``n`` aspects, representation size ``D``, ``c`` candidate labels per document, group size ``k``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+from torch import nn
+
+from xmtc.models.deep import TextBatch
+from xmtc.models.layers import MLP, CNNEncoder, Embedding, LSTMEncoder
+
+if TYPE_CHECKING:
+    from xmtc.models.maacf import MAACFConfig
+
+
+class AttentionLSTMEncoder(nn.Module):
+    """AttentionLSTM: one-layer BiLSTM, self-attention pooling over the tokens, projection to ``dim``."""
+
+    def __init__(self, emb: Embedding, hidden: int, dim: int, dropout: float):
+        super().__init__()
+        self.emb = emb
+        self.lstm = LSTMEncoder(emb.dim, hidden, dropout=dropout)
+        self.att = nn.Linear(self.lstm.out_dim, 1)
+        self.proj = nn.Linear(self.lstm.out_dim, dim)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """ids, mask (batch, seq) -> (batch, dim)."""
+        h = self.lstm(self.emb(ids), mask)  # (batch, seq, 2*hidden)
+        e = self.att(h).squeeze(-1).masked_fill(~mask, float("-inf"))  # (batch, seq)
+        a = torch.softmax(e.float(), dim=-1).to(h.dtype)
+        return self.proj(torch.bmm(a.unsqueeze(1), h).squeeze(1))  # (batch, dim)
+
+
+class CNNAspect(nn.Module):
+    """XML-CNN document encoder whose bottleneck layer is the aspect vector."""
+
+    def __init__(self, emb: Embedding, cfg: MAACFConfig):
+        super().__init__()
+        self.emb = emb
+        self.cnn = CNNEncoder(emb.dim, widths=cfg.cnn_widths, n_filters=cfg.cnn_filters, chunks=cfg.cnn_chunks,
+                              bottleneck=cfg.dim, dropout=cfg.dropout)
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """ids, mask (batch, seq) -> (batch, dim)."""
+        return self.cnn(self.emb(ids), mask)
+
+
+@dataclass
+class PairBatch:
+    """A batch for :class:`MAACFNet`: word ids, sub-word ids (transformer aspect), shortlist candidates.
+
+    Attributes:
+        text: the word-level :class:`~xmtc.models.deep.TextBatch` (ids, mask, rows, Y).
+        sub_ids: (batch, sub_seq) int64 sub-word ids, or None without a transformer aspect.
+        sub_mask: (batch, sub_seq) bool, or None.
+        candidates: (batch, c) int64 shortlisted label ids (-1 padding), or None.
+    """
+
+    text: TextBatch
+    sub_ids: torch.Tensor | None = None
+    sub_mask: torch.Tensor | None = None
+    candidates: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return len(self.text)
+
+
+def _masked_softmax(e: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Softmax over the last dim restricted to ``valid``; all-invalid rows give zeros (and finite gradients)."""
+    a = torch.softmax(e.float().masked_fill(~valid, -1e4), dim=-1)
+    return (a * valid).to(e.dtype)
+
+
+class MAACFNet(nn.Module):
+    """The MAACF+ network: aspect encoders, label model, predictor (and an optional linear head).
+
+    Args:
+        embeddings: (vocab, emb_dim) initial word vectors of the word-level aspects.
+        groups: int64 (L, k) global nearest label groups, -1 padded.
+        cfg: the model config.
+        head: add a linear head over the mean aspect vector (shortlist or the 'encoder' variant).
+    """
+
+    def __init__(self, embeddings: np.ndarray, groups: np.ndarray, cfg: MAACFConfig, head: bool):
+        super().__init__()
+        n_labels, D = groups.shape[0], cfg.dim
+        self.variant, self.kinds, self.scale = cfg.variant, list(cfg.aspects), D ** -0.5
+        shared = Embedding(embeddings, trainable=not cfg.freeze_embeddings, dropout=cfg.emb_dropout)
+        aspects = []
+        for kind in self.kinds:
+            emb = shared if cfg.share_embeddings else Embedding(embeddings, trainable=not cfg.freeze_embeddings,
+                                                                dropout=cfg.emb_dropout)
+            if kind == "cnn":
+                aspects.append(CNNAspect(emb, cfg))
+            elif kind == "lstm":
+                aspects.append(AttentionLSTMEncoder(emb, cfg.lstm_hidden, D, cfg.dropout))
+            else:
+                from xmtc.models.transformer_encoder import TransformerEncoder
+
+                aspects.append(TransformerEncoder(D, trainable_layers=cfg.transformer_trainable_layers,
+                                                  dropout=cfg.dropout))
+        self.aspects = nn.ModuleList(aspects)
+        self.register_buffer("groups", torch.as_tensor(np.asarray(groups, dtype=np.int64)))  # (L, k)
+        self.head = nn.Linear(D, n_labels) if head else None
+        if self.variant == "encoder":
+            return
+        n, k = len(self.kinds), groups.shape[1]
+        self.label_emb = nn.Embedding(n_labels, D)  # H_z
+        nn.init.normal_(self.label_emb.weight, std=D ** -0.5)
+        self.group_emb = nn.Embedding(n_labels, D) if k > 0 else None  # h_ik
+        if self.group_emb is not None:
+            nn.init.normal_(self.group_emb.weight, std=D ** -0.5)
+        if self.variant == "maacf":
+            self.aspect_w = nn.Parameter(torch.zeros(n, D))  # W_n of Eq. 6
+            self.aspect_b = nn.Parameter(torch.zeros(n))  # b_n of Eq. 6
+        else:  # MCF+: label-independent self-attention on both sides
+            self.text_att = nn.Linear(D, 1)
+            self.group_att = nn.Linear(D, 1)
+        self.fuse = nn.Linear(2 * D if k > 0 else D, D)  # W_f, b_f of Eq. 8
+        self.product = cfg.predictor_input == "product"
+        self.predictor = MLP((3 if self.product else 2) * D, [cfg.predictor_hidden] * (cfg.predictor_layers - 1), 1, dropout=cfg.dropout)
+
+    def encode(self, batch: PairBatch) -> torch.Tensor:
+        """The aspect vectors s_in of each document: (batch, n, D)."""
+        out = []
+        for kind, enc in zip(self.kinds, self.aspects, strict=True):
+            if kind == "transformer":
+                out.append(enc(batch.sub_ids, batch.sub_mask))
+            else:
+                out.append(enc(batch.text.ids, batch.text.mask))
+        return torch.stack(out, dim=1)  # (batch, n, D)
+
+    def head_logits(self, s: torch.Tensor, detach: bool = False) -> torch.Tensor:
+        """Linear head over the mean aspect vector: s (batch, n, D) -> (batch, L)."""
+        x = s.mean(1)
+        return self.head(x.detach() if detach else x)
+
+    def score(self, s: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Matching logits of each document with its candidate labels (Eq. 4-9).
+
+        Args:
+            s: (batch, n, D) aspect vectors.
+            labels: (batch, c) int64 label ids (>= 0).
+
+        Returns:
+            (batch, c) logits.
+        """
+        Hz = self.label_emb(labels)  # (batch, c, D)
+        Hg = None
+        if self.group_emb is not None:
+            members = self.groups[labels]  # (batch, c, k)
+            valid = members >= 0
+            h = self.group_emb(members.clamp(min=0))  # (batch, c, k, D)
+        if self.variant == "maacf":
+            a = torch.softmax(torch.einsum("bcd,bnd->bcn", Hz, s) * self.scale, dim=-1)  # (batch, c, n)
+            S = torch.einsum("bcn,bnd->bcd", a, s)  # label-aware attention over the aspects -> S_i
+            if self.group_emb is not None:
+                e = torch.einsum("bckd,bnd->bcnk", h, s) * self.scale  # Eq. 4 scores
+                alpha = _masked_softmax(e, valid.unsqueeze(2))  # (batch, c, n, k)
+                h_n = torch.einsum("bcnk,bckd->bcnd", alpha, h)  # Eq. 5
+                beta = torch.softmax(torch.einsum("bcnd,nd->bcn", h_n, self.aspect_w) + self.aspect_b, -1)  # Eq. 6
+                Hg = torch.einsum("bcn,bcnd->bcd", beta, h_n)  # Eq. 7
+        else:  # MCF+
+            w = torch.softmax(self.text_att(s).squeeze(-1), dim=-1)  # (batch, n)
+            S = torch.einsum("bn,bnd->bd", w, s).unsqueeze(1).expand_as(Hz)  # (batch, c, D)
+            if self.group_emb is not None:
+                alpha = _masked_softmax(self.group_att(h).squeeze(-1), valid)  # (batch, c, k)
+                Hg = torch.einsum("bck,bckd->bcd", alpha, h)
+        H = self.fuse(torch.cat([Hz, Hg], -1) if Hg is not None else Hz)  # Eq. 8 (batch, c, D)
+        x = torch.cat([S, H, S * H] if self.product else [S, H], -1)  # (batch, c, 2D or 3D)
+        return self.predictor(x).squeeze(-1)  # Eq. 9 (batch, c)

