@@ -42,11 +42,32 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-train", type=int, default=None, help="first N training documents (default all)")
     p.add_argument("--max-test", type=int, default=None, help="first N test documents (default all)")
     p.add_argument("--set", nargs="*", default=[], help="config overrides key=value")
-    p.add_argument("--run-dir", type=Path, default=None, help="checkpoints + metrics.jsonl (enables --resume)")
+    p.add_argument("--run-dir", type=Path, default=None, help="checkpoints and metrics.jsonl (for --resume)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoints in --run-dir")
     p.add_argument("--save", type=Path, default=None, help="save the trained model folder here")
     p.add_argument("--out", type=Path, default=None, help="JSON result file (and a .md table next to it)")
     return p.parse_args(argv)
+
+
+def time_stages() -> dict[str, dict[str, float]]:
+    """Record wall and CPU (process) seconds of every ``train_loop`` call by tag. CPU seconds show the cost of
+    a stage even when other jobs share the cores (then wall seconds overstate it)."""
+    import xmtc.models.attentionxml as ax
+    import xmtc.models.deep as deep
+
+    times: dict[str, dict[str, float]] = {}
+
+    def wrap(loop):
+        def timed(module, **kw):
+            wall, cpu = time.perf_counter(), time.process_time()
+            result = loop(module, **kw)
+            times[kw.get("tag", "model")] = {"stage_wall_s": round(time.perf_counter() - wall, 1),
+                                             "stage_cpu_s": round(time.process_time() - cpu, 1)}
+            return result
+        return timed
+
+    ax.train_loop, deep.train_loop = wrap(ax.train_loop), wrap(deep.train_loop)
+    return times
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -63,6 +84,7 @@ def main(argv: list[str] | None = None) -> dict:
     valid = load(args.data, ("valid",), label_index=train.label_index)[0] if has_valid else None
     (test,) = load(args.data, ("test",), label_index=train.label_index, max_docs=args.max_test)
 
+    stage_times = time_stages()
     wall0, cpu0 = time.perf_counter(), time.process_time()
     model = cls(cfg).fit(train, valid, run_dir=args.run_dir, resume=args.resume)
     train_s, train_cpu_s = time.perf_counter() - wall0, time.process_time() - cpu0
@@ -73,8 +95,9 @@ def main(argv: list[str] | None = None) -> dict:
         model.save(args.save)
     rep = metrics.report(test.Y, top, ks=(1, 3, 5), inv_prop=metrics.inverse_propensity(train.Y),
                          n_gold=test.n_gold())
-    stages = {tag: {"epochs_run": r.epochs_run, "best_epoch": r.best_epoch, "best_valid": round(r.best_score, 4),
-                    "epoch_seconds": [h["epoch_seconds"] for h in r.history]}
+    stages = {tag: {"epochs_run": r.epochs_run, "best_epoch": r.best_epoch,
+                    "best_valid": round(r.best_score, 4),
+                    "epoch_seconds": [h["epoch_seconds"] for h in r.history], **stage_times.get(tag, {})}
               for tag, r in model.train_results_.items()}
     row = {"model": args.model + (f" ({cfg.preset})" if hasattr(cfg, "preset") else ""),
            **{k: round(100 * rep[k], 2) for k in METRICS}, "train_s": round(train_s, 1),
@@ -82,8 +105,8 @@ def main(argv: list[str] | None = None) -> dict:
            "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)}
     result = {"row": row, "stages": stages, "config": cfg.to_dict(), "n_train": len(train),
               "n_valid": len(valid) if valid is not None else None, "n_test": len(test),
-              "n_labels": train.n_labels, "data": str(args.data), "argv": sys.argv[1:], "machine": machine_info(),
-              "date": time.strftime("%Y-%m-%d")}
+              "n_labels": train.n_labels, "data": str(args.data), "argv": sys.argv[1:],
+              "machine": machine_info(), "date": time.strftime("%Y-%m-%d")}
     table = markdown_table(list(row), [list(row.values())])
     print(json.dumps(stages, indent=1))
     print(table)

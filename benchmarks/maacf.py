@@ -1,12 +1,12 @@
 """MAACF+ on a shared dataset folder: variants and ablations (paper Tables 5-8, Fig. 2-4) next to peers
 (AttentionXML, XML-CNN, Parabel, ...) trained on the same documents in the same run.
 
-Every ``--run NAME [key=value ...]`` trains one registered model in its own subprocess (so its peak RSS is its
-own) on the same data: the first ``--max-train`` training documents, a validation split for early stopping (the
-dataset's own ``valid`` split, first ``--max-valid`` documents, when it has one; else a seeded split of train;
-never the test split) and the first ``--max-test`` test documents. ``--set`` overrides apply to every
-``maacf`` run, ``--epochs`` to every run. Reported per run: P@1/3/5, nDCG@3/5, PSP@1/3/5 (propensities from the
-training labels, A=0.55, B=1.5; unseen gold labels count as misses), tail-label precision (MAACF+ Eq. 14:
+Every ``--run NAME [key=value ...]`` trains one registered model in its own subprocess (so its peak RSS is
+its own) on the same data: the first ``--max-train`` training documents, a validation split for early stopping
+(the dataset's own ``valid`` split, first ``--max-valid`` documents, when it has one; else a seeded split of
+train; never the test split) and the first ``--max-test`` test documents. ``--set`` overrides apply to every
+``maacf`` run, ``--epochs`` to every run. Reported per run: P@1/3/5, nDCG@3/5, PSP@1/3/5 (propensities from
+the training labels, A=0.55, B=1.5; unseen gold labels count as misses), tail-label precision (MAACF+ Eq. 14:
 the ``--n-tail`` rarest labels of the dataset that occur in the test documents, K = 1, 10, 20), training
 seconds, prediction docs/s and peak RSS. MAACF+ runs also report the recall of their shortlist on the test
 documents (gold labels among the reranked candidates).
@@ -124,7 +124,8 @@ def run_one(args: argparse.Namespace) -> dict:
     present = np.flatnonzero(label_counts(test.Y) > 0)
     tail = present[np.lexsort((present, counts[present]))][: args.n_tail]
     S = tail_scores(model, test, tail, args.tail_k)
-    tail_rep = label_metrics.tail_label_precision(test.Y, S, ks=(1, 10, 20), n_tail=args.n_tail, counts=counts)
+    tail_rep = label_metrics.tail_label_precision(test.Y, S, ks=(1, 10, 20), n_tail=args.n_tail,
+                                                  counts=counts)
     epochs_run = {tag: r.epochs_run for tag, r in getattr(model, "train_results_", {}).items()}
     row = {"model": " ".join([name, *own]), **{k: round(100 * rep[k], 2) for k in METRICS},
            **{k: round(100 * tail_rep[k], 2) for k in TAIL}, "train_s": round(train_s, 1),
@@ -147,8 +148,9 @@ def markdown(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         recall = r.get("shortlist_recall")
-        cells = [r["model"], *(f"{r[m]:.2f}" for m in METRICS + TAIL), "" if recall is None else f"{recall:.2f}",
-                 f"{r['train_s']:.0f}", f"{r['predict_docs_s']:.0f}", f"{r['peak_rss_mib']}"]
+        cells = [r["model"], *(f"{r[m]:.2f}" for m in METRICS + TAIL),
+                 "" if recall is None else f"{recall:.2f}", f"{r['train_s']:.0f}",
+                 f"{r['predict_docs_s']:.0f}", f"{r['peak_rss_mib']}"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -168,7 +170,8 @@ def main(argv: list[str] | None = None) -> None:
     for i in range(len(args.run)):
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "one.json"
-            subprocess.run([sys.executable, __file__, *argv, "--one", str(i), "--one-out", str(out)], check=True)
+            cmd = [sys.executable, __file__, *argv, "--one", str(i), "--one-out", str(out)]
+            subprocess.run(cmd, check=True)
             one = json.loads(out.read_text())
         results["runs"].append(one)
         rows += one["rows"]

@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from conftest import make_tiny_corpus
 
 import xmtc
 from xmtc import metrics
+from xmtc.data import Dataset, LabelIndex
 from xmtc.errors import ConfigError, ModelLoadError, XMTCError
 from xmtc.models import attentionxml as ax_module
 from xmtc.models.attentionxml import AttentionNet, AttentionXML, AttentionXMLConfig
@@ -19,23 +21,37 @@ from xmtc.models.xmlcnn import XMLCNN, XMLRNN
 from xmtc.predict import beam_search, merge_topk
 from xmtc.text import tokenize
 
-TREE = {"tree": True, "cluster_size": 2, "tree_top": 2, "level_epochs": [20, 10]}
+# 16 labels in 4 leaf clusters of 4: a two-level tree (4 cluster nodes, then the labels)
+TREE = {"tree": True, "cluster_size": 4, "tree_top": 4, "candidates": 2, "beam": 2, "level_epochs": [10, 16]}
 
 
 def tree_config(**changes) -> AttentionXMLConfig:
     return AttentionXML.tiny_config().replace(**{**TREE, **changes})
 
 
+def keyword_data(n_docs: int, seed: int, index: LabelIndex | None = None, n_labels: int = 16) -> Dataset:
+    texts, labels = make_tiny_corpus(n_docs, seed, n_labels=n_labels)
+    index = index or LabelIndex.build(labels)
+    Y, unseen, _ = index.encode(labels)
+    return Dataset(Y=Y, label_index=index, texts=texts, unseen=unseen, name="tiny16")
+
+
 @pytest.fixture(scope="module")
-def tree_model(tiny_data):
-    train, _ = tiny_data
-    return AttentionXML(tree_config()).fit(train)
+def data16() -> tuple[Dataset, Dataset]:
+    """(train, test) of the keyword task with 16 labels (200 / 60 documents)."""
+    train = keyword_data(200, 0)
+    return train, keyword_data(60, 2, train.label_index)
+
+
+@pytest.fixture(scope="module")
+def tree_model(data16):
+    return AttentionXML(tree_config()).fit(data16[0])
 
 
 # ------------------------------------------------------------------------- config
 def test_presets_fill_defaults_only_and_round_trip():
     fast = AttentionXMLConfig(preset="fast")
-    assert fast.hidden == 96 and fast.max_len == 256 and not fast.packed
+    assert fast.hidden == 96 and fast.max_len == 256 and fast.emb_dim == 100
     assert AttentionXMLConfig(preset="fast", hidden=32).hidden == 32  # explicit values win
     large = AttentionXMLConfig(preset="large")
     assert large.hidden == 512 and large.fc == [512, 256]
@@ -110,27 +126,29 @@ def test_flat_mode_learns(tiny_data):
     assert metrics.precision_at_k(test.Y, model.predict(test, k=3), 1) > 0.7
 
 
-def test_tree_mode_learns_toy_problem(tree_model, tiny_data):
-    _, test = tiny_data
-    assert tree_model.trees_[0].sizes == [2, 4, 8]
-    assert set(tree_model.train_results_) == {"level-1", "level-2", "level-3"}
+def test_tree_mode_learns_toy_problem(tree_model, data16):
+    _, test = data16
+    assert tree_model.trees_[0].sizes == [4, 16]
+    assert set(tree_model.train_results_) == {"level-1", "level-2"}
     top = tree_model.predict(test, k=5)
     assert top.indices.shape == (len(test), 5)
     assert np.all(np.diff(top.scores, axis=1) <= 1e-7)
-    assert np.all((top.scores > 0) & (top.scores <= 1))  # products of probabilities
-    assert metrics.precision_at_k(test.Y, top, 1) > 0.6  # chance is about 0.2
+    # beam 2 over clusters of 4 labels: 8 candidates, products of probabilities in (0, 1]
+    assert np.all((top.scores > 0) & (top.scores <= 1)) and np.all(top.indices >= 0)
+    assert metrics.precision_at_k(test.Y, top, 1) > 0.5  # chance is about 0.1
 
 
-def test_auto_tree_choice(tiny_data):
-    cfg = tree_config(tree=None, tree_min_labels=4, level_epochs=[1])
-    model = AttentionXML(cfg).fit(tiny_data[0])
-    assert model.trees_[0].n_levels == 3
+def test_auto_tree_choice(data16):
+    model = AttentionXML(tree_config(tree=None, tree_min_labels=8, level_epochs=[1])).fit(data16[0])
+    assert model.trees_[0].n_levels == 2
+    model = AttentionXML(tree_config(tree=None, tree_min_labels=16, level_epochs=[1])).fit(data16[0])
+    assert model.trees_[0].n_levels == 1
 
 
-def test_save_load_identical_predictions_ensemble(tiny_data, tmp_path):
-    train, test = tiny_data
-    model = AttentionXML(tree_config(n_trees=2, level_epochs=[4, 2])).fit(train)
-    assert len(model.trees_) == 2 and set(model.train_results_) >= {"tree0-level-1", "tree1-level-3"}
+def test_save_load_identical_predictions_ensemble(data16, tmp_path):
+    train, test = data16
+    model = AttentionXML(tree_config(n_trees=2, level_epochs=[3, 2])).fit(train)
+    assert set(model.train_results_) == {"tree0-level-1", "tree0-level-2", "tree1-level-1", "tree1-level-2"}
     top = model.predict(test, k=4)
     model.save(tmp_path / "m")
     loaded = xmtc.load(tmp_path / "m")
@@ -143,8 +161,8 @@ def test_save_load_identical_predictions_ensemble(tiny_data, tmp_path):
         other._load_state(tmp_path / "m")
 
 
-def test_resume_per_level_matches_uninterrupted_run(tiny_data, tmp_path, monkeypatch):
-    train, test = tiny_data
+def test_resume_per_level_matches_uninterrupted_run(data16, tmp_path, monkeypatch):
+    train, test = data16
     cfg = tree_config(level_epochs=[3, 3])
     expected = AttentionXML(cfg).fit(train).predict(test, k=3)
 

@@ -1,4 +1,8 @@
-"""Explanations (xmtc.explain): token alignment, explain_text, the self-contained HTML page, ``xmtc explain``."""
+"""Explanations (xmtc.explain): token alignment, explain_text, the self-contained page, ``xmtc explain``.
+
+Also home of the tiny fake models (``FakeAttention``, ``FakePlain``: known answers, call counting, a gate to
+hold the model thread) that test_serve.py, test_report.py and test_browser.py import.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,14 @@ import html
 import html.parser
 import json
 import re
+import threading
+from dataclasses import dataclass
 
 import numpy as np
 import pytest
 
+from xmtc.config import Config, doc_field
+from xmtc.data.labels import LabelIndex
 from xmtc.errors import DataError, XMTCError
 from xmtc.explain import (
     Explanation,
@@ -22,9 +30,98 @@ from xmtc.explain import (
     server_page,
     token_spans,
 )
+from xmtc.models.base import TopK, XMTCModel
+from xmtc.registry import MODELS, register
 from xmtc.text import tokenize
 
-from test_serve import FakeAttention, FakePlain, make_fake  # noqa: I001  (tests/ is on sys.path)
+WORDS = ["alpha", "beta", "gamma", "delta", "epsilon"]
+FAKE_ATTENTION, FAKE_PLAIN = "test-fake-attention", "test-fake-plain"
+
+
+@dataclass
+class FakeConfig(Config):
+    """Config of the fake models."""
+
+    max_len: int = doc_field(50, "tokens the model reads")
+
+
+class _FakeBase(XMTCModel):
+    """Score of a label = occurrences of its name among the first ``max_len`` tokens (+ a tie-break by id).
+
+    ``calls`` records the texts per model call; a text "boom" raises XMTCError; ``gate`` (threading.Event)
+    holds the model thread until set (``entered`` is set when a call starts).
+    """
+
+    Config = FakeConfig
+
+    def __init__(self, config: FakeConfig | None = None):
+        super().__init__(config)
+        self.calls: list[int] = []
+        self.gate: threading.Event | None = None
+        self.entered = threading.Event()
+
+    def fit(self, train, valid=None, *, run_dir=None, resume=False):
+        self.label_index_ = train.label_index
+        return self
+
+    def _tokens(self, text: str) -> list[str]:
+        return tokenize(text)[: self.config.max_len]
+
+    def _predict(self, data, k: int) -> TopK:
+        texts = self.texts_of(data)
+        self.calls.append(len(texts))
+        self.entered.set()
+        if self.gate is not None:
+            self.gate.wait(10)
+        if "boom" in texts:
+            raise XMTCError("boom is not a document")
+        names = self.label_index_.names
+        S = np.zeros((len(texts), len(names)), dtype=np.float32)
+        for r, text in enumerate(texts):
+            toks = self._tokens(text)
+            for j, name in enumerate(names):
+                S[r, j] = toks.count(name) + 0.01 * (len(names) - j) / len(names)
+        return TopK.from_scores(S / S.max(axis=1, keepdims=True), k)
+
+    def _save_state(self, path):
+        return []
+
+    def _load_state(self, path):
+        pass
+
+
+class FakeAttention(_FakeBase):
+    """Attention: weight 1 on tokens equal to the label name, 0.01 elsewhere, normalised."""
+
+    def explain(self, text: str, label):
+        self._check_fitted()
+        if str(label) not in self.label_index_:
+            raise XMTCError(f"unknown label {label!r}")
+        toks = self._tokens(text)
+        w = np.array([1.0 if t == label else 0.01 for t in toks], dtype=np.float32)
+        return toks, w / w.sum() if len(w) else w
+
+
+class FakePlain(_FakeBase):
+    """No attention (``supports_explain`` is False)."""
+
+
+def make_fake(cls=FakeAttention, labels=WORDS, max_len: int = 50) -> XMTCModel:
+    """A fitted fake model over ``labels``."""
+    model = cls(FakeConfig(max_len=max_len))
+    model.label_index_ = LabelIndex(list(labels))
+    return model
+
+
+def register_fakes() -> list[str]:
+    """Register the fakes (for registry.load); returns the names added (pop them afterwards)."""
+    added = []
+    for name, cls in ((FAKE_ATTENTION, FakeAttention), (FAKE_PLAIN, FakePlain)):
+        if name not in MODELS:
+            register(name)(cls)
+            added.append(name)
+    return added
+
 
 XSS = '<script>document.title="pwned"</script><img src=x onerror="alert(1)"> beta'
 
@@ -44,7 +141,7 @@ def test_token_spans_locate_every_tokenizer_token(text):
     for (s, e), tok in zip(spans, tokens, strict=True):
         # 'İ'.lower() is 'i' + a combining dot the tokenizer drops: the span covers the whole original 'İ'
         assert text[s:e].lower() == tok or (text[s:e] == "İ" and tok == "i")
-    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))  # in order, not overlapping
+    assert all(a[1] <= b[0] for a, b in zip(spans[:-1], spans[1:], strict=True))  # in order, not overlapping
 
 
 def test_token_spans_of_foreign_tokens_is_none():
@@ -211,7 +308,7 @@ def test_label_descriptions_from_the_run_dataset(tmp_path):
         load_label_descriptions(run, data=tmp_path / "missing")
 
 
-# --------------------------------------------------------------------------------------------- real model, CLI
+# ----------------------------------------------------------------------------------------- real model, CLI
 @pytest.fixture(scope="module")
 def axml_run(tiny_data, tmp_path_factory):
     """A run folder with a real tiny AttentionXML (run.json points at a folder with label descriptions)."""

@@ -125,7 +125,7 @@ def test_knn_exclude_self_and_sparse_input():
 def test_knn_ties_zero_rows_and_small_base():
     base = np.array([[1, 0], [1, 0], [0, 1], [0, 0]], dtype=np.float32)
     idx, sim = knn(np.array([[2, 0]], dtype=np.float32), base, 3)
-    assert idx.tolist() == [[0, 1, 3]]  # tie broken by the smaller index; the zero row scores 0
+    assert idx.tolist() == [[0, 1, 2]]  # ties broken by the smaller index (row 2 and the zero row score 0)
     assert sim.tolist() == [[1.0, 1.0, 0.0]]
     idx, sim = knn(base, base, 10, exclude_self=True)
     assert idx.shape == (4, 3)  # k clamped to the 3 other rows

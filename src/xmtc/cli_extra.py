@@ -17,10 +17,6 @@ from xmtc.errors import DataError, XMTCError
 __all__ = ["add_commands"]
 
 
-def _info(message: str) -> None:
-    typer.echo(message, err=True)
-
-
 def serve(
     run: Path = typer.Argument(..., help="Run folder from xmtc train (or a model folder)."),
     host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on (the service has no "

@@ -73,8 +73,8 @@ def beam_search(level_logits: Sequence[Callable[[torch.Tensor | None], torch.Ten
         k: results returned from the last level.
 
     Returns:
-        (ids int64 (batch, k), probabilities float32 (batch, k)) of last-level nodes, decreasing; ``-1``/``-inf``
-        padding when fewer than ``k`` candidates exist.
+        (ids int64 (batch, k), probabilities float32 (batch, k)) of last-level nodes, decreasing;
+        ``-1``/``-inf`` padding when fewer than ``k`` candidates exist.
     """
     if len(children) != len(level_logits) - 1:
         raise ValueError(f"{len(level_logits)} levels need {len(level_logits) - 1} children maps, "
@@ -116,7 +116,8 @@ def merge_topk(members: Sequence[tuple[torch.Tensor, torch.Tensor]], k: int,
     b, total = ids.shape
     valid = ids >= 0
     n_ids = int(ids.max().item()) + 2 if valid.any() else 1
-    key = torch.arange(b, device=ids.device).unsqueeze(1) * n_ids + (ids + 1)  # unique per (row, id); pad -> 0
+    # a key per (row, id); padding maps to the row's key 0 slot
+    key = torch.arange(b, device=ids.device).unsqueeze(1) * n_ids + (ids + 1)  # (batch, total)
     uniq, inverse = torch.unique(key, return_inverse=True)  # (u,), (batch, total)
     summed = torch.zeros(uniq.shape[0], device=ids.device).scatter_add_(0, inverse.flatten(), val.flatten())
     out_ids = uniq % n_ids - 1  # (u,)

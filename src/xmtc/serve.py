@@ -378,7 +378,7 @@ def create_app(model, limits: ServeLimits | None = None, descriptions: dict[str,
         return JSONResponse(status_code=422, content={"detail": "; ".join(problems) or "invalid request",
                                                       "errors": _jsonable_errors(exc.errors())})
 
-    def check_texts(texts: list[str]) -> None:
+    def check_texts(texts: list[str], single: bool = False) -> None:
         if not texts:
             raise HTTPException(422, "texts is empty: send at least one text")
         if len(texts) > limits.max_texts:
@@ -386,7 +386,7 @@ def create_app(model, limits: ServeLimits | None = None, descriptions: dict[str,
                                      "request")
         for i, t in enumerate(texts):
             if not t.strip():
-                raise HTTPException(422, f"texts[{i}] is empty")
+                raise HTTPException(422, "text is empty" if single else f"texts[{i}] is empty")
         total = sum(len(t) for t in texts)
         if total > limits.max_chars:
             raise HTTPException(422, f"too many characters: {total}, the limit is {limits.max_chars} per "
@@ -423,7 +423,7 @@ def create_app(model, limits: ServeLimits | None = None, descriptions: dict[str,
         if not model.supports_explain:
             raise HTTPException(400, f"model {model.name!r} has no per-label attention to explain; "
                                      "explanations need an attention model such as 'attentionxml'")
-        check_texts([req.text])
+        check_texts([req.text], single=True)
         if req.label not in model.label_index_:
             raise HTTPException(404, f"unknown label {req.label!r}: the model was not trained with it "
                                      "(see GET /labels)")

@@ -1,14 +1,14 @@
 """AttentionXML (You et al.): BiLSTM + multi-label attention + shared fully connected layers, trained level by
 level over a shallow-and-wide probabilistic label tree, predicted by beam search, optionally as an ensemble.
 
-Paper -> code: word representation layer (Eq. 1) -> :class:`~xmtc.models.layers.Embedding` initialised from word
-vectors; BiLSTM (Eqs. 2-3) -> :class:`~xmtc.models.layers.LSTMEncoder`; multi-label attention (Eq. 4) ->
+Paper -> code: word representation layer (Eq. 1) -> :class:`~xmtc.models.layers.Embedding` initialised from
+word vectors; BiLSTM (Eqs. 2-3) -> :class:`~xmtc.models.layers.LSTMEncoder`; multi-label attention (Eq. 4) ->
 :class:`~xmtc.models.layers.MLAttention`; fully connected and output layer shared by all labels (Eq. 5) ->
 :class:`~xmtc.models.layers.MLP` with one output; BCE loss (Eq. 6) -> :func:`~xmtc.models.deep.bce_loss`.
 Label tree (LightAttention III-B): PIFA label features on TF-IDF of the training texts, balanced k-means tree
-(:mod:`xmtc.tree`), each level a separate network whose deeper levels attend only to candidate nodes (children of
-the top-C nodes of the level above plus the positives) and start from the level above's weights; node score =
-product of the probabilities on its path (:func:`xmtc.predict.beam_search`).
+(:mod:`xmtc.tree`), each level a separate network whose deeper levels attend only to candidate nodes
+(children of the top-C nodes of the level above plus the positives) and start from the level above's weights;
+node score = product of the probabilities on its path (:func:`xmtc.predict.beam_search`).
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "large": {"hidden": 512, "fc": [512, 256], "epochs": 10},
     "fast": {"hidden": 96, "fc": [128], "emb_dim": 100, "max_len": 256, "batch_size": 64, "epochs": 6,
              "w2v_epochs": 3, "vocab_size": 50000, "min_count": 2, "dropout": 0.3, "emb_dropout": 0.1,
-             "cluster_size": 32, "candidates": 8, "beam": 8, "packed": False, "eval_batch_size": 256,
+             "cluster_size": 32, "candidates": 8, "beam": 8, "eval_batch_size": 256,
              "valid_max_docs": 1000, "patience": 2},
 }
 
@@ -48,8 +48,8 @@ class AttentionXMLConfig(DeepConfig):
     """AttentionXML settings; defaults are the paper's medium-scale setting (LSTM 256, one FC layer of 256,
     dropout 0.5, Adam 1e-3, batch 40). ``preset`` fills every field left at its default value."""
 
-    preset: str = doc_field("medium", "'medium' (paper, medium-scale data), 'large' (LSTM 512, FCs 512+256) or "
-                                      "'fast' (2-core CPU); fills the fields left at their defaults")
+    preset: str = doc_field("medium", "'medium' (paper, medium-scale data), 'large' (LSTM 512, FCs 512+256) "
+                                      "or 'fast' (2-core CPU); fills the fields left at their defaults")
     hidden: int = doc_field(256, "LSTM hidden units per direction")
     fc: list[int] = doc_field([256], "sizes of the fully connected layers shared by all labels (Eq. 5)")
     dropout: float = doc_field(0.5, "dropout after the BiLSTM and the fully connected layers")
@@ -66,13 +66,13 @@ class AttentionXMLConfig(DeepConfig):
     tfidf_max_features: int = doc_field(100000, "TF-IDF vocabulary size of the PIFA label features")
     batch_size: int = doc_field(40, "documents per training batch")
     epochs: int = doc_field(30, "maximum epochs per level (early stopping on the validation split)")
-    level_epochs: list[int] = doc_field([], "maximum epochs of each level, top level first (overrides epochs; "
-                                            "missing levels use the last entry)")
+    level_epochs: list[int] = doc_field([], "maximum epochs of each level, top level first (overrides "
+                                            "epochs; missing levels use the last entry)")
 
     def __post_init__(self) -> None:
         if self.preset not in PRESETS:
             return  # validate() reports it
-        defaults = {f.name: (f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default)
+        defaults = {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
                     for f in dataclasses.fields(self)}
         for key, value in PRESETS[self.preset].items():
             if getattr(self, key) == defaults[key]:
@@ -89,13 +89,15 @@ class AttentionXMLConfig(DeepConfig):
         check(self.tree_top > 0, f"tree_top must be positive, but is {self.tree_top}")
         check(self.candidates > 0, f"candidates must be positive, but is {self.candidates}")
         check(self.beam > 0, f"beam must be positive, but is {self.beam}")
-        check(all(e > 0 for e in self.level_epochs), f"level_epochs must be positive, but are {self.level_epochs}")
+        check(all(e > 0 for e in self.level_epochs),
+              f"level_epochs must be positive, but are {self.level_epochs}")
         check(self.n_trees > 0, f"n_trees must be positive, but is {self.n_trees}")
-        check(self.tfidf_max_features > 0, f"tfidf_max_features must be positive, but is {self.tfidf_max_features}")
+        check(self.tfidf_max_features > 0,
+              f"tfidf_max_features must be positive, but is {self.tfidf_max_features}")
 
 
 class AttentionNet(nn.Module):
-    """One AttentionXML network: embedding -> BiLSTM -> multi-label attention -> shared MLP -> one logit/label."""
+    """One AttentionXML network: embedding -> BiLSTM -> multi-label attention -> shared MLP -> logit/label."""
 
     def __init__(self, embeddings: np.ndarray, n_labels: int, cfg: AttentionXMLConfig):
         super().__init__()
@@ -106,7 +108,7 @@ class AttentionNet(nn.Module):
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, candidates: torch.Tensor | None = None,
                 return_weights: bool = False):
-        """ids, mask (batch, seq); candidates (batch, c) or None -> logits (batch, c | labels) [, attention]."""
+        """ids, mask (batch, seq); candidates (batch, c) or None -> logits (batch, c|labels) [, attention]."""
         h = self.encoder(self.emb(ids), mask)  # (batch, seq, 2*hidden)
         m, alpha = self.attention(h, mask, candidates, return_weights=True)  # (batch, c, 2*hidden)
         logits = self.head(m).squeeze(-1)  # (batch, c)
@@ -118,12 +120,13 @@ class AttentionNet(nn.Module):
         for key, value in upper.state_dict().items():
             if key != "attention.weight":
                 own[key].copy_(value)
-        own["attention.weight"].copy_(upper.attention.weight.detach()[torch.as_tensor(parents)])
+        upper_w = upper.attention.weight.detach()  # (n_upper, dim)
+        own["attention.weight"].copy_(upper_w[torch.as_tensor(parents, device=upper_w.device)])
 
 
 @register("attentionxml")
 class AttentionXML(DeepTextModel):
-    """AttentionXML with label-tree training, beam search and tree ensembles. Fitted: ``trees_`` (TreeLevels)."""
+    """AttentionXML with label-tree training, beam search and tree ensembles. Fitted: ``trees_``."""
 
     Config = AttentionXMLConfig
 
@@ -135,16 +138,18 @@ class AttentionXML(DeepTextModel):
     @classmethod
     def tiny_config(cls) -> AttentionXMLConfig:
         """A config that trains in a second or two on the tiny synthetic data."""
-        return AttentionXMLConfig(emb_dim=16, w2v_epochs=1, hidden=16, fc=[16], epochs=20, batch_size=16, lr=1e-2,
-                                  dropout=0.1, emb_dropout=0.0, max_len=64, patience=0, progress=False,
-                                  device="cpu", threads=1)
+        return AttentionXMLConfig(emb_dim=16, w2v_epochs=1, hidden=16, fc=[16], epochs=15, batch_size=16,
+                                  lr=2e-2, dropout=0.1, emb_dropout=0.0, max_len=64, patience=0,
+                                  progress=False, device="cpu", threads=1)
 
     @staticmethod
     def net_name(tree: int, level: int) -> str:
         return f"tree{tree}.level{level + 1}"
 
     def _use_tree(self) -> bool:
-        return self.config.tree if self.config.tree is not None else self.n_labels_ > self.config.tree_min_labels
+        if self.config.tree is not None:
+            return self.config.tree
+        return self.n_labels_ > self.config.tree_min_labels
 
     # ----------------------------------------------------------------- building
     def _build_trees(self, train: Encoded, texts: list[str]) -> None:
@@ -201,24 +206,28 @@ class AttentionXML(DeepTextModel):
 
         def loss(module: AttentionNet, batch: TextBatch) -> torch.Tensor:
             if d == 0:
-                return bce_loss(module(batch.ids, batch.mask), dense_rows(Y_level, batch.rows, batch.ids.device))
+                target = dense_rows(Y_level, batch.rows, batch.ids.device)  # (batch, n_nodes)
+                return bce_loss(module(batch.ids, batch.mask), target)
             cand = training_candidates(top_up[batch.rows], Y_up[batch.rows], children, cfg.candidates)
             target = torch.from_numpy(candidate_targets(cand, Y_level[batch.rows])).to(batch.ids.device)
             cand_t = torch.from_numpy(cand).to(batch.ids.device)
             logits = module(batch.ids, batch.mask, cand_t.clamp(min=0)).float()  # (batch, c)
             weight = (cand_t >= 0).float()
-            return nn.functional.binary_cross_entropy_with_logits(logits, target, weight=weight, reduction="sum") \
-                / weight.sum().clamp(min=1)
+            total = nn.functional.binary_cross_entropy_with_logits(logits, target, weight=weight,
+                                                                   reduction="sum")
+            return total / weight.sum().clamp(min=1)
+
+        Y_valid = levels.targets(valid.Y, d)
 
         def evaluate(module: AttentionNet) -> float:
             return self.validation_score(valid, lambda b, k: self._tree_topk(t, b, k, d, override=module),
-                                         Y=levels.targets(valid.Y, d))
+                                         Y=Y_valid)
 
         tag = f"level-{d + 1}" if cfg.n_trees == 1 else f"tree{t}-level-{d + 1}"
         epochs = cfg.level_epochs[min(d, len(cfg.level_epochs) - 1)] if cfg.level_epochs else cfg.epochs
-        self.train_results_[tag] = train_loop(net, cfg=cfg, batches=lambda epoch: self.train_batches(train, epoch),
-                                              loss=loss, evaluate=evaluate, run_dir=run_dir, tag=tag,
-                                              resume=resume, epochs=epochs)
+        self.train_results_[tag] = train_loop(
+            net, cfg=cfg, batches=lambda e: self.train_batches(train, e, salt=t), loss=loss,
+            evaluate=evaluate, run_dir=run_dir, tag=tag, resume=resume, epochs=epochs)
         net.eval()
 
     # ----------------------------------------------------------------- prediction
@@ -251,7 +260,7 @@ class AttentionXML(DeepTextModel):
             label: label name or id.
 
         Returns:
-            (tokens, weights float32 (len(tokens),)) with weights summing to 1 (empty for a text without tokens).
+            (tokens, weights float32 (len(tokens),)), weights summing to 1 (empty for a text without tokens).
         """
         self._check_fitted()
         if isinstance(label, (int, np.integer)) and not isinstance(label, bool):

@@ -209,8 +209,8 @@ class DeepTextModel(XMTCModel):
 
         Args:
             train: training split with raw texts.
-            valid: validation split (a seeded subset of ``cfg.valid_max_docs`` documents when larger); None
-                splits ``cfg.valid_fraction`` (at most ``cfg.valid_max_docs``) off ``train`` with ``cfg.seed``.
+            valid: validation split (a seeded subset of ``cfg.valid_max_docs`` documents when larger);
+                None splits ``cfg.valid_fraction`` (at most ``cfg.valid_max_docs``) off ``train`` (seeded).
             run_dir: checkpoints and ``metrics.jsonl`` go here; needed for ``resume``.
             resume: continue the training stages from their checkpoints in ``run_dir``.
 
@@ -225,8 +225,8 @@ class DeepTextModel(XMTCModel):
             train, valid = validation_split(train, self.config.valid_fraction, self.config.seed,
                                             self.config.valid_max_docs)
         elif len(valid) > self.config.valid_max_docs:  # a seeded subset keeps per-epoch evaluation cheap
-            rows = np.random.default_rng(self.config.seed).permutation(len(valid))[: self.config.valid_max_docs]
-            valid = valid.subset(np.sort(rows), split="valid")
+            rows = np.random.default_rng(self.config.seed).permutation(len(valid))
+            valid = valid.subset(np.sort(rows[: self.config.valid_max_docs]), split="valid")
         self.label_index_ = train.label_index
         tokens = self._tokenize(self.texts_of(train))
         embeddings = self._build_vocab(tokens)

@@ -77,7 +77,8 @@ def nearest_label_groups(Y: sp.spmatrix, k: int) -> np.ndarray:
 
 
 def sample_negatives(positives: torch.Tensor, is_positive: torch.Tensor, n_neg: int,
-                     generator: torch.Generator | None = None, rounds: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
+                     generator: torch.Generator | None = None,
+                     rounds: int = 4) -> tuple[torch.Tensor, torch.Tensor]:
     """Uniform negative labels for each positive pair (labels the document is not tagged with).
 
     Collisions with a positive label are redrawn ``rounds`` times; the pairs still colliding after that

@@ -209,15 +209,21 @@ class CNNEncoder(nn.Module):
         self.out_dim = bottleneck
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x (batch, seq, input_dim), mask (batch, seq) -> (batch, bottleneck)."""
-        seq = x.shape[1]
+        """x (batch, seq, input_dim), mask (batch, seq) -> (batch, bottleneck).
+
+        Each document is pooled over its own length (chunk ``floor(t * p / length)`` for token ``t``), so the
+        output does not depend on how much padding its batch has.
+        """
+        b, seq = mask.shape
         xt = (x * mask.unsqueeze(-1).to(x.dtype)).transpose(1, 2)  # (batch, input_dim, seq), padding zeroed
+        lengths = mask.sum(1, keepdim=True).clamp(min=1)  # (batch, 1)
+        pos = torch.arange(seq, device=x.device).unsqueeze(0)  # (1, seq)
+        chunk = torch.where(mask, pos * self.chunks // lengths, self.chunks)  # (batch, seq); padding: extra
         pooled = []
         for conv in self.convs:
-            c = F.relu(conv(xt))[:, :, :seq]  # (batch, filters, seq)
-            c = c * mask.unsqueeze(1).to(c.dtype)  # padding contributes 0 (ReLU outputs are >= 0)
-            if seq < self.chunks:
-                c = F.pad(c, (0, self.chunks - seq))
-            pooled.append(F.adaptive_max_pool1d(c, self.chunks).flatten(1))  # (batch, filters*chunks)
+            c = F.relu(conv(xt))[:, :, :seq]  # (batch, filters, seq), >= 0
+            out = c.new_zeros(b, c.shape[1], self.chunks + 1)  # empty chunks of short documents stay 0
+            out.scatter_reduce_(2, chunk.unsqueeze(1).expand_as(c), c, reduce="amax", include_self=True)
+            pooled.append(out[:, :, : self.chunks].flatten(1))  # (batch, filters*chunks)
         z = torch.cat(pooled, dim=1)  # (batch, widths*filters*chunks)
         return self.dropout(F.relu(self.bottleneck(z)))  # (batch, bottleneck)

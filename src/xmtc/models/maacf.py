@@ -9,7 +9,7 @@ Paper -> code:
   :func:`~xmtc.models.label_groups.nearest_label_groups` (the ``groups`` buffer of :class:`MAACFNet`);
 * text model (Sec. 3.2.2): ``n`` independent document encoders, the "aspects" s_in -> :meth:`MAACFNet.encode`
   (``cnn``: XML-CNN, :class:`~xmtc.models.layers.CNNEncoder`; ``lstm``: attention-BiLSTM,
-  :class:`AttentionLSTMEncoder`; ``transformer``: all-MiniLM-L6-v2,
+  :class:`~xmtc.models.maacf_net.AttentionLSTMEncoder`; ``transformer``: all-MiniLM-L6-v2,
   :class:`~xmtc.models.transformer_encoder.TransformerEncoder`), then label-aware attention of the target
   label's embedding H_z over the aspects -> S_i in :meth:`MAACFNet.score`;
 * label model (Sec. 3.2.3): per-aspect attention over the group members (Eq. 4-5), self-attention fusion over
@@ -17,8 +17,8 @@ Paper -> code:
 * predictor (Sec. 3.3): MLP over [S_i; H_i] (Eq. 9) -> ``MAACFNet.predictor``; BPR loss (Eq. 10) with
   ``negatives`` uniform negatives per positive -> :meth:`MAACF.pair_loss`;
 * variants: ``variant="mcf"`` (MCF+, self-attention only: no text-label interaction before the predictor),
-  ``aspects`` of length 1 (ACF+), ``variant="encoder"`` (the document encoder alone with a linear BCE head over
-  all labels: the baselines of Tables 5-6), ``group_size`` k (Fig. 2-3), ``predictor_layers`` (Fig. 4).
+  ``aspects`` of length 1 (ACF+), ``variant="encoder"`` (the document encoder alone with a linear BCE head
+  over all labels: the baselines of Tables 5-6), ``group_size`` k (Fig. 2-3), ``predictor_layers`` (Fig. 4).
 
 Inference at scale: the pair score depends on the document (the group attention is queried by the aspects),
 so scoring every label costs an MLP per label. ``shortlist`` picks the labels to rerank: ``all`` (exact, for
@@ -57,11 +57,11 @@ SHORTLIST_DIR = "shortlist"
 class MAACFConfig(DeepConfig):
     """MAACF+ settings (paper: 256-d CBOW word vectors, 256-d representations, k = 2, a 2-layer predictor)."""
 
-    variant: str = doc_field("maacf", "'maacf' (co-attention, the paper's model), 'mcf' (MCF+: self-attention "
-                                      "only) or 'encoder' (the aspects alone with a linear BCE head)")
-    aspects: list[str] = doc_field(["cnn", "cnn"], "document encoders, one per aspect: 'cnn' (XML-CNN), 'lstm' "
-                                                   "(attention-BiLSTM), 'transformer' (all-MiniLM-L6-v2); one "
-                                                   "entry = ACF+")
+    variant: str = doc_field("maacf", "'maacf' (co-attention, the paper's model), 'mcf' (MCF+: self-attention"
+                                      " only) or 'encoder' (the aspects alone with a linear BCE head)")
+    aspects: list[str] = doc_field(["cnn", "cnn"], "document encoders, one per aspect: 'cnn' (XML-CNN), "
+                                                   "'lstm' (attention-BiLSTM), 'transformer' "
+                                                   "(all-MiniLM-L6-v2); one entry = ACF+")
     dim: int = doc_field(256, "D: size of the aspect, label and group representations")
     group_size: int = doc_field(2, "k: labels in each label's global nearest label group (0: no group)")
     negatives: int = doc_field(5, "Neg: negative labels sampled per positive pair (BPR loss)")
@@ -79,12 +79,13 @@ class MAACFConfig(DeepConfig):
     transformer_max_len: int = doc_field(128, "sub-word tokens per document for the transformer aspect")
     transformer_trainable_layers: int = doc_field(2, "top transformer layers fine-tuned (the rest frozen)")
     transformer_lr_scale: float = doc_field(0.05, "learning-rate multiplier of the transformer's own layers")
-    shortlist: str = doc_field("auto", "labels reranked at prediction: 'all', 'head' (linear head), 'parabel' "
-                                       "(sparse label tree) or 'auto' (all up to shortlist_size labels, else head)")
+    shortlist: str = doc_field("auto", "labels reranked at prediction: 'all', 'head' (linear head), "
+                                       "'parabel' (sparse label tree) or 'auto' (all up to shortlist_size "
+                                       "labels, else head)")
     shortlist_size: int = doc_field(100, "candidate labels per document from the shortlist")
     head_weight: float = doc_field(1.0, "weight of the linear head's BCE loss (shortlist 'head')")
-    head_detach: bool = doc_field(True, "train the head on detached aspect vectors (the encoders learn from the "
-                                        "pairwise loss only, as in the paper)")
+    head_detach: bool = doc_field(True, "train the head on detached aspect vectors (the encoders learn from "
+                                        "the pairwise loss only, as in the paper)")
     label_chunk: int = doc_field(512, "labels scored at once when every label is scored")
     emb_dim: int = doc_field(256, "word vector size (paper: 256-d CBOW vectors)")
 
@@ -96,12 +97,14 @@ class MAACFConfig(DeepConfig):
             check(a in ASPECTS, f"aspects entries must be one of {ASPECTS}, but one is {a!r}")
         check(self.predictor_input in ("concat", "product"),
               f"predictor_input must be 'concat' or 'product', but is {self.predictor_input!r}")
-        check(self.shortlist in SHORTLISTS, f"shortlist must be one of {SHORTLISTS}, but is {self.shortlist!r}")
+        check(self.shortlist in SHORTLISTS,
+              f"shortlist must be one of {SHORTLISTS}, but is {self.shortlist!r}")
         for name in ("dim", "negatives", "max_positives", "predictor_hidden", "cnn_filters", "cnn_chunks",
                      "lstm_hidden", "transformer_max_len", "shortlist_size", "label_chunk"):
             check(getattr(self, name) > 0, f"{name} must be positive, but is {getattr(self, name)}")
         check(self.group_size >= 0, f"group_size must be >= 0, but is {self.group_size}")
-        check(1 <= self.predictor_layers <= 6, f"predictor_layers must be in 1..6, but is {self.predictor_layers}")
+        check(1 <= self.predictor_layers <= 6,
+              f"predictor_layers must be in 1..6, but is {self.predictor_layers}")
         check(0 <= self.dropout < 1, f"dropout must be in [0, 1), but is {self.dropout}")
         check(len(self.cnn_widths) > 0 and all(w > 0 for w in self.cnn_widths),
               f"cnn_widths must be positive ints, but is {self.cnn_widths}")
@@ -114,7 +117,7 @@ class MAACFConfig(DeepConfig):
 
 @register("maacf")
 class MAACF(DeepTextModel):
-    """MAACF+: document-label matching with multi-aspect co-attention, label groups and an MLP (NCF) predictor.
+    """MAACF+: document-label matching with multi-aspect co-attention, label groups and an NCF predictor.
 
     Fitted state (besides :class:`~xmtc.models.deep.DeepTextModel`'s): ``groups_`` int64 (L, k) label groups,
     ``shortlister_`` (a fitted ``parabel`` model with ``shortlist='parabel'``), ``tokenizer_`` (transformer
@@ -132,10 +135,10 @@ class MAACF(DeepTextModel):
     @classmethod
     def tiny_config(cls) -> MAACFConfig:
         """A config that trains in a few seconds on the tiny synthetic data (no transformer aspect)."""
-        return MAACFConfig(aspects=["cnn", "lstm"], emb_dim=16, w2v_epochs=1, dim=16, cnn_filters=8, cnn_chunks=2,
-                           lstm_hidden=8, predictor_hidden=16, negatives=3, epochs=10, batch_size=16, lr=1e-2,
-                           dropout=0.0, emb_dropout=0.0, max_len=64, patience=0, progress=False, device="cpu",
-                           threads=1)
+        return MAACFConfig(aspects=["cnn", "lstm"], emb_dim=16, w2v_epochs=1, dim=16, cnn_filters=8,
+                           cnn_chunks=2, lstm_hidden=8, predictor_hidden=16, negatives=3, epochs=10,
+                           batch_size=16, lr=1e-2, dropout=0.0, emb_dropout=0.0, max_len=64, patience=0,
+                           progress=False, device="cpu", threads=1)
 
     # ----------------------------------------------------------------- settings resolved from the data
     @property
@@ -171,7 +174,7 @@ class MAACF(DeepTextModel):
         enc.texts = list(texts)  # the transformer aspect and the parabel shortlist read the raw texts
         return enc
 
-    def _side_inputs(self, data: Encoded, candidates: bool = True) -> dict[str, list[np.ndarray] | np.ndarray | None]:
+    def _side_inputs(self, data: Encoded, candidates: bool = True) -> dict:
         """Sub-word ids (transformer aspect) and (with ``candidates``) the parabel shortlist of ``data``."""
         cfg, out = self.config, {"sub": None, "cand": None}
         if self.uses_subwords:
@@ -196,7 +199,9 @@ class MAACF(DeepTextModel):
 
     # ----------------------------------------------------------------- networks and training
     def _make_networks(self, embeddings: np.ndarray) -> dict[str, nn.Module]:
-        groups = self.groups_ if self.groups_ is not None else np.full((self.n_labels_, self.config.group_size), -1)
+        groups = self.groups_
+        if groups is None:  # loading: the real groups come with the weights
+            groups = np.full((self.n_labels_, self.config.group_size), -1, dtype=np.int64)
         head = self.shortlist_kind in ("encoder", "head")
         return {"network": MAACFNet(embeddings, groups, self.config, head=head)}
 
@@ -208,13 +213,16 @@ class MAACF(DeepTextModel):
             self.shortlister_ = self._fit_shortlister(train)
         self.networks_ = {name: net.to(self.device_) for name, net in self._make_networks(embeddings).items()}
         net = self.networks_["network"]
-        side_train, side_valid = self._side_inputs(train, candidates=False), self._side_inputs(valid)
+        side_train, side_v = self._side_inputs(train, candidates=False), self._side_inputs(valid)
 
         def batches(epoch: int):
             return _PairBatches(self, self.train_batches(train, epoch), side_train)
 
         def evaluate(module: nn.Module) -> float:
-            return self.validation_score(valid, lambda b, k: self._topk(module, self._pair_batch(b, side_valid), k))
+            def topk(b: TextBatch, k: int):
+                return self._topk(module, self._pair_batch(b, side_v), k)
+
+            return self.validation_score(valid, topk)
 
         self.train_results_["network"] = train_loop(
             net, cfg=cfg, batches=batches, loss=self.pair_loss, evaluate=evaluate, run_dir=run_dir,
@@ -252,7 +260,8 @@ class MAACF(DeepTextModel):
         neg, neg_ok = sample_negatives(pos, targets > 0, cfg.negatives)  # (batch, p, Neg)
         b, p = pos.shape
         logits = net.score(s, torch.cat([pos, neg.reshape(b, -1)], 1)).float()  # (batch, p + p*Neg)
-        loss = bpr_loss(logits[:, :p], logits[:, p:].reshape(b, p, cfg.negatives), pos_mask[:, :, None] & neg_ok)
+        valid = pos_mask[:, :, None] & neg_ok  # (batch, p, Neg)
+        loss = bpr_loss(logits[:, :p], logits[:, p:].reshape(b, p, cfg.negatives), valid)
         if net.head is not None:
             loss = loss + cfg.head_weight * bce_loss(net.head_logits(s, cfg.head_detach), targets)
         return loss
@@ -283,9 +292,7 @@ class MAACF(DeepTextModel):
             val, idx = torch.topk(net.head_logits(s).float(), min(k, self.n_labels_), dim=1)
             return idx, torch.sigmoid(val)
         if kind == "all":
-            logits = torch.cat([net.score(s, torch.arange(lo, min(lo + self.config.label_chunk, self.n_labels_),
-                                                          device=s.device).expand(len(batch), -1)).float()
-                                for lo in range(0, self.n_labels_, self.config.label_chunk)], 1)
+            logits = self._score_labels(net, s, torch.arange(self.n_labels_, device=s.device))  # (batch, L)
             val, idx = torch.topk(logits, min(k, self.n_labels_), dim=1)
             return idx, torch.sigmoid(val)
         if kind == "head":
@@ -297,6 +304,12 @@ class MAACF(DeepTextModel):
         val, pos = torch.topk(logits, min(k, cand.shape[1]), dim=1)
         idx = torch.gather(cand, 1, pos).masked_fill(~torch.isfinite(val), -1)
         return idx, torch.sigmoid(val)
+
+    def _score_labels(self, net: MAACFNet, s: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Logits (batch, len(labels)) of every document with the same 1-D ``labels``, in chunks."""
+        step = self.config.label_chunk
+        return torch.cat([net.score(s, labels[lo: lo + step].expand(len(s), -1)).float()
+                          for lo in range(0, len(labels), step)], 1)
 
     def _predict(self, data: Dataset | Sequence[str], k: int):
         if self.device_ is None:
@@ -326,10 +339,9 @@ class MAACF(DeepTextModel):
             for tb in self.eval_batches(enc):
                 s = net.encode(self._pair_batch(tb, side))
                 if net.variant == "encoder":
-                    logits = net.head_logits(s)[:, lab]
+                    logits = net.head_logits(s)[:, lab]  # (batch, len(labels))
                 else:
-                    logits = torch.cat([net.score(s, lab[lo: lo + self.config.label_chunk].expand(len(tb), -1))
-                                        for lo in range(0, len(labels), self.config.label_chunk)], 1)
+                    logits = self._score_labels(net, s, lab)
                 out[tb.rows] = torch.sigmoid(logits.float()).cpu().numpy()
         return out
 
@@ -348,7 +360,8 @@ class MAACF(DeepTextModel):
         with torch.no_grad():
             for tb in self.eval_batches(enc):
                 s = net.encode(self._pair_batch(tb, side))
-                out[tb.rows] = torch.topk(net.head_logits(s).float(), out.shape[1], dim=1).indices.cpu().numpy()
+                top = torch.topk(net.head_logits(s).float(), out.shape[1], dim=1).indices  # (batch, c)
+                out[tb.rows] = top.cpu().numpy()
         return out
 
     # ----------------------------------------------------------------- persistence

@@ -44,8 +44,8 @@ class CNNAspect(nn.Module):
     def __init__(self, emb: Embedding, cfg: MAACFConfig):
         super().__init__()
         self.emb = emb
-        self.cnn = CNNEncoder(emb.dim, widths=cfg.cnn_widths, n_filters=cfg.cnn_filters, chunks=cfg.cnn_chunks,
-                              bottleneck=cfg.dim, dropout=cfg.dropout)
+        self.cnn = CNNEncoder(emb.dim, widths=cfg.cnn_widths, n_filters=cfg.cnn_filters,
+                              chunks=cfg.cnn_chunks, bottleneck=cfg.dim, dropout=cfg.dropout)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """ids, mask (batch, seq) -> (batch, dim)."""
@@ -73,7 +73,7 @@ class PairBatch:
 
 
 def _masked_softmax(e: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """Softmax over the last dim restricted to ``valid``; all-invalid rows give zeros (and finite gradients)."""
+    """Softmax over the last dim restricted to ``valid``; all-invalid rows give zeros (finite gradients)."""
     a = torch.softmax(e.float().masked_fill(~valid, -1e4), dim=-1)
     return (a * valid).to(e.dtype)
 
@@ -95,8 +95,8 @@ class MAACFNet(nn.Module):
         shared = Embedding(embeddings, trainable=not cfg.freeze_embeddings, dropout=cfg.emb_dropout)
         aspects = []
         for kind in self.kinds:
-            emb = shared if cfg.share_embeddings else Embedding(embeddings, trainable=not cfg.freeze_embeddings,
-                                                                dropout=cfg.emb_dropout)
+            emb = shared if cfg.share_embeddings else Embedding(
+                embeddings, trainable=not cfg.freeze_embeddings, dropout=cfg.emb_dropout)
             if kind == "cnn":
                 aspects.append(CNNAspect(emb, cfg))
             elif kind == "lstm":
@@ -125,7 +125,8 @@ class MAACFNet(nn.Module):
             self.group_att = nn.Linear(D, 1)
         self.fuse = nn.Linear(2 * D if k > 0 else D, D)  # W_f, b_f of Eq. 8
         self.product = cfg.predictor_input == "product"
-        self.predictor = MLP((3 if self.product else 2) * D, [cfg.predictor_hidden] * (cfg.predictor_layers - 1), 1, dropout=cfg.dropout)
+        hidden = [cfg.predictor_hidden] * (cfg.predictor_layers - 1)
+        self.predictor = MLP((3 if self.product else 2) * D, hidden, 1, dropout=cfg.dropout)
 
     def encode(self, batch: PairBatch) -> torch.Tensor:
         """The aspect vectors s_in of each document: (batch, n, D)."""
@@ -165,7 +166,8 @@ class MAACFNet(nn.Module):
                 e = torch.einsum("bckd,bnd->bcnk", h, s) * self.scale  # Eq. 4 scores
                 alpha = _masked_softmax(e, valid.unsqueeze(2))  # (batch, c, n, k)
                 h_n = torch.einsum("bcnk,bckd->bcnd", alpha, h)  # Eq. 5
-                beta = torch.softmax(torch.einsum("bcnd,nd->bcn", h_n, self.aspect_w) + self.aspect_b, -1)  # Eq. 6
+                e6 = torch.einsum("bcnd,nd->bcn", h_n, self.aspect_w) + self.aspect_b
+                beta = torch.softmax(e6, dim=-1)  # Eq. 6 (batch, c, n)
                 Hg = torch.einsum("bcn,bcnd->bcd", beta, h_n)  # Eq. 7
         else:  # MCF+
             w = torch.softmax(self.text_att(s).squeeze(-1), dim=-1)  # (batch, n)

@@ -1,9 +1,9 @@
 """Probabilistic label tree levels as used by the level-wise deep models (AttentionXML, LightAttention III-B).
 
-:class:`TreeLevels` is the array view a deep model needs of a shallow-and-wide label tree: the node count of each
-level (top level first, the last level is the labels themselves) and the parent of every node in the level
-above. From these it derives padded children tables, per-level targets and the candidate sets used to train a
-level on the top-C nodes of the level above plus the positives.
+:class:`TreeLevels` is the array view a deep model needs of a shallow-and-wide label tree: the node count of
+each level (top level first, the last level is the labels themselves) and the parent of every node in the
+level above. From these it derives padded children tables, per-level targets and the candidate sets used to
+train a level on the top-C nodes of the level above plus the positives.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ class TreeLevels:
                              f"got {len(self.parents)}")
         for i, p in enumerate(self.parents):
             if p.shape != (self.sizes[i + 1],) or (len(p) and (p.min() < 0 or p.max() >= self.sizes[i])):
-                raise ValueError(f"parents[{i}] must map {self.sizes[i + 1]} nodes into 0..{self.sizes[i] - 1}")
+                raise ValueError(f"parents[{i}] must map {self.sizes[i + 1]} nodes into "
+                                 f"0..{self.sizes[i] - 1}")
         self._children: dict[int, np.ndarray] = {}
         self._ancestors: dict[int, np.ndarray] = {}
 
@@ -112,7 +113,8 @@ class TreeLevels:
             sizes = arrays[f"{prefix}sizes"].tolist()
             return cls(sizes, [arrays[f"{prefix}parents{i}"] for i in range(len(sizes) - 1)])
         except (KeyError, ValueError) as e:
-            raise ModelLoadError(f"label tree arrays {prefix!r} are incomplete or inconsistent ({e})") from None
+            raise ModelLoadError(f"label tree arrays {prefix!r} are incomplete or inconsistent "
+                                 f"({e})") from None
 
 
 def training_candidates(top_parents: np.ndarray, positive_parents: sp.csr_matrix, children: np.ndarray,

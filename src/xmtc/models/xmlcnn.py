@@ -2,8 +2,8 @@
 
 * XML-CNN: word vectors -> convolutions of widths (2, 4, 8) -> dynamic max pooling into p chunks -> bottleneck
   layer -> dropout -> output layer over all labels; BCE loss.
-* XML-RNN: AttentionXML without its attention: word vectors -> BiLSTM -> max pooling over time -> fully connected
-  layer(s) -> output layer over all labels; BCE loss.
+* XML-RNN: AttentionXML without its attention: word vectors -> BiLSTM -> max pooling over time -> fully
+  connected layer(s) -> output layer over all labels; BCE loss.
 
 Both score every label with one output matrix (no label tree), so they suit up to a few thousand labels.
 """
@@ -115,8 +115,8 @@ class XMLRNN(DeepTextModel):
     def tiny_config(cls) -> XMLRNNConfig:
         """A config that trains in about a second on the tiny synthetic data."""
         return XMLRNNConfig(emb_dim=16, w2v_epochs=1, hidden=16, fc=[32], epochs=20, batch_size=16, lr=1e-2,
-                            dropout=0.1, emb_dropout=0.0, max_len=64, patience=0, progress=False, device="cpu",
-                            threads=1)
+                            dropout=0.1, emb_dropout=0.0, max_len=64, patience=0, progress=False,
+                            device="cpu", threads=1)
 
     def build_network(self, n_labels: int, embeddings: np.ndarray) -> nn.Module:
         return XMLRNNNet(embeddings, n_labels, self.config)

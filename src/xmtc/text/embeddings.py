@@ -102,7 +102,6 @@ def load_word_vectors_with_stats(path: str | Path, vocab: Vocab, dim: int | None
         raise DataError(f"{path}: word vector file not found")
     exact: dict[int, np.ndarray] = {}
     lowered: dict[int, np.ndarray] = {}
-    ids = vocab._ids  # token -> id, read-only use
     n_file = 0
     file_dim = dim
     opener = gzip.open if path.suffix == ".gz" else open
@@ -128,10 +127,10 @@ def load_word_vectors_with_stats(path: str | Path, vocab: Vocab, dim: int | None
                                     f"{len(fields)} fields")
                 n_file += 1
                 word = fields[0] if len(fields) == file_dim + 1 else " ".join(fields[:-file_dim])
-                i = ids.get(word)
+                i = vocab.get(word)
                 target = exact
                 if i is None:
-                    i = ids.get(word.lower())
+                    i = vocab.get(word.lower())
                     target = lowered
                 if i is None or i == PAD or i in target:
                     continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from itertools import repeat
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -90,6 +91,10 @@ class Vocab:
         """Id of ``token`` (``UNK`` when unknown)."""
         return self._ids.get(token, UNK)
 
+    def get(self, token: str, default: int | None = None) -> int | None:
+        """Id of ``token``, or ``default`` when it is not in the vocabulary."""
+        return self._ids.get(token, default)
+
     def encode(self, tokens: Sequence[str], max_len: int | None = None) -> np.ndarray:
         """Ids of ``tokens``, truncated to ``max_len`` (None: no limit); unknown tokens become ``UNK``.
 
@@ -98,8 +103,7 @@ class Vocab:
         """
         if max_len is not None:
             tokens = tokens[:max_len]
-        get = self._ids.get
-        return np.fromiter((get(t, UNK) for t in tokens), dtype=np.int64, count=len(tokens))
+        return np.fromiter(map(self._ids.get, tokens, repeat(UNK)), dtype=np.int64, count=len(tokens))
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         """Tokens of ``ids``."""

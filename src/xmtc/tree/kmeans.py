@@ -95,8 +95,8 @@ def _split(engine, node: np.ndarray, n_nodes: int, n_left: np.ndarray, rng: np.r
     right = np.zeros(n, dtype=bool)
     active = np.ones(n_nodes, dtype=bool)
     old = np.full(n_nodes, -np.inf)
+    sims = engine.sims(weights)  # (L, 2) cosine to own node's left / right centre
     for it in range(max_iter):
-        sims = engine.sims(weights)  # (L, 2) cosine to own node's left / right centre
         order = np.lexsort((sims[:, 1] - sims[:, 0], node))  # by node, then preference for the left
         rank = positions - start[node[order]]
         new_right = np.empty(n, dtype=bool)
@@ -108,7 +108,7 @@ def _split(engine, node: np.ndarray, n_nodes: int, n_left: np.ndarray, rng: np.r
         old = obj
         if not active.any():
             break
-        weights = np.stack([~right, right], axis=1).astype(np.float32)
+        sims = engine.sims_sides(right)
     return right
 
 
@@ -140,19 +140,36 @@ class _SparseSims:
         self.run_starts = np.flatnonzero(new_run)
         self.run = np.cumsum(new_run) - 1  # run id of each non-zero
         self.run_node = self.nz_node[self.run_starts]
+        if nnz:
+            # Sum of the whole node per run, and each row's dot product with it: left = whole - right.
+            self.total = np.add.reduceat(self.vals, self.run_starts)
+            self.total_dots = np.bincount(self.rows, self.vals * self.total[self.run], minlength=self.n)
 
     def sims(self, weights: np.ndarray) -> np.ndarray:
+        """Cosines to the centres ``sum_j weights[j, s] * x_j`` (s = 0, 1) of each row's node."""
         out = np.zeros((self.n, 2), dtype=np.float64)
         if len(self.rows) == 0:
             return out
         for s in range(2):
-            w = self.vals * weights[:, s][self.rows]
-            centre = np.add.reduceat(w, self.run_starts)  # unnormalised centre entry of each run
-            norm = np.sqrt(np.bincount(self.run_node, centre * centre, minlength=self.n_nodes))
+            centre = np.add.reduceat(self.vals * weights[:, s][self.rows], self.run_starts)
             dots = np.bincount(self.rows, self.vals * centre[self.run], minlength=self.n)
-            denom = norm[self.node]
-            out[:, s] = np.divide(dots, denom, out=np.zeros_like(dots), where=denom > 0)
+            out[:, s] = self._cosine(dots, centre)
         return out
+
+    def sims_sides(self, right: np.ndarray) -> np.ndarray:
+        """Cosines to the centres of the left (``~right``) and right rows of each node (one pass, not two)."""
+        out = np.zeros((self.n, 2), dtype=np.float64)
+        if len(self.rows) == 0:
+            return out
+        centre_r = np.add.reduceat(np.where(right[self.rows], self.vals, 0.0), self.run_starts)
+        dots_r = np.bincount(self.rows, self.vals * centre_r[self.run], minlength=self.n)
+        out[:, 0] = self._cosine(self.total_dots - dots_r, self.total - centre_r)
+        out[:, 1] = self._cosine(dots_r, centre_r)
+        return out
+
+    def _cosine(self, dots: np.ndarray, centre: np.ndarray) -> np.ndarray:
+        denom = np.sqrt(np.bincount(self.run_node, centre * centre, minlength=self.n_nodes))[self.node]
+        return np.divide(dots, denom, out=np.zeros_like(dots), where=denom > 0)
 
     def refine(self, right: np.ndarray) -> None:
         """Reorder the non-zeros for the next depth: within each node, left child first (stable)."""
@@ -191,6 +208,9 @@ class _DenseSims:
 
     def refine(self, right: np.ndarray) -> None:
         pass
+
+    def sims_sides(self, right: np.ndarray) -> np.ndarray:
+        return self.sims(np.stack([~right, right], axis=1).astype(np.float32))
 
     def sims(self, weights: np.ndarray) -> np.ndarray:
         out = np.zeros((self.n, 2), dtype=np.float64)

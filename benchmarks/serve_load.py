@@ -1,0 +1,197 @@
+"""Load test of ``xmtc serve`` on loopback: latency percentiles, throughput and errors under concurrency.
+
+Starts ``python -m xmtc serve RUN`` in a subprocess on a free loopback port, waits for ``/health``, sends a
+short warm-up, then ``--n`` POST /predict requests (one document each by default) from ``--concurrency``
+concurrent clients (``httpx.AsyncClient``), and stops the server. Documents come from a dataset split
+(``--data``, default: the bundled dataset's test split), cycled in order. Prints a markdown table and writes
+the same figures as JSON (``--json``). Everything stays on 127.0.0.1; the client shares the machine's CPU
+with the server, so the figures are a lower bound for a dedicated server.
+
+Example (the figures in docs/BENCHMARKS.md, "Serving load test")::
+
+    nice -n 10 python benchmarks/serve_load.py /work/runs/parabel-eurlex \\
+        --data /work/shared/data/eurlex57k --n 10000 --concurrency 50 \\
+        --json benchmarks/results/serve_load.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def load_texts(data: str | None, split: str, max_docs: int) -> tuple[list[str], str]:
+    """Up to ``max_docs`` documents of ``split`` of dataset folder ``data`` (default: the bundled dataset)."""
+    import warnings
+
+    from xmtc.data import bundled_path, load
+
+    path = Path(data) if data else bundled_path()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (ds,) = load(path, splits=(split,), max_docs=max_docs)
+    if ds.texts is None:
+        raise SystemExit(f"{path}: split {split!r} has no raw texts")
+    return ds.texts, f"{path.name}/{split}"
+
+
+def start_server(run: str, port: int, extra: list[str]) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "xmtc", "serve", run, "--host", "127.0.0.1", "--port", str(port),
+           "--log-level", "warning", *extra]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def wait_ready(base: str, proc: subprocess.Popen, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"xmtc serve exited with status {proc.returncode}: {proc.stderr.read()[-2000:]}")
+        try:
+            r = httpx.get(f"{base}/health", timeout=2)
+            if r.status_code == 200:
+                return r.json()
+        except httpx.TransportError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"xmtc serve did not answer /health within {timeout:.0f} s")
+
+
+async def run_load(base: str, texts: list[str], n: int, concurrency: int, k: int, per_request: int,
+                   timeout: float) -> tuple[np.ndarray, dict[str, int], float]:
+    """Send ``n`` requests from ``concurrency`` workers.
+
+    Returns:
+        (latencies in seconds of the successful requests, error counts by kind, wall seconds).
+    """
+    latencies: list[float] = []
+    errors: dict[str, int] = {}
+    counter = iter(range(n))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        for i in counter:
+            start = (i * per_request) % len(texts)
+            batch = [texts[(start + j) % len(texts)] for j in range(per_request)]
+            t0 = time.perf_counter()
+            try:
+                r = await client.post("/predict", json={"texts": batch, "k": k})
+                ok = r.status_code == 200 and len(r.json()["predictions"]) == per_request
+                key = "ok" if ok else f"http {r.status_code}"
+            except httpx.HTTPError as e:
+                key = type(e).__name__
+            if key == "ok":
+                latencies.append(time.perf_counter() - t0)
+            else:
+                errors[key] = errors.get(key, 0) + 1
+
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout) as client:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+        wall = time.perf_counter() - t0
+    return np.asarray(latencies), errors, wall
+
+
+def summarise(lat: np.ndarray, errors: dict[str, int], wall: float, args, source: str, health: dict,
+              health_after: dict) -> dict:
+    ms = lat * 1000
+    pct = {f"p{q}": round(float(np.percentile(ms, q)), 1) if len(ms) else None for q in (50, 90, 99)}
+    b0, b1 = health.get("batching", {}), health_after.get("batching", {})
+    calls = b1.get("model_calls", 0) - b0.get("model_calls", 0)
+    served = b1.get("texts", 0) - b0.get("texts", 0)
+    return {
+        "run": str(args.run), "model": health.get("model"), "n_labels": health.get("n_labels"),
+        "documents": source, "requests": args.n, "concurrency": args.concurrency,
+        "texts_per_request": args.texts, "k": args.k, "ok": int(len(lat)),
+        "errors": int(sum(errors.values())), "error_kinds": errors,
+        "wall_s": round(wall, 2), "throughput_rps": round(len(lat) / wall, 1) if wall else None,
+        "throughput_texts_per_s": round(len(lat) * args.texts / wall, 1) if wall else None,
+        "latency_ms": {**pct, "mean": round(float(ms.mean()), 1) if len(ms) else None,
+                       "max": round(float(ms.max()), 1) if len(ms) else None},
+        "model_calls": calls, "mean_texts_per_model_call": round(served / calls, 2) if calls else None,
+        "model_busy_s": round(b1.get("busy_seconds", 0) - b0.get("busy_seconds", 0), 2),
+        "machine": f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
+                   f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(), "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+    }
+
+
+def markdown(s: dict) -> str:
+    lat = s["latency_ms"]
+    rows = [("model", f"{s['model']} ({s['n_labels']} labels), {s['run']}"), ("documents", s["documents"]),
+            ("requests x texts", f"{s['requests']} x {s['texts_per_request']} (k={s['k']}), "
+                                 f"{s['concurrency']} concurrent"),
+            ("ok / errors", f"{s['ok']} / {s['errors']} {s['error_kinds'] or ''}".strip()),
+            ("wall time", f"{s['wall_s']} s"),
+            ("throughput", f"{s['throughput_rps']} requests/s ({s['throughput_texts_per_s']} documents/s)"),
+            ("latency p50 / p90 / p99", f"{lat['p50']} / {lat['p90']} / {lat['p99']} ms"),
+            ("latency mean / max", f"{lat['mean']} / {lat['max']} ms"),
+            ("model calls", f"{s['model_calls']} (mean {s['mean_texts_per_model_call']} documents per call; "
+                            f"model busy {s['model_busy_s']} s)"),
+            ("machine", s["machine"]), ("date", s["date"])]
+    return "| | |\n|---|---|\n" + "\n".join(f"| {a} | {b} |" for a, b in rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("run", help="run folder from xmtc train (or a model folder)")
+    p.add_argument("--data", help="dataset folder whose documents are sent (default: the bundled dataset)")
+    p.add_argument("--split", default="test", help="split of --data (default: test)")
+    p.add_argument("--n", type=int, default=10_000, help="requests to send (default 10000)")
+    p.add_argument("--concurrency", type=int, default=50, help="concurrent clients (default 50)")
+    p.add_argument("--texts", type=int, default=1, help="documents per request (default 1)")
+    p.add_argument("--k", type=int, default=5, help="labels per document (default 5)")
+    p.add_argument("--max-docs", type=int, default=2000, help="distinct documents read (cycled)")
+    p.add_argument("--timeout", type=float, default=120.0, help="seconds per request before it is an error")
+    p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    p.add_argument("--server-arg", action="append", default=[], help="extra argument for xmtc serve "
+                   "(repeatable), e.g. --server-arg=--batch-wait-ms=2")
+    args = p.parse_args(argv)
+    if min(args.n, args.concurrency, args.texts, args.k, args.max_docs) < 1:
+        p.error("--n, --concurrency, --texts, --k and --max-docs must be positive")
+
+    texts, source = load_texts(args.data, args.split, args.max_docs)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    proc = start_server(args.run, port, args.server_arg)
+    try:
+        wait_ready(base, proc, timeout=600)
+        asyncio.run(run_load(base, texts, min(20, args.n), min(4, args.concurrency), args.k, args.texts,
+                             args.timeout))  # warm-up
+        health = httpx.get(f"{base}/health").json()
+        lat, errors, wall = asyncio.run(run_load(base, texts, args.n, args.concurrency, args.k, args.texts,
+                                                 args.timeout))
+        health_after = httpx.get(f"{base}/health").json()
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    summary = summarise(lat, errors, wall, args, source, health, health_after)
+    summary["command"] = "python benchmarks/serve_load.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    print(markdown(summary))
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        print(f"\nwrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
