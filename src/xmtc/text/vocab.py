@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from itertools import repeat
 from collections.abc import Iterable, Sequence
+from itertools import repeat
 from pathlib import Path
 
 import numpy as np

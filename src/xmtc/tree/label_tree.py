@@ -90,7 +90,10 @@ class LabelTree:
             cluster_size: M, the most labels a leaf cluster may hold (>= 2). Leaf clusters sit at binary depth
                 ``D = min{d : ceil(L / 2**d) <= M}``, so they hold between about M/2 and M labels.
             n_top: wanted number of top-level nodes; the top level is at binary depth ``ceil(log2(n_top))``
-                (clamped to ``[1, D]``), so it has the smallest power of two >= ``n_top`` nodes.
+                (clamped to ``[1, D]``), so it has the smallest power of two >= ``n_top`` nodes. Levels below
+                it are every ``c`` depths up from the leaf clusters; one that would sit less than ``c / 2``
+                depths below the top is dropped (so top nodes get between ``2**(c/2)`` and ``2**(1.5c)``
+                children).
             height: instead of ``n_top``, the number of node levels ``H`` (leaf clusters included); levels
                 that would go above binary depth 1 are dropped. With neither, levels go up to the shallowest
                 depth ``>= 1`` (a root fan-out of at most K).
@@ -292,7 +295,10 @@ def _level_depths(depth: int, c: int, n_top: int | None, height: int | None) -> 
         return [0]
     if n_top is not None:
         top = min(max(int(np.ceil(np.log2(n_top))), 1), depth)
-        return [top] + [d for d in range(depth - c * ((depth - top) // c), depth + 1, c) if d > top]
+        below = [d for d in range(depth - c * ((depth - top) // c), depth + 1, c) if d > top]
+        if len(below) > 1 and below[0] - top < c / 2:
+            below = below[1:]  # avoid a top level with only 2 or so children per node
+        return [top, *below]
     levels = [d for d in range(depth, 0, -c)]
     if height is not None:
         levels = levels[:height]
