@@ -2,22 +2,23 @@
 
 Starts ``python -m xmtc serve RUN`` in a subprocess on a free loopback port, waits for ``/health``, sends a
 short warm-up, then ``--n`` POST /predict requests (one document each by default) from ``--concurrency``
-concurrent clients (``httpx.AsyncClient``), and stops the server. Documents come from a dataset split
-(``--data``, default: the bundled dataset's test split), cycled in order. Prints a markdown table and writes
-the same figures as JSON (``--json``). Everything stays on 127.0.0.1; the client shares the machine's CPU
-with the server, so the figures are a lower bound for a dedicated server.
+concurrent keep-alive connections (a minimal asyncio HTTP/1.1 client), and stops the server. Documents come
+from a dataset split (``--data``, default: the bundled dataset's test split), cycled in order. Prints a
+markdown table and writes the same figures as JSON (``--json``). Everything stays on 127.0.0.1; the client
+shares the machine's CPU with the server, so the figures are a lower bound for a dedicated server.
 
 Example (the figures in docs/BENCHMARKS.md, "Serving load test")::
 
     nice -n 10 python benchmarks/serve_load.py /work/runs/parabel-eurlex \\
         --data /work/shared/data/eurlex57k --n 10000 --concurrency 50 \\
-        --json benchmarks/results/serve_load.json
+        --json benchmarks/results/serve_load_parabel_eurlex57k.json
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import platform
@@ -73,39 +74,86 @@ def wait_ready(base: str, proc: subprocess.Popen, timeout: float) -> dict:
     raise SystemExit(f"xmtc serve did not answer /health within {timeout:.0f} s")
 
 
+class Connection:
+    """A minimal HTTP/1.1 keep-alive client on one asyncio stream (POST JSON, read a Content-Length body).
+
+    Used instead of httpx.AsyncClient, whose connection pool capped this load test at about 70 requests/s on
+    the 2-core test machine (the client, not the server, was the bottleneck: see docs/BENCHMARKS.md).
+    """
+
+    def __init__(self, host: str, port: int):
+        self.host, self.port = host, port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def post(self, path: str, body: bytes) -> tuple[int, bytes]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+        head = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nContent-Type: application/json\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n").encode()
+        self.writer.write(head + body)
+        await self.writer.drain()
+        status_line = await self.reader.readline()
+        if not status_line:
+            raise ConnectionError("server closed the connection")
+        status = int(status_line.split()[1])
+        length, close = None, False
+        while (line := await self.reader.readline()) not in (b"\r\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            if name.strip().lower() == "content-length":
+                length = int(value)
+            elif name.strip().lower() == "connection" and value.strip().lower() == "close":
+                close = True
+        if length is None:
+            raise ConnectionError("response without Content-Length")
+        data = await self.reader.readexactly(length)
+        if close:
+            await self.close()
+        return status, data
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError):
+                await self.writer.wait_closed()
+        self.reader = self.writer = None
+
+
 async def run_load(base: str, texts: list[str], n: int, concurrency: int, k: int, per_request: int,
                    timeout: float) -> tuple[np.ndarray, dict[str, int], float]:
-    """Send ``n`` requests from ``concurrency`` workers.
+    """Send ``n`` requests from ``concurrency`` connections (one keep-alive connection per worker).
 
     Returns:
         (latencies in seconds of the successful requests, error counts by kind, wall seconds).
     """
+    url = httpx.URL(base)
     latencies: list[float] = []
     errors: dict[str, int] = {}
     counter = iter(range(n))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
 
-    async def worker(client: httpx.AsyncClient) -> None:
+    async def worker() -> None:
+        conn = Connection(url.host, url.port)
         for i in counter:
             start = (i * per_request) % len(texts)
             batch = [texts[(start + j) % len(texts)] for j in range(per_request)]
+            body = json.dumps({"texts": batch, "k": k}).encode()
             t0 = time.perf_counter()
             try:
-                r = await client.post("/predict", json={"texts": batch, "k": k})
-                ok = r.status_code == 200 and len(r.json()["predictions"]) == per_request
-                key = "ok" if ok else f"http {r.status_code}"
-            except httpx.HTTPError as e:
+                status, data = await asyncio.wait_for(conn.post("/predict", body), timeout)
+                ok = status == 200 and len(json.loads(data)["predictions"]) == per_request
+                key = "ok" if ok else f"http {status}"
+            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
                 key = type(e).__name__
+                await conn.close()  # reconnect for the next request
             if key == "ok":
                 latencies.append(time.perf_counter() - t0)
             else:
                 errors[key] = errors.get(key, 0) + 1
+        await conn.close()
 
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=timeout) as client:
-        t0 = time.perf_counter()
-        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
-        wall = time.perf_counter() - t0
-    return np.asarray(latencies), errors, wall
+    t0 = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    return np.asarray(latencies), errors, time.perf_counter() - t0
 
 
 def summarise(lat: np.ndarray, errors: dict[str, int], wall: float, args, source: str, health: dict,

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from xmtc.models.layers import MLP, CNNEncoder, Embedding, LSTMEncoder, MaxPoolEncoder, MLAttention
+from xmtc.models.layers import (
+    MLP,
+    CNNEncoder,
+    Embedding,
+    LSTMEncoder,
+    MaxPoolEncoder,
+    MLAttention,
+    reverse_padded,
+)
 
 
 def _batch(lengths=(5, 3, 1), vocab=20, seed=0):
@@ -40,6 +48,28 @@ def test_lstm_encoder_shape_and_padding_invariance():
     # the short document alone (no padding) gives the same states: padding never enters the recurrence
     alone = enc(x[1:2, :3], mask[1:2, :3])
     assert torch.allclose(alone[0], h[1, :3], atol=1e-6)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_lstm_packed_and_padded_modes_agree(layers):
+    torch.manual_seed(0)
+    enc = LSTMEncoder(6, 4, layers=layers, packed=False).eval()
+    x = torch.randn(3, 7, 6)
+    mask = torch.tensor([[1] * 7, [1] * 3 + [0] * 4, [1] + [0] * 6], dtype=torch.bool)
+    fast = enc(x, mask)
+    enc.packed = True
+    assert torch.allclose(fast, enc(x, mask), atol=1e-6)
+    # the backward direction starts at each document's own last token
+    alone = enc(x[1:2, :3], mask[1:2, :3])
+    assert torch.allclose(alone[0], fast[1, :3], atol=1e-6)
+
+
+def test_reverse_padded_is_an_involution():
+    x = torch.arange(8.0).view(2, 4, 1)
+    lengths = torch.tensor([4, 2])
+    rev = reverse_padded(x, lengths)
+    assert rev[:, :, 0].tolist() == [[3, 2, 1, 0], [5, 4, 6, 7]]
+    assert torch.equal(reverse_padded(rev, lengths), x)
 
 
 def test_mlattention_padding_gets_zero_weight_and_weights_sum_to_one():

@@ -369,3 +369,4 @@ def test_xmtc_serve_errors(parabel_dir, tmp_path, capsys):
     assert "max_texts must be positive" in cli_error(["serve", parabel_dir, "--max-texts", "0"], capsys)
     assert "--port must be in 1..65535" in cli_error(["serve", parabel_dir, "--port", "70000"], capsys)
     assert "--log-level must be" in cli_error(["serve", parabel_dir, "--log-level", "loud"], capsys)
+    assert "--keep-alive must be positive" in cli_error(["serve", parabel_dir, "--keep-alive", "0"], capsys)

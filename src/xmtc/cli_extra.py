@@ -32,6 +32,7 @@ def serve(
                                         "are gathered into one model call."),
     max_batch: int = typer.Option(256, "--max-batch", help="Texts per model call of the micro-batcher."),
     log_level: str = typer.Option("info", "--log-level", help="uvicorn log level (warning: no access log)."),
+    keep_alive: float = typer.Option(30.0, "--keep-alive", help="Seconds an idle client connection is kept."),
 ) -> None:
     """Serve a trained model over HTTP: POST /predict, POST /explain, GET /labels, GET /health, GET /.
 
@@ -53,7 +54,9 @@ def serve(
                         f"not {log_level!r}")
     limits = ServeLimits(max_texts=max_texts, max_chars=max_chars, max_k=max_k, max_body_bytes=max_body_bytes,
                          batch_wait_ms=batch_wait_ms, max_batch_texts=max_batch)
-    run_server(run, host=host, port=port, limits=limits, log_level=log_level)
+    if keep_alive <= 0:
+        raise XMTCError(f"--keep-alive must be positive, but is {keep_alive}")
+    run_server(run, host=host, port=port, limits=limits, log_level=log_level, keep_alive_s=keep_alive)
 
 
 def explain(

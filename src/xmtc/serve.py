@@ -471,7 +471,7 @@ def _version() -> str:
 
 
 def run_server(run: str | Path, host: str = "127.0.0.1", port: int = 8000, limits: ServeLimits | None = None,
-               log_level: str = "info") -> None:
+               log_level: str = "info", keep_alive_s: float = 30.0) -> None:
     """Load the model of ``run`` once and serve it with uvicorn until interrupted (``xmtc serve``).
 
     Raises:
@@ -499,4 +499,6 @@ def run_server(run: str | Path, host: str = "127.0.0.1", port: int = 8000, limit
             raise XMTCError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
     print(f"serving {model.name} ({len(model.label_index_)} labels) from {folder} on http://{host}:{port} "
           "(page: /, API docs: /docs; Ctrl-C stops)", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1)
+    # keep-alive above uvicorn's 5 s: on a saturated CPU the idle timer could close a pooled connection whose
+    # next request already waits in the socket
+    uvicorn.run(app, host=host, port=port, log_level=log_level, workers=1, timeout_keep_alive=keep_alive_s)

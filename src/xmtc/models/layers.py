@@ -60,7 +60,10 @@ class Embedding(nn.Module):
 
 
 class LSTMEncoder(nn.Module):
-    """(Bi)LSTM over padded sequences, run as packed sequences so padding never enters the recurrence.
+    """(Bi)LSTM over padded sequences; padding never enters the recurrence in either mode.
+
+    The backward direction reads each document reversed within its own length, so every real position sees
+    only real tokens and the output of a document does not depend on the padding of its batch.
 
     Args:
         input_dim: size of the input vectors.
@@ -68,31 +71,55 @@ class LSTMEncoder(nn.Module):
         layers: stacked LSTM layers.
         dropout: dropout on the output (and between layers when ``layers > 1``).
         bidirectional: BiLSTM (output 2*hidden) or forward LSTM (output hidden).
-        packed: use packed sequences (exact); False runs on the padded tensor (faster on well-bucketed
-            batches, but the backward direction then reads the padding of shorter documents).
+        packed: run on packed sequences (``pack_padded_sequence``; cuDNN's path on GPU). False runs on the
+            padded batch: the same result, and several times faster on CPU (oneDNN kernels), where the cost of
+            the padding steps is small with length-bucketed batches.
     """
 
     def __init__(self, input_dim: int, hidden: int, *, layers: int = 1, dropout: float = 0.0,
-                 bidirectional: bool = True, packed: bool = True):
+                 bidirectional: bool = True, packed: bool = False):
         super().__init__()
-        self.lstm = nn.LSTM(input_dim, hidden, num_layers=layers, batch_first=True,
-                            bidirectional=bidirectional, dropout=dropout if layers > 1 else 0.0)
+        n_dir = 2 if bidirectional else 1
+        sizes = [input_dim] + [hidden * n_dir] * (layers - 1)
+        self.fwd = nn.ModuleList(nn.LSTM(d, hidden, batch_first=True) for d in sizes)
+        self.bwd = nn.ModuleList(nn.LSTM(d, hidden, batch_first=True) for d in sizes) \
+            if bidirectional else None
         self.dropout = nn.Dropout(dropout)
         self.packed = packed
-        self.out_dim = hidden * (2 if bidirectional else 1)
+        self.out_dim = hidden * n_dir
+
+    def _run(self, lstm: nn.LSTM, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        """One direction over x (batch, seq, d) whose padding sits after each document's real tokens."""
+        if not self.packed:
+            return lstm(x)[0]  # (batch, seq, hidden); real positions never see the trailing padding
+        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        return pad_packed_sequence(lstm(packed)[0], batch_first=True, total_length=x.shape[1])[0]
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x (batch, seq, input_dim), mask (batch, seq) bool -> (batch, seq, out_dim), zeros at padding."""
-        seq = x.shape[1]
-        lengths = mask.sum(1).clamp(min=1).cpu()  # (batch,) on cpu, as pack_padded_sequence requires
-        if self.packed:
-            packed = pack_padded_sequence(x, lengths, batch_first=True, enforce_sorted=False)
-            out, _ = self.lstm(packed)
-            h, _ = pad_packed_sequence(out, batch_first=True, total_length=seq)  # (batch, seq, out_dim)
-        else:
-            h, _ = self.lstm(x)  # (batch, seq, out_dim)
-            h = h * mask.unsqueeze(-1).to(h.dtype)
+        lengths = mask.sum(1).clamp(min=1)  # (batch,)
+        h = x
+        for i in range(len(self.fwd)):
+            if i > 0:
+                h = self.dropout(h)
+            out = self._run(self.fwd[i], h, lengths)  # (batch, seq, hidden)
+            if self.bwd is not None:
+                back = self._run(self.bwd[i], reverse_padded(h, lengths), lengths)
+                out = torch.cat([out, reverse_padded(back, lengths)], dim=-1)  # (batch, seq, 2*hidden)
+            h = out
+        h = h * mask.unsqueeze(-1).to(h.dtype)
         return self.dropout(h)
+
+
+def reverse_padded(x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """Reverse each row of x (batch, seq, d) within its first ``lengths[b]`` positions (padding stays).
+
+    The map is its own inverse.
+    """
+    pos = torch.arange(x.shape[1], device=x.device).unsqueeze(0)  # (1, seq)
+    n = lengths.to(x.device).unsqueeze(1)  # (batch, 1)
+    idx = torch.where(pos < n, n - 1 - pos, pos)  # (batch, seq)
+    return x.gather(1, idx.unsqueeze(-1).expand_as(x))
 
 
 class MLAttention(nn.Module):

@@ -166,7 +166,8 @@ class TeacherOutput:
 
     Attributes:
         items: int64 (n, K) teacher item ids, best first, -1 padded (``SET_nearest``).
-        label_scores: CSR (n, L): summed neighbour similarity of every label (before the parents).
+        label_scores: CSR (n, L): each label's share of the neighbour votes (similarity-weighted, in [0, 1];
+            before the parents).
     """
 
     items: np.ndarray
@@ -215,9 +216,11 @@ class TeacherKnowledge:
         nb, sim = knn(q, self.base_vectors, self.n_neighbours, exclude_self=training)  # (n, k') each
         n, k = nb.shape
         weight = np.maximum(sim, 1e-6).astype(np.float32)  # every neighbour's labels enter SET_nearest
+        weight /= weight.sum(axis=1, keepdims=True).clip(min=1e-12)  # label score = share of the votes
         S = sp.csr_matrix((weight.ravel(), nb.ravel(), np.arange(0, n * k + 1, k)),
                           shape=(n, self.base_Y.shape[0]))  # (n, n_base) neighbour similarities
         scores = sp.csr_matrix(S @ self.base_Y, dtype=np.float32)  # (n, L)
+        scores.sort_indices()
         items, _ = top_per_row(sp.csr_matrix(scores @ self.label_items), self.size)  # (n, K)
         return TeacherOutput(items=items, label_scores=scores)
 
@@ -277,6 +280,22 @@ class TeacherBatch:
     offsets: torch.Tensor  # (U,) int64 start of each distinct item's bag in ``tokens``
     weights: torch.Tensor  # (nnz,) float32 token weights (each bag sums to 1)
     slots: torch.Tensor  # (batch, K) int64 index into the U distinct items, -1 padded
+
+
+def gather_csr(m: sp.csr_matrix, cols: np.ndarray) -> np.ndarray:
+    """float32 (n, C): ``m[r, cols[r, j]]`` (0 where ``cols`` is -1), without densifying ``m``."""
+    m = sp.csr_matrix(m)
+    m.sort_indices()
+    n, width = m.shape[1] + 1, cols.shape[1]
+    keys = np.repeat(np.arange(m.shape[0]), np.diff(m.indptr)) * n + m.indices  # sorted
+    want = np.arange(cols.shape[0])[:, None] * n + cols  # (n, C)
+    out = np.zeros((cols.shape[0], width), dtype=np.float32)
+    if len(keys) == 0:
+        return out
+    pos = np.minimum(np.searchsorted(keys, want), len(keys) - 1)
+    hit = (cols >= 0) & (keys[pos] == want)
+    out[hit] = m.data[pos[hit]]
+    return out
 
 
 def shortlist(label_scores: sp.csr_matrix, clusters: np.ndarray, n_labels: int, n_clusters: int,

@@ -42,6 +42,7 @@ from xmtc.models.teacher import (
     TeacherKnowledge,
     build_items,
     doc_vectors,
+    gather_csr,
     resolve_parent_mode,
     round_fp16,
     shortlist,
@@ -106,6 +107,8 @@ class TReaderXMLConfig(DeepConfig):
     shortlist_labels: int = doc_field(100, "best teacher labels in the shortlist")
     shortlist_clusters: int = doc_field(16, "label-tree leaf clusters (best summed teacher score) whose "
                                             "labels all join the shortlist")
+    teacher_prior: bool = doc_field(False, "extension, not in the paper: add a learned multiple of each "
+                                           "label's teacher vote share to its logit")
     lr: float = doc_field(1e-4, "Adam learning rate (paper: 1e-4)")
     lr_decay: float = doc_field(0.1, "after convergence, train on with lr * lr_decay (the paper's 'learning "
                                      "rate attenuation')")
@@ -200,6 +203,15 @@ class TReaderNet(nn.Module):
         self.interaction = SelfAttention(cfg.bottleneck, cfg.heads, causal=True)
         self.dropout = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(cfg.bottleneck, n_labels)  # W^Output
+        self.prior = nn.Parameter(torch.zeros(2)) if cfg.teacher and cfg.teacher_prior else None
+
+    def init_output_bias(self, Y: sp.csr_matrix) -> None:
+        """Start every label's bias at the log-odds of its training frequency (instead of 0, where the
+        one-vs-all loss first spends many steps pushing thousands of rare labels down)."""
+        counts = np.bincount(sp.csr_matrix(Y).indices, minlength=self.out.out_features)
+        p = np.clip(np.maximum(counts, 0.5) / max(Y.shape[0], 1), 1e-7, 1 - 1e-7)
+        with torch.no_grad():
+            self.out.bias.copy_(torch.from_numpy(np.log(p / (1 - p)).astype(np.float32)))
 
     def encode_teacher(self, tb: TeacherBatch) -> tuple[torch.Tensor, torch.Tensor]:
         """E_y' (batch, K, dim) and its mask (batch, K); slot 0 always counts (an empty set reads as
@@ -217,21 +229,31 @@ class TReaderNet(nn.Module):
         return self.emb.dropout(e), mask
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, teacher: TeacherBatch | None = None,
-                candidates: torch.Tensor | None = None) -> torch.Tensor:
-        """ids, mask (batch, seq); teacher items; candidates (batch, C) label ids or None ->
-        logits (batch, C | labels)."""
+                candidates: torch.Tensor | None = None, prior: torch.Tensor | None = None) -> torch.Tensor:
+        """Logits of all labels (batch, L), or of ``candidates`` (batch, C) when given.
+
+        Args:
+            ids, mask: (batch, seq) token ids and real-token mask.
+            teacher: the batch's teacher items (needed when the teacher branch is on).
+            candidates: (batch, C) label ids, -1 padded, or None.
+            prior: (batch, L | C) teacher vote share of each scored label (``teacher_prior`` only).
+        """
         o = self.read_x(self.emb(ids), mask)  # O_x (b, T, d)
         if self.use_teacher:
             ey, ymask = self.encode_teacher(teacher)
             o = torch.cat([self.read_y(ey, ymask), o], dim=1)  # Eq. 16: [O_y'; O_x] (b, K + T, d)
             mask = torch.cat([ymask, mask], dim=1)
         z = self.interaction(self.bottleneck(o), mask)  # Eq. 17 + MMHSA (b, K + T, hb)
-        z = z.masked_fill(~mask.unsqueeze(-1), float("-inf")).max(dim=1).values  # (b, hb)
-        z = self.dropout(z)
+        m = mask.unsqueeze(-1).to(z.dtype)
+        z = self.dropout((z * m).sum(1) / m.sum(1))  # masked mean pooling (b, hb)
         if candidates is None:
-            return self.out(z)  # Eq. 18 (b, L)
-        w = self.out.weight[candidates.clamp(min=0)]  # (b, C, hb)
-        return torch.bmm(w, z.unsqueeze(-1)).squeeze(-1) + self.out.bias[candidates.clamp(min=0)]  # (b, C)
+            logits = self.out(z)  # Eq. 18 (b, L)
+        else:
+            c = candidates.clamp(min=0)
+            logits = torch.bmm(self.out.weight[c], z.unsqueeze(-1)).squeeze(-1) + self.out.bias[c]  # (b, C)
+        if self.prior is not None and prior is not None:
+            logits = logits + self.prior[0] * prior + self.prior[1] * (prior > 0).to(logits.dtype)
+        return logits
 
 
 @dataclass
@@ -240,6 +262,7 @@ class _SplitKnowledge:
 
     items: np.ndarray | None
     candidates: np.ndarray | None
+    prior: sp.csr_matrix | None = None
 
 
 @register("treaderxml")
@@ -302,10 +325,11 @@ class TReaderXML(DeepTextModel):
         self._record_stats(valid, know_valid)
         self.networks_ = {k: v.to(self.device_) for k, v in self._make_networks(embeddings).items()}
         net = self.networks_["network"]
+        net.init_output_bias(train.Y)
 
         def loss(module: TReaderNet, batch: TextBatch) -> torch.Tensor:
-            tb, cand = self._batch_inputs(know_train, batch)
-            logits = module(batch.ids, batch.mask, tb, cand).float()  # (b, L | C)
+            tb, cand, prior = self._batch_inputs(know_train, batch)
+            logits = module(batch.ids, batch.mask, tb, cand, prior).float()  # (b, L | C)
             if cand is None:
                 return bce_loss(logits, batch.targets())
             target = torch.from_numpy(candidate_targets(cand.cpu().numpy(), batch.Y)).to(logits.device)
@@ -354,7 +378,8 @@ class TReaderXML(DeepTextModel):
         if self.use_shortlist_:
             cand = shortlist(out.label_scores, self.clusters_, cfg.shortlist_labels, cfg.shortlist_clusters,
                              positives=data.Y if training else None)
-        return _SplitKnowledge(out.items if cfg.teacher else None, cand)
+        prior = out.label_scores if cfg.teacher and cfg.teacher_prior else None
+        return _SplitKnowledge(out.items if cfg.teacher else None, cand, prior)
 
     def _record_stats(self, valid: Encoded, know: _SplitKnowledge) -> None:
         """Validation recall of the teacher's label subset and of the shortlist (docs/BENCHMARKS.md)."""
@@ -371,16 +396,24 @@ class TReaderXML(DeepTextModel):
         self.stats_ = stats
 
     def _batch_inputs(self, know: _SplitKnowledge, batch: TextBatch):
-        tb = self.teacher_.batch(know.items[batch.rows], batch.ids.device) if know.items is not None else None
-        cand = torch.from_numpy(know.candidates[batch.rows]).to(batch.ids.device) \
-            if know.candidates is not None else None
-        return tb, cand
+        """(teacher items, candidates (b, C), teacher prior (b, L | C)) of a batch, each None when unused."""
+        device = batch.ids.device
+        tb = self.teacher_.batch(know.items[batch.rows], device) if know.items is not None else None
+        cand = prior = None
+        if know.candidates is not None:
+            c = know.candidates[batch.rows]  # (b, C)
+            cand = torch.from_numpy(c).to(device)
+        if know.prior is not None:
+            rows = know.prior[batch.rows]
+            dense = gather_csr(rows, c) if know.candidates is not None else rows.toarray()  # (b, C | L)
+            prior = torch.from_numpy(np.asarray(dense, dtype=np.float32)).to(device)
+        return tb, cand, prior
 
     # ----------------------------------------------------------------- prediction
     def _topk(self, net: TReaderNet, know: _SplitKnowledge, batch: TextBatch, k: int):
         """(label ids (b, k'), sigmoid scores (b, k')) of one batch; shortlist gaps score -inf with id -1."""
-        tb, cand = self._batch_inputs(know, batch)
-        logits = net(batch.ids, batch.mask, tb, cand).float()  # (b, L | C)
+        tb, cand, prior = self._batch_inputs(know, batch)
+        logits = net(batch.ids, batch.mask, tb, cand, prior).float()  # (b, L | C)
         if cand is not None:
             logits = logits.masked_fill(cand < 0, float("-inf"))
         val, idx = torch.topk(logits, min(k, logits.shape[1]), dim=1)
