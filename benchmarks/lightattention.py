@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from common import machine_info, markdown_table, peak_rss_own_mib, run_child
+
 METRICS = ["P@1", "P@3", "P@5", "nDCG@3", "nDCG@5", "PSP@1", "PSP@3", "PSP@5"]
 PREFIX = {"lightattention": "la", "attentionxml": "ax"}
 
@@ -78,9 +77,9 @@ def run_one(args: argparse.Namespace) -> dict:
         overrides.append(f"n_models={args.trees}")
     cfg = cls.Config().with_overrides(overrides)
     train, valid, test = load_data(args)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     model = cls(cfg).fit(train, valid)
-    train_s = time.perf_counter() - t0
+    train_s, train_cpu_s = time.perf_counter() - t0, time.process_time() - c0
     inv_prop = metrics.inverse_propensity(train.Y)
     variants = {name: model}
     if name == "lightattention" and args.trees > 1:
@@ -92,8 +91,9 @@ def run_one(args: argparse.Namespace) -> dict:
         pred_s = time.perf_counter() - t0
         rep = metrics.report(test.Y, top, ks=(1, 3, 5), inv_prop=inv_prop, n_gold=test.n_gold())
         rows.append({"model": label, **{k: round(100 * rep[k], 2) for k in METRICS},
-                     "train_s": round(train_s, 1), "predict_docs_s": round(len(test) / pred_s, 1)})
-    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+                     "train_s": round(train_s, 1), "train_cpu_s": round(train_cpu_s, 1),
+                     "predict_docs_s": round(len(test) / pred_s, 1)})
+    peak_mib = peak_rss_own_mib()
     epochs_run = {tag: r.epochs_run for tag, r in model.train_results_.items()}
     for r in rows:
         r["peak_rss_mib"] = round(peak_mib)
@@ -103,13 +103,11 @@ def run_one(args: argparse.Namespace) -> dict:
 
 
 def markdown(rows: list[dict]) -> str:
-    head = ["model", *METRICS, "train s", "predict docs/s", "peak RSS MiB"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        cells = [r["model"], *(f"{r[m]:.2f}" for m in METRICS), f"{r['train_s']:.0f}",
-                 f"{r['predict_docs_s']:.0f}", f"{r['peak_rss_mib']}"]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    head = ["model", *METRICS, "train s (wall)", "train CPU s", "predict docs/s", "peak RSS MiB"]
+    cells = [[r["model"], *(f"{r[m]:.2f}" for m in METRICS), f"{r['train_s']:.0f}",
+              f"{r.get('train_cpu_s', float('nan')):.0f}", f"{r['predict_docs_s']:.0f}", r["peak_rss_mib"]]
+             for r in rows]
+    return markdown_table(head, cells)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -120,14 +118,16 @@ def main(argv: list[str] | None = None) -> None:
         return
     argv = list(sys.argv[1:] if argv is None else argv)
     results = {"command": "python benchmarks/lightattention.py " + " ".join(argv),
-               "date": time.strftime("%Y-%m-%d"), "models": {}}
+               "date": time.strftime("%Y-%m-%d"), "machine": machine_info(), "models": {}}
     rows = []
     for name in args.models.split(","):
         with tempfile.TemporaryDirectory() as tmp:
             out = Path(tmp) / "one.json"
-            cmd = [sys.executable, __file__, *argv, "--one", name, "--one-out", str(out)]
-            subprocess.run(cmd, check=True)
+            child = run_child([sys.executable, __file__, *argv, "--one", name, "--one-out", str(out)])
+            if child["returncode"] != 0:
+                raise SystemExit(f"{name} failed (exit code {child['returncode']})")
             one = json.loads(out.read_text())
+        one["process"] = child
         results["models"][name] = one
         rows += one["rows"]
         print(markdown(one["rows"]).splitlines()[-1], flush=True)

@@ -20,6 +20,7 @@ from xmtc.models.teacher import (
     bag_matrix,
     build_items,
     doc_vectors,
+    gather_csr,
     resolve_parent_mode,
     shortlist,
     shortlist_recall,
@@ -180,6 +181,23 @@ def test_shortlist_holds_teacher_labels_cluster_mates_and_positives():
     assert shortlist_recall(np.array([[1, -1], [-1, -1]]), pos) == 0.0
 
 
+def test_gather_csr_reads_entries_without_densifying():
+    m = sp.random(5, 9, density=0.3, format="csr", random_state=0, dtype=np.float32)
+    cols = np.array([[0, 1, 2, -1], [8, 7, 6, 5], [3, 3, -1, -1], [0, 0, 0, 0], [4, 5, 6, 7]])
+    expected = np.take_along_axis(m.toarray(), np.maximum(cols, 0), axis=1) * (cols >= 0)
+    np.testing.assert_allclose(gather_csr(m, cols), expected)
+    assert not gather_csr(sp.csr_matrix((5, 9)), cols).any()
+
+
+def test_output_bias_starts_at_label_log_odds():
+    cfg = TReaderXMLConfig(bottleneck=8, heads=4)
+    net = TReaderNet(np.zeros((5, 8), dtype=np.float32), 3, cfg)
+    Y = np.array([[1, 0, 0], [1, 1, 0], [0, 0, 0], [1, 0, 0]], dtype=np.float32)
+    net.init_output_bias(sp.csr_matrix(Y))
+    p = np.array([0.75, 0.25, 0.125])  # a label without documents counts as half a document
+    np.testing.assert_allclose(net.out.bias.detach().numpy(), np.log(p / (1 - p)), rtol=1e-5)
+
+
 # --------------------------------------------------------------------------------------------- the model
 def _with_label_hierarchy(train: Dataset) -> Dataset:
     """The tiny data with a hierarchy between its own labels (lab1..lab7 -> lab0) and descriptions."""
@@ -192,7 +210,8 @@ def _with_label_hierarchy(train: Dataset) -> Dataset:
 @pytest.fixture(scope="module")
 def fitted(tiny_data, tmp_path_factory):
     train, test = tiny_data
-    cfg = TReaderXML.tiny_config().replace(shortlist=True, shortlist_labels=3, shortlist_clusters=1)
+    cfg = TReaderXML.tiny_config().replace(shortlist=True, shortlist_labels=3, shortlist_clusters=1,
+                                           teacher_prior=True)
     model = TReaderXML(cfg).fit(_with_label_hierarchy(train), run_dir=tmp_path_factory.mktemp("run"))
     return model, test
 
@@ -205,6 +224,7 @@ def test_fit_uses_hierarchy_parents_and_records_recall(fitted):
     stats = model.stats_
     assert 0 < stats["teacher_label_recall"] <= 1 and 0 < stats["shortlist_recall"] <= 1
     assert stats["teacher_parent_items_per_doc"] == 0  # parents are labels here: counted as label items
+    assert model.networks_["network"].prior.abs().sum() > 0  # the teacher-prior extension was trained
     top = model.predict(test, k=5)
     assert metrics.precision_at_k(test.Y, top, 1) >= 0.5
     labels = model.teacher_labels(test.texts[:2], k=3)
