@@ -1,13 +1,13 @@
 """LightAttention (Zhu, Teng and Huang): AttentionXML's BiLSTM + multi-label attention text encoder with
-LightXML's generative cooperative network - dynamic negative label sampling over the clusters of a shallow-and-wide
-label tree.
+LightXML's generative cooperative network - dynamic negative label sampling over the clusters of a
+shallow-and-wide label tree.
 
-One network per model: the text is encoded once by a BiLSTM; the *generator* scores every label cluster through
-multi-label attention over the clusters; the labels of its top-b clusters (plus, in training, the clusters of
-all positive labels) are the candidates, regenerated at every training step from the current generator
-(dynamic, not fixed before training as in AttentionXML's level-wise training); the *discriminator* scores each
-candidate with a trainable label embedding against a hidden bottleneck of the text representation. Generator
-and discriminator are trained together with ``L = L_g + L_d``.
+One network per model: the text is encoded once by a BiLSTM; the *generator* scores every label cluster
+through multi-label attention over the clusters; the labels of its top-b clusters (plus, in training, the
+clusters of all positive labels) are the candidates, regenerated at every training step from the current
+generator (dynamic, not fixed before training as in AttentionXML's level-wise training); the *discriminator*
+scores each candidate with a trainable label embedding against a hidden bottleneck of the text
+representation. Generator and discriminator are trained together with ``L = L_g + L_d``.
 
 Paper -> code (every deviation is listed in docs/MODELS.md):
 
@@ -19,7 +19,8 @@ Paper -> code (every deviation is listed in docs/MODELS.md):
 * generator ``G(e)`` over all K clusters -> :meth:`LightAttentionNet.cluster_logits`; ``L_g`` (Eq. 2) -> the
   first term of :meth:`LightAttention.loss`.
 * candidates ``S_g`` (Eq. 3), positives added in training -> :func:`candidate_clusters` + ``expand_children``.
-* discriminator ``D(e, M) = sigma(M sigma(W_h e + b_h))`` (Eqs. 4-5) ->
+* discriminator ``D(e, M) = sigma(M act(W_h e + b_h))`` (Eqs. 4-5; ``act`` is Eq. 5's inner sigma with
+  ``bottleneck_activation='sigmoid'``, the identity by default as in LightXML's code) ->
   :meth:`LightAttentionNet.label_logits`; ``L_d`` (Eq. 6, positive target = 1) and ``L = L_g + L_d`` (Eq. 7)
   -> :meth:`LightAttention.loss`.
 * prediction: top-b clusters, their labels ranked by ``P(cluster) * P(label)`` ->
@@ -55,19 +56,21 @@ TREES_FILE = "clusters.npz"
 @dataclass
 class LightAttentionConfig(DeepConfig):
     """LightAttention settings. Defaults: AttentionXML's medium encoder (LSTM 256, one FC layer of 256), the
-    paper's dropouts (0.3 after the embedding, 0.4 after the BiLSTM), batch 40, Adam 1e-3, 30 epochs (Table I)."""
+    paper's dropouts (0.3 after the embedding, 0.4 after the BiLSTM), batch 40, Adam 1e-3, 30 epochs
+    (Table I)."""
 
     hidden: int = doc_field(256, "LSTM hidden units per direction")
     fc: list[int] = doc_field([256], "sizes of the fully connected layers (generator and discriminator each "
                                      "have their own stack of these sizes)")
     dropout: float = doc_field(0.4, "dropout after the BiLSTM and the fully connected layers")
     emb_dropout: float = doc_field(0.3, "dropout on the word vectors")
-    packed: bool = doc_field(True, "run the BiLSTM on packed sequences (exact; False is faster on CPU)")
+    packed: bool = doc_field(False, "BiLSTM on packed sequences (cuDNN's path on GPU); false gives the same "
+                                    "result, several times faster on CPU")
     cluster_size: int = doc_field(16, "M: most labels per label cluster (leaf cluster of the label tree)")
     top_clusters: int = doc_field(10, "b: clusters chosen by the generator; their labels are the candidates")
     label_emb_dim: int = doc_field(300, "size of the label embeddings E and of the hidden bottleneck layer")
-    bottleneck_activation: str = doc_field("sigmoid", "activation of the hidden bottleneck (Eq. 5's inner "
-                                                      "sigma): 'sigmoid', 'relu', 'tanh' or 'none'")
+    bottleneck_activation: str = doc_field("none", "activation of the hidden bottleneck: 'none' (LightXML's "
+                                                   "code), 'sigmoid' (Eq. 5's inner sigma), 'relu' or 'tanh'")
     label_attention: bool = doc_field(True, "discriminator text representation: each candidate label's own "
                                             "multi-label attention output (true) or one max-pooled BiLSTM "
                                             "vector per document (false, Eq. 5 with a single e)")
@@ -194,7 +197,7 @@ class LightAttention(DeepTextModel):
 
     @classmethod
     def tiny_config(cls) -> LightAttentionConfig:
-        """A config that trains in a second or two on the tiny synthetic data (4 clusters of 2 labels, top 2)."""
+        """A config that trains in a few seconds on tiny synthetic data (4 clusters of 2 labels, top 2)."""
         return LightAttentionConfig(emb_dim=16, w2v_epochs=1, hidden=16, fc=[16], label_emb_dim=16,
                                     cluster_size=2, top_clusters=2, epochs=20, batch_size=16, lr=1e-2,
                                     dropout=0.1, emb_dropout=0.0, max_len=64, patience=0, progress=False,
