@@ -49,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=2, help="torch threads per run")
     p.add_argument("--set", nargs="*", default=[], help="overrides for every treaderxml run (key=value)")
+    p.add_argument("--shortlist-grid", default=None, metavar="SxC,...",
+                   help="instead of training: recall on test of the teacher shortlist with S teacher labels "
+                        "and C label-tree clusters for each SxC (e.g. 100x16,50x8,100x0)")
     p.add_argument("--out", type=Path, default=None, help="JSON result file (and a .md table next to it)")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: run index, JSON to --one-out
     p.add_argument("--one-out", type=Path, default=None, help=argparse.SUPPRESS)
@@ -140,6 +143,45 @@ def run_one(args: argparse.Namespace) -> dict:
             "n_test": len(test), "n_labels": train.n_labels, **extra}
 
 
+def shortlist_grid(args: argparse.Namespace) -> dict:
+    """Shortlist recall without training a network: the teacher needs only the word vectors, the label tree
+    and the neighbour search (``TReaderXML._prepare_teacher``)."""
+    import numpy as np
+
+    from xmtc.models.teacher import shortlist, shortlist_recall
+    from xmtc.models.treaderxml import TReaderXML
+
+    cfg = TReaderXML.Config().with_overrides([*args.set, "shortlist=true", f"seed={args.seed}",
+                                              f"threads={args.threads}", "progress=false"])
+    train, _, test = load_data(args)
+    model = TReaderXML(cfg)
+    model._setup_runtime()
+    model.label_index_, model._source = train.label_index, (train.hierarchy, train.label_descriptions)
+    t0 = time.perf_counter()
+    tokens = model._tokenize(train.texts)
+    vectors = model._build_vocab(tokens)
+    enc = model._encode_tokens(tokens, train.Y)
+    enc.texts = train.texts
+    model._prepare_teacher(enc, vectors)
+    build_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    out = model.teacher_.query(model.encode(test.texts).ids)
+    query_s = time.perf_counter() - t0
+    rows = []
+    for spec in args.shortlist_grid.split(","):
+        n_labels, n_clusters = (int(v) for v in spec.lower().split("x"))
+        cand = shortlist(out.label_scores, model.clusters_, n_labels, n_clusters)
+        rows.append({"teacher labels": n_labels, "clusters": n_clusters,
+                     "recall": round(100 * shortlist_recall(cand, test.Y), 2),
+                     "mean candidates": round(float((cand >= 0).sum(1).mean()), 1)})
+    return {"rows": rows, "n_train": len(train), "n_test": len(test), "n_labels": train.n_labels,
+            "cluster_size": cfg.cluster_size, "n_clusters": int(model.clusters_.max()) + 1,
+            "n_neighbours": cfg.n_neighbours, "build_s": round(build_s, 1),
+            "query_docs_s": round(len(test) / query_s, 1),
+            "teacher_label_recall": round(100 * shortlist_recall(
+                np.where(out.items < train.n_labels, out.items, -1), test.Y), 2)}
+
+
 def markdown(rows: list[dict]) -> str:
     head = ["model", *METRICS, "train s", "predict docs/s", "peak RSS MiB"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -157,6 +199,14 @@ def main(argv: list[str] | None = None) -> None:
         args.one_out.write_text(json.dumps(run_one(args), indent=1))
         return
     argv = list(sys.argv[1:] if argv is None else argv)
+    if args.shortlist_grid:
+        result = {"command": "python benchmarks/treaderxml.py " + " ".join(argv),
+                  "date": time.strftime("%Y-%m-%d"), **shortlist_grid(args)}
+        print(json.dumps(result, indent=1))
+        if args.out is not None:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(result, indent=1) + "\n")
+        return
     results = {"command": "python benchmarks/treaderxml.py " + " ".join(argv),
                "date": time.strftime("%Y-%m-%d"), "runs": []}
     rows = []

@@ -110,6 +110,27 @@ def sample_negatives(positives: torch.Tensor, is_positive: torch.Tensor, n_neg: 
     return neg, ~bad
 
 
+def sample_hard_negatives(candidates: torch.Tensor, is_positive: torch.Tensor, p: int,
+                          n_neg: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Negatives drawn uniformly from each document's shortlist (e.g. the top labels of a linear head).
+
+    Args:
+        candidates: (batch, c) int64 shortlisted label ids (>= 0).
+        is_positive: (batch, L) bool gold labels.
+        p: positives per document (one draw of ``n_neg`` per positive).
+        n_neg: negatives per positive.
+
+    Returns:
+        (negatives (batch, p, n_neg) int64, valid (batch, p, n_neg) bool: False where a gold label was
+        drawn).
+    """
+    batch, c = candidates.shape
+    pick = torch.randint(c, (batch, p * n_neg), device=candidates.device)
+    neg = torch.gather(candidates, 1, pick).view(batch, p, n_neg)
+    rows = torch.arange(batch, device=candidates.device).view(batch, 1, 1)
+    return neg, ~is_positive[rows, neg]
+
+
 def shortlist_recall(candidates: np.ndarray, Y: sp.spmatrix) -> float:
     """Share of the gold (document, label) pairs whose label is among the document's candidates.
 

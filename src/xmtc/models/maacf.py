@@ -42,7 +42,7 @@ from xmtc.config import check, doc_field
 from xmtc.data.split import Dataset
 from xmtc.errors import ModelLoadError, XMTCError
 from xmtc.models.deep import DeepConfig, DeepTextModel, Encoded, TextBatch, bce_loss
-from xmtc.models.label_groups import nearest_label_groups, sample_negatives
+from xmtc.models.label_groups import nearest_label_groups, sample_hard_negatives, sample_negatives
 from xmtc.models.maacf_net import MAACFNet, PairBatch
 from xmtc.registry import register
 from xmtc.train import train_loop
@@ -83,6 +83,8 @@ class MAACFConfig(DeepConfig):
                                        "'parabel' (sparse label tree) or 'auto' (all up to shortlist_size "
                                        "labels, else head)")
     shortlist_size: int = doc_field(100, "candidate labels per document from the shortlist")
+    hard_negatives: int = doc_field(0, "of the Neg negatives per positive, how many are drawn from the "
+                                       "head's shortlist instead of uniformly (needs shortlist 'head')")
     head_weight: float = doc_field(1.0, "weight of the linear head's BCE loss (shortlist 'head')")
     head_detach: bool = doc_field(True, "train the head on detached aspect vectors (the encoders learn from "
                                         "the pairwise loss only, as in the paper)")
@@ -112,6 +114,8 @@ class MAACFConfig(DeepConfig):
               f"transformer_trainable_layers must be >= 0, but is {self.transformer_trainable_layers}")
         check(self.transformer_lr_scale > 0, f"transformer_lr_scale must be positive, but is "
                                              f"{self.transformer_lr_scale}")
+        check(0 <= self.hard_negatives <= self.negatives,
+              f"hard_negatives must be in [0, negatives={self.negatives}], but is {self.hard_negatives}")
         check(self.head_weight >= 0, f"head_weight must be >= 0, but is {self.head_weight}")
 
 
@@ -257,8 +261,14 @@ class MAACF(DeepTextModel):
         if net.variant == "encoder":
             return bce_loss(net.head_logits(s), targets)
         pos, pos_mask = self._positives(batch.text.Y, s.device)  # (batch, p)
-        neg, neg_ok = sample_negatives(pos, targets > 0, cfg.negatives)  # (batch, p, Neg)
         b, p = pos.shape
+        n_hard = cfg.hard_negatives if net.head is not None else 0
+        neg, neg_ok = sample_negatives(pos, targets > 0, cfg.negatives - n_hard)  # (batch, p, Neg - hard)
+        if n_hard:
+            size = min(cfg.shortlist_size, self.n_labels_)
+            cand = torch.topk(net.head_logits(s.detach()).float(), size, dim=1).indices  # (batch, c)
+            hard, hard_ok = sample_hard_negatives(cand, targets > 0, p, n_hard)  # (batch, p, hard)
+            neg, neg_ok = torch.cat([neg, hard], -1), torch.cat([neg_ok, hard_ok], -1)
         logits = net.score(s, torch.cat([pos, neg.reshape(b, -1)], 1)).float()  # (batch, p + p*Neg)
         valid = pos_mask[:, :, None] & neg_ok  # (batch, p, Neg)
         loss = bpr_loss(logits[:, :p], logits[:, p:].reshape(b, p, cfg.negatives), valid)

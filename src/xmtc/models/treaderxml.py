@@ -303,23 +303,7 @@ class TReaderXML(DeepTextModel):
     def _train(self, train: Encoded, valid: Encoded, embeddings: np.ndarray, *, run_dir: Path | None,
                resume: bool) -> None:
         cfg = self.config
-        self.use_shortlist_ = cfg.shortlist if cfg.shortlist is not None \
-            else self.n_labels_ > cfg.shortlist_min_labels
-        hierarchy, descriptions = self._source
-        self.parent_mode_ = resolve_parent_mode(cfg.parents, hierarchy, self.label_index_) if cfg.teacher \
-            else "none"
-        if self.parent_mode_ == "tree" or self.use_shortlist_:
-            self.clusters_ = self._leaf_clusters(train)
-        if self._needs_teacher():
-            bags, label_items, _ = build_items(self.label_index_, self._tokenize_one, self.vocab_,
-                                               mode=self.parent_mode_, hierarchy=hierarchy,
-                                               descriptions=descriptions, desc_words=cfg.desc_words,
-                                               clusters=self.clusters_)
-            words = round_fp16(embeddings)
-            self.teacher_ = TeacherKnowledge(word_vectors=words, base_vectors=doc_vectors(train.ids, words),
-                                             base_Y=sp.csr_matrix(train.Y, dtype=np.float32), item_bags=bags,
-                                             label_items=label_items, n_neighbours=cfg.n_neighbours,
-                                             size=cfg.teacher_size)
+        self._prepare_teacher(train, embeddings)
         know_train = self._knowledge(train, training=True)
         know_valid = self._knowledge(valid)
         self._record_stats(valid, know_valid)
@@ -352,6 +336,27 @@ class TReaderXML(DeepTextModel):
             if decayed.best_score <= stage.best_score:
                 net.load_state_dict(best)  # the decayed stage did not improve on validation: keep stage one
         net.eval()
+
+    def _prepare_teacher(self, train: Encoded, embeddings: np.ndarray) -> None:
+        """Shortlist switch, parent mode, label-tree clusters and :class:`TeacherKnowledge` of ``train``."""
+        cfg = self.config
+        self.use_shortlist_ = cfg.shortlist if cfg.shortlist is not None \
+            else self.n_labels_ > cfg.shortlist_min_labels
+        hierarchy, descriptions = self._source
+        self.parent_mode_ = resolve_parent_mode(cfg.parents, hierarchy, self.label_index_) if cfg.teacher \
+            else "none"
+        if self.parent_mode_ == "tree" or self.use_shortlist_:
+            self.clusters_ = self._leaf_clusters(train)
+        if self._needs_teacher():
+            bags, label_items, _ = build_items(self.label_index_, self._tokenize_one, self.vocab_,
+                                               mode=self.parent_mode_, hierarchy=hierarchy,
+                                               descriptions=descriptions, desc_words=cfg.desc_words,
+                                               clusters=self.clusters_)
+            words = round_fp16(embeddings)
+            self.teacher_ = TeacherKnowledge(word_vectors=words, base_vectors=doc_vectors(train.ids, words),
+                                             base_Y=sp.csr_matrix(train.Y, dtype=np.float32), item_bags=bags,
+                                             label_items=label_items, n_neighbours=cfg.n_neighbours,
+                                             size=cfg.teacher_size)
 
     def _tokenize_one(self, text: str) -> list[str]:
         return self._tokenize([text])[0]
