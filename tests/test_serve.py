@@ -289,10 +289,10 @@ def test_explain_with_real_attentionxml(real_models, tiny_data):
 
 
 # ----------------------------------------------------------------------------------------- other endpoints
-def test_labels_health_page_and_docs(client):
+def test_labels_health_page_and_docs(client, fake):
     assert client.get("/labels").json() == {"n_labels": 5, "labels": WORDS}
     h = client.get("/health").json()
-    assert h["status"] == "ok" and h["model"] == "" and h["n_labels"] == 5 and h["supports_explain"] is True
+    assert h["status"] == "ok" and h["model"] == fake.name and h["n_labels"] == 5 and h["supports_explain"] is True
     assert h["limits"]["max_k"] == 7
     client.post("/predict", json={"texts": ["alpha", "beta"]})
     assert client.get("/health").json()["batching"]["texts"] == 2
