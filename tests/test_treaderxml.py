@@ -223,7 +223,7 @@ def test_fit_uses_hierarchy_parents_and_records_recall(fitted):
     assert model.teacher_.label_items[1, 0] == 1  # lab1 -> lab0
     stats = model.stats_
     assert 0 < stats["teacher_label_recall"] <= 1 and 0 < stats["shortlist_recall"] <= 1
-    assert stats["teacher_parent_items_per_doc"] == 0  # parents are labels here: counted as label items
+    assert 0 <= stats["teacher_parent_items_per_doc"] <= 1  # only lab0 can come in as a parent alone
     assert model.networks_["network"].prior.abs().sum() > 0  # the teacher-prior extension was trained
     top = model.predict(test, k=5)
     assert metrics.precision_at_k(test.Y, top, 1) >= 0.5

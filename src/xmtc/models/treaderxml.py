@@ -258,11 +258,13 @@ class TReaderNet(nn.Module):
 
 @dataclass
 class _SplitKnowledge:
-    """Teacher items (n, K) and shortlist candidates (n, C) of one encoded split (None when unused)."""
+    """Teacher items (n, K), shortlist candidates (n, C), teacher label scores CSR (n, L) and the teacher
+    prior (the scores again, when ``teacher_prior`` is on) of one encoded split; None when unused."""
 
     items: np.ndarray | None
     candidates: np.ndarray | None
     prior: sp.csr_matrix | None = None
+    scores: sp.csr_matrix | None = None
 
 
 @register("treaderxml")
@@ -384,7 +386,7 @@ class TReaderXML(DeepTextModel):
             cand = shortlist(out.label_scores, self.clusters_, cfg.shortlist_labels, cfg.shortlist_clusters,
                              positives=data.Y if training else None)
         prior = out.label_scores if cfg.teacher and cfg.teacher_prior else None
-        return _SplitKnowledge(out.items if cfg.teacher else None, cand, prior)
+        return _SplitKnowledge(out.items if cfg.teacher else None, cand, prior, out.label_scores)
 
     def _record_stats(self, valid: Encoded, know: _SplitKnowledge) -> None:
         """Validation recall of the teacher's label subset and of the shortlist (docs/BENCHMARKS.md)."""
@@ -394,7 +396,9 @@ class TReaderXML(DeepTextModel):
             labels = np.where(know.items < L, know.items, -1)
             stats["teacher_label_recall"] = round(shortlist_recall(labels, valid.Y), 4)
             stats["teacher_items_per_doc"] = round(float((know.items >= 0).sum(1).mean()), 2)
-            stats["teacher_parent_items_per_doc"] = round(float((know.items >= L).sum(1).mean()), 2)
+            # items that only a parent edge brought in (not a label of any neighbour)
+            from_parents = (know.items >= L) | ((know.items >= 0) & (gather_csr(know.scores, labels) == 0))
+            stats["teacher_parent_items_per_doc"] = round(float(from_parents.sum(1).mean()), 2)
         if know.candidates is not None:
             stats["shortlist_recall"] = round(shortlist_recall(know.candidates, valid.Y), 4)
             stats["shortlist_size"] = round(float((know.candidates >= 0).sum(1).mean()), 1)
