@@ -174,7 +174,10 @@ def shortlist_grid(args: argparse.Namespace) -> dict:
         rows.append({"teacher labels": n_labels, "clusters": n_clusters,
                      "recall": round(100 * shortlist_recall(cand, test.Y), 2),
                      "mean candidates": round(float((cand >= 0).sum(1).mean()), 1)})
+    own = model.teacher_.query(training=True)  # training documents: neighbours never include themselves
+    train_recall = shortlist_recall(np.where(own.items < train.n_labels, own.items, -1), train.Y)
     return {"rows": rows, "n_train": len(train), "n_test": len(test), "n_labels": train.n_labels,
+            "teacher_label_recall_train": round(100 * train_recall, 2),
             "cluster_size": cfg.cluster_size, "n_clusters": int(model.clusters_.max()) + 1,
             "n_neighbours": cfg.n_neighbours, "build_s": round(build_s, 1),
             "query_docs_s": round(len(test) / query_s, 1),
