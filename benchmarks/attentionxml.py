@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 
 # Idle OpenMP threads sleep instead of spinning: on a shared machine spinning threads burn the cores that the
-# other thread is waiting for (measured: one 2-thread LSTM step went from 0.6 to 5.6 CPU-seconds under load).
+# other thread is waiting for, and one training step can cost several times its CPU time.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402

@@ -95,11 +95,14 @@ def run_one(args: argparse.Namespace) -> dict:
                      "predict_docs_s": round(len(test) / pred_s, 1)})
     peak_mib = peak_rss_own_mib()
     epochs_run = {tag: r.epochs_run for tag, r in model.train_results_.items()}
+    keys = ("epoch", "train_loss", f"valid_{cfg.select_metric}", "epoch_seconds")
+    history = {tag: [{k: h.get(k) for k in keys} for h in res.history]
+               for tag, res in model.train_results_.items()}
     for r in rows:
         r["peak_rss_mib"] = round(peak_mib)
         r["epochs_run"] = epochs_run
-    return {"rows": rows, "config": cfg.to_dict(), "n_train": len(train), "n_valid": len(valid),
-            "n_test": len(test), "n_labels": train.n_labels}
+    return {"rows": rows, "history": history, "config": cfg.to_dict(), "n_train": len(train),
+            "n_valid": len(valid), "n_test": len(test), "n_labels": train.n_labels}
 
 
 def markdown(rows: list[dict]) -> str:

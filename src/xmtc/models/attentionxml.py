@@ -37,7 +37,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     "medium": {},
     "large": {"hidden": 512, "fc": [512, 256], "epochs": 10},
     "fast": {"hidden": 96, "fc": [128], "emb_dim": 100, "max_len": 256, "batch_size": 64, "epochs": 6,
-             "level_epochs": [6, 4], "lr": 3e-3,
+             "level_epochs": [8, 5], "lr": 3e-3,
              "w2v_epochs": 3, "vocab_size": 50000, "min_count": 2, "dropout": 0.3, "emb_dropout": 0.1,
              "cluster_size": 32, "candidates": 8, "beam": 8, "eval_batch_size": 256,
              "valid_max_docs": 1000, "patience": 2},

@@ -115,7 +115,7 @@ def sample_hard_negatives(candidates: torch.Tensor, is_positive: torch.Tensor, p
     """Negatives drawn uniformly from each document's shortlist (e.g. the top labels of a linear head).
 
     Args:
-        candidates: (batch, c) int64 shortlisted label ids (>= 0).
+        candidates: (batch, c) int64 shortlisted label ids (-1 = padding, never drawn as valid).
         is_positive: (batch, L) bool gold labels.
         p: positives per document (one draw of ``n_neg`` per positive).
         n_neg: negatives per positive.
@@ -127,8 +127,10 @@ def sample_hard_negatives(candidates: torch.Tensor, is_positive: torch.Tensor, p
     batch, c = candidates.shape
     pick = torch.randint(c, (batch, p * n_neg), device=candidates.device)
     neg = torch.gather(candidates, 1, pick).view(batch, p, n_neg)
+    pad = neg < 0
+    neg = neg.clamp(min=0)
     rows = torch.arange(batch, device=candidates.device).view(batch, 1, 1)
-    return neg, ~is_positive[rows, neg]
+    return neg, ~(is_positive[rows, neg] | pad)
 
 
 def shortlist_recall(candidates: np.ndarray, Y: sp.spmatrix) -> float:

@@ -81,10 +81,10 @@ class MAACFConfig(DeepConfig):
     transformer_lr_scale: float = doc_field(0.05, "learning-rate multiplier of the transformer's own layers")
     shortlist: str = doc_field("auto", "labels reranked at prediction: 'all', 'head' (linear head), "
                                        "'parabel' (sparse label tree) or 'auto' (all up to shortlist_size "
-                                       "labels, else head)")
+                                       "labels, else parabel)")
     shortlist_size: int = doc_field(100, "candidate labels per document from the shortlist")
     hard_negatives: int = doc_field(0, "of the Neg negatives per positive, how many are drawn from the "
-                                       "head's shortlist instead of uniformly (needs shortlist 'head')")
+                                       "document's shortlist (head or parabel) instead of uniformly")
     head_weight: float = doc_field(1.0, "weight of the linear head's BCE loss (shortlist 'head')")
     head_detach: bool = doc_field(True, "train the head on detached aspect vectors (the encoders learn from "
                                         "the pairwise loss only, as in the paper)")
@@ -152,7 +152,7 @@ class MAACF(DeepTextModel):
         if cfg.variant == "encoder":
             return "encoder"
         if cfg.shortlist == "auto":
-            return "all" if self.n_labels_ <= cfg.shortlist_size else "head"
+            return "all" if self.n_labels_ <= cfg.shortlist_size else "parabel"
         return cfg.shortlist
 
     @property
@@ -217,7 +217,8 @@ class MAACF(DeepTextModel):
             self.shortlister_ = self._fit_shortlister(train)
         self.networks_ = {name: net.to(self.device_) for name, net in self._make_networks(embeddings).items()}
         net = self.networks_["network"]
-        side_train, side_v = self._side_inputs(train, candidates=False), self._side_inputs(valid)
+        side_train = self._side_inputs(train, candidates=cfg.hard_negatives > 0)
+        side_v = self._side_inputs(valid)
 
         def batches(epoch: int):
             return _PairBatches(self, self.train_batches(train, epoch), side_train)
@@ -262,11 +263,13 @@ class MAACF(DeepTextModel):
             return bce_loss(net.head_logits(s), targets)
         pos, pos_mask = self._positives(batch.text.Y, s.device)  # (batch, p)
         b, p = pos.shape
-        n_hard = cfg.hard_negatives if net.head is not None else 0
+        n_hard = cfg.hard_negatives if self.shortlist_kind in ("head", "parabel") else 0
         neg, neg_ok = sample_negatives(pos, targets > 0, cfg.negatives - n_hard)  # (batch, p, Neg - hard)
         if n_hard:
-            size = min(cfg.shortlist_size, self.n_labels_)
-            cand = torch.topk(net.head_logits(s.detach()).float(), size, dim=1).indices  # (batch, c)
+            cand = batch.candidates  # parabel: precomputed for the training documents
+            if cand is None:
+                size = min(cfg.shortlist_size, self.n_labels_)
+                cand = torch.topk(net.head_logits(s.detach()).float(), size, dim=1).indices  # (batch, c)
             hard, hard_ok = sample_hard_negatives(cand, targets > 0, p, n_hard)  # (batch, p, hard)
             neg, neg_ok = torch.cat([neg, hard], -1), torch.cat([neg_ok, hard_ok], -1)
         logits = net.score(s, torch.cat([pos, neg.reshape(b, -1)], 1)).float()  # (batch, p + p*Neg)

@@ -8,9 +8,10 @@ and the encodings form the teacher sequence ``E_y'``.
 * Document vectors (Eq. 1): mean of the (fixed, pre-training) word vectors of the document's known tokens.
 * Neighbours (Eq. 2): exact cosine top-k by batched matrix products (:func:`xmtc.features.knn`); a training
   document never counts itself (``exclude_self``), so its own labels cannot leak into its teacher knowledge.
-* Label subset (Algorithm 1): label scores ``S @ Y_base`` (``S`` holds the neighbour similarities), parents
-  scored with the summed scores of their children (``label_scores @ A``, ``A`` = label -> {itself, parents}),
-  the ``size`` best items kept, best first.
+* Label subset (Algorithm 1): label scores ``S @ Y_base`` (row ``i`` of ``S`` holds each neighbour's share of
+  the summed cosine similarity, so a score is a label's vote share), parents scored with the summed scores of
+  their children (``label_scores @ A``, ``A`` = label -> {itself, parents}), the ``size`` best items kept,
+  best first.
 
 Items ``0..L-1`` are the labels themselves; items ``L..`` are parents that are not labels (hierarchy nodes
 outside the label index with ``parents="all"``, or label-tree leaf clusters with ``parents="tree"``).
