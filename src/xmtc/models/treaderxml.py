@@ -31,7 +31,7 @@ from torch import nn
 
 from xmtc.config import check, doc_field
 from xmtc.data.split import Dataset
-from xmtc.errors import ConfigError
+from xmtc.errors import ConfigError, ModelLoadError
 from xmtc.models.base import load_arrays, save_arrays
 from xmtc.models.deep import DeepConfig, DeepTextModel, Encoded, TextBatch, bce_loss
 from xmtc.models.layers import Embedding
@@ -282,6 +282,7 @@ class TReaderXML(DeepTextModel):
         self.use_shortlist_ = False
         self.stats_: dict[str, Any] = {}
         self._source: tuple[Any, Any] = (None, None)
+        self._saved: tuple[bool, bool] = (False, False)
 
     @classmethod
     def tiny_config(cls) -> TReaderXMLConfig:
@@ -440,7 +441,8 @@ class TReaderXML(DeepTextModel):
         return self.predict_encoded(enc, k, lambda b, kk: self._topk(net, know, b, kk))
 
     def teacher_labels(self, texts: list[str], k: int = 10) -> list[list[str]]:
-        """The teacher's best ``k`` labels (by summed neighbour similarity) of each text, for inspection."""
+        """The teacher's best ``k`` labels (by their share of the neighbour votes) of each text, for
+        inspection."""
         self._check_fitted()
         if self.teacher_ is None:
             return [[] for _ in texts]
@@ -472,7 +474,9 @@ class TReaderXML(DeepTextModel):
         return files
 
     def _load_extra(self, path: Path) -> None:
-        has_teacher, has_clusters = getattr(self, "_saved", (False, False))
+        has_teacher, has_clusters = self._saved
+        if self._needs_teacher() and not has_teacher:
+            raise ModelLoadError(f"{path}: the config needs teacher knowledge but the folder has none")
         self.teacher_ = TeacherKnowledge.load(path, self.n_labels_, len(self.vocab_)) if has_teacher else None
         self.clusters_ = load_arrays(path, CLUSTER_FILE)["clusters"] if has_clusters else None
 
