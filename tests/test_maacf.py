@@ -17,7 +17,13 @@ import torch
 
 from xmtc import metrics, registry
 from xmtc.errors import ConfigError, XMTCError
-from xmtc.models.label_groups import cf_idf, nearest_label_groups, sample_negatives, shortlist_recall
+from xmtc.models.label_groups import (
+    cf_idf,
+    nearest_label_groups,
+    sample_hard_negatives,
+    sample_negatives,
+    shortlist_recall,
+)
 from xmtc.models.maacf import MAACF, MAACFConfig, bpr_loss
 from xmtc.models.maacf_net import MAACFNet
 from xmtc.train import TrainConfig, train_loop
@@ -81,6 +87,18 @@ def test_sample_negatives_avoids_positives():
     assert not is_pos[rows[ok], neg[ok]].any(), "a valid negative is never a gold label"
     assert ok[0].all() and not ok[2].any()
     assert (neg[1][ok[1]] == 5).all()
+
+
+def test_sample_hard_negatives_come_from_the_shortlist():
+    torch.manual_seed(0)
+    cand = torch.tensor([[3, 4, -1], [0, 1, 2]])
+    is_pos = torch.zeros(2, 5, dtype=torch.bool)
+    is_pos[0, 4] = is_pos[1, 0] = True
+    neg, ok = sample_hard_negatives(cand, is_pos, p=2, n_neg=30)
+    assert neg.shape == ok.shape == (2, 2, 30)
+    assert set(neg[0][ok[0]].tolist()) == {3}, "padding (-1) and gold labels are never valid negatives"
+    assert set(neg[1][ok[1]].tolist()) == {1, 2}
+    assert not ok[0].all() and ok[0].any()
 
 
 def test_shortlist_recall():
@@ -223,7 +241,7 @@ def test_head_shortlist_reranks_its_candidates(tiny_data):
 
 def test_parabel_shortlist_is_saved_with_the_model(tiny_data, tmp_path):
     train, test = tiny_data
-    model = _fit(train, epochs=2, shortlist="parabel", shortlist_size=4)
+    model = _fit(train, epochs=2, shortlist="parabel", shortlist_size=4, hard_negatives=2)
     assert model.shortlist_kind == "parabel" and model.networks_["network"].head is None
     top = model.predict(test, k=4)
     cand = model.shortlist_candidates(test)

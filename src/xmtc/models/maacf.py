@@ -22,8 +22,10 @@ Paper -> code:
 
 Inference at scale: the pair score depends on the document (the group attention is queried by the aspects),
 so scoring every label costs an MLP per label. ``shortlist`` picks the labels to rerank: ``all`` (exact, for
-small label sets), ``head`` (top ``shortlist_size`` of a linear head over the mean aspect vector, trained
-alongside) or ``parabel`` (top ``shortlist_size`` of a sparse Parabel label-tree model on TF-IDF).
+small label sets), ``parabel`` (top ``shortlist_size`` of a sparse Parabel label-tree model on TF-IDF, trained
+first; the default above ``shortlist_size`` labels) or ``head`` (top ``shortlist_size`` of a linear head over
+the mean aspect vector, trained alongside). ``hard_negatives`` draws some training negatives from the same
+shortlist, so that the reranker sees the confusable labels it has to order at prediction time.
 """
 
 from __future__ import annotations
