@@ -1,4 +1,5 @@
-"""Shared helpers of the benchmark scripts: timing, peak memory, subprocess runs, tables, JSON and CSR files.
+"""Shared helpers of the benchmark scripts: timing, peak memory, subprocess runs, tables, JSON and CSR files,
+and the runner of the ``--run NAME [key=value ...]`` scripts (``maacf.py``, ``treaderxml.py``).
 
 Import from a script in ``benchmarks/`` with ``from common import ...`` (the script's folder is on
 ``sys.path`` when it is run as ``python benchmarks/<script>.py``).
@@ -6,14 +7,17 @@ Import from a script in ``benchmarks/`` with ``from common import ...`` (the scr
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +118,7 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], align:
     return "\n".join(lines)
 
 
-def write_json(path: str | Path, obj: Any) -> None:
+def write_json(path: str | Path, obj: Any, indent: int = 2) -> None:
     """Write ``obj`` as indented JSON (numpy scalars converted)."""
 
     def default(o: Any) -> Any:
@@ -126,7 +130,7 @@ def write_json(path: str | Path, obj: Any) -> None:
             return str(o)
         raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
-    Path(path).write_text(json.dumps(obj, indent=2, default=default) + "\n", encoding="utf-8")
+    Path(path).write_text(json.dumps(obj, indent=indent, default=default) + "\n", encoding="utf-8")
 
 
 def read_json(path: str | Path) -> Any:
@@ -175,3 +179,205 @@ def package_version(name: str) -> str | None:
         return version(name)
     except PackageNotFoundError:
         return None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The runner of the ``--run NAME [key=value ...]`` scripts: every run trains one registered model in a child
+# process of the script (``--one I --one-out FILE``), so that its peak RSS is its own.
+
+METRICS = ["P@1", "P@3", "P@5", "nDCG@3", "nDCG@5", "PSP@1", "PSP@3", "PSP@5"]
+MODEL_COLUMNS = [("model", "model", "")] + [(m, m, ".2f") for m in METRICS]
+TIMING_COLUMNS = [("train s", "train_s", ".0f"), ("predict docs/s", "predict_docs_s", ".0f"),
+                  ("peak RSS MiB", "peak_rss_mib", "")]
+
+
+def runner_parser(description: str, model: str) -> argparse.ArgumentParser:
+    """The arguments every ``--run`` script shares; add the script's own, then call :func:`parse_runner_args`.
+
+    Args:
+        description: the ``--help`` description.
+        model: the script's own model: the default run, and the runs that ``--set`` applies to.
+    """
+    p = argparse.ArgumentParser(description=description)
+    p.set_defaults(own_model=model)
+    p.add_argument("--data", required=True, type=Path, help="dataset folder with train/test texts")
+    p.add_argument("--run", nargs="+", action="append", default=None, metavar="NAME [KEY=VALUE]",
+                   help="one model run: a registered model name and its config overrides (repeatable); "
+                        f"default: --run {model}")
+    p.add_argument("--max-train", type=int, default=None, help="first N training documents (default all)")
+    p.add_argument("--max-test", type=int, default=None, help="first N test documents (default all)")
+    p.add_argument("--max-valid", type=int, default=1000, help="validation documents")
+    p.add_argument("--epochs", type=int, default=None, help="epochs for every run (default: the configs')")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=2, help="torch threads per run")
+    p.add_argument("--set", nargs="*", default=[], help=f"overrides for every {model} run (key=value)")
+    return p
+
+
+def parse_runner_args(p: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Add ``--out`` (and the internal ``--one``/``--one-out`` of a child run) and parse ``argv``."""
+    p.add_argument("--out", type=Path, default=None, help="JSON result file (and a .md table next to it)")
+    p.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: run index, JSON to --one-out
+    p.add_argument("--one-out", type=Path, default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    args.run = args.run or [[args.own_model]]
+    return args
+
+
+def load_splits(args: argparse.Namespace):
+    """(train, valid, test) with one label index (built from the first ``max_train`` training documents).
+
+    Validation: the dataset's own ``valid`` split (first ``max_valid`` documents) when it has one, else a
+    seeded split of train; never the test split.
+    """
+    from xmtc.data import find_datasets, load
+    from xmtc.data.split import validation_split
+
+    (train,) = load(args.data, ("train",), max_docs=args.max_train)
+    found = find_datasets(args.data, max_depth=0)
+    if found and "valid" in (found[0].get("splits") or []):
+        (valid,) = load(args.data, ("valid",), label_index=train.label_index, max_docs=args.max_valid)
+    else:
+        fraction = min(0.5, max(args.max_valid / len(train), 1 / len(train)))
+        train, valid = validation_split(train, fraction, args.seed, args.max_valid)
+    (test,) = load(args.data, ("test",), label_index=train.label_index, max_docs=args.max_test)
+    return train, valid, test
+
+
+def metric_row(label: str, test: Any, top: Any, inv_prop: np.ndarray, **extra: Any) -> dict[str, Any]:
+    """A result row: P@1/3/5, nDCG@3/5, PSP@1/3/5 in percent, then ``extra``, then ``peak_rss_mib`` (None
+    until :func:`child_result` fills it in)."""
+    from xmtc import metrics
+
+    rep = metrics.report(test.Y, top, ks=(1, 3, 5), inv_prop=inv_prop, n_gold=test.n_gold())
+    return {"model": label, **{k: round(100 * rep[k], 2) for k in METRICS}, **extra, "peak_rss_mib": None}
+
+
+@dataclass
+class FittedRun:
+    """One run of a child process, trained and timed by :func:`fit_run`."""
+
+    name: str  # registered model name
+    label: str  # the run as given: name and its own overrides
+    config: Any
+    model: Any
+    train: Any
+    valid: Any
+    test: Any
+    train_s: float
+    top: Any  # TopK (n_test, 5)
+    predict_s: float
+    inv_prop: np.ndarray  # from the training labels
+
+    def row(self, **extra: Any) -> dict[str, Any]:
+        """:func:`metric_row` of the run's top-5, with ``extra`` then training seconds, docs/s, epochs run."""
+        epochs_run = {tag: r.epochs_run for tag, r in getattr(self.model, "train_results_", {}).items()}
+        return metric_row(self.label, self.test, self.top, self.inv_prop, **extra,
+                          train_s=round(self.train_s, 1), predict_docs_s=round(len(self.test) / self.predict_s, 1),
+                          epochs_run=epochs_run)
+
+
+def fit_run(args: argparse.Namespace) -> FittedRun:
+    """Train run number ``args.one`` on :func:`load_splits` and predict the top 5 of its test documents.
+
+    Overrides, in order: ``--set`` (runs of the script's own model only), the run's own, then ``seed``,
+    ``progress=false``, ``threads`` and ``epochs`` where the model's config has them.
+    """
+    import warnings
+
+    from xmtc import metrics, registry
+
+    warnings.simplefilter("ignore")
+    name, *own = args.run[int(args.one)]
+    cls = registry.get(name)
+    fields = cls.Config.field_names()
+    overrides = [*(args.set if name == args.own_model else []), *own]
+    if "seed" in fields:
+        overrides.append(f"seed={args.seed}")
+    if "progress" in fields:
+        overrides += ["progress=false", f"threads={args.threads}"]
+        if args.epochs is not None:
+            overrides.append(f"epochs={args.epochs}")
+    cfg = cls.Config().with_overrides(overrides)
+    train, valid, test = load_splits(args)
+    with Timer() as fit_t:
+        model = cls(cfg).fit(train, valid)
+    with Timer() as predict_t:
+        top = model.predict(test, k=5)
+    return FittedRun(name=name, label=" ".join([name, *own]), config=cfg, model=model, train=train, valid=valid,
+                     test=test, train_s=fit_t.seconds, top=top, predict_s=predict_t.seconds,
+                     inv_prop=metrics.inverse_propensity(train.Y))
+
+
+def child_result(run: FittedRun, rows: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    """What a child run reports: its rows (with this process's peak RSS), config, data sizes and ``extra``."""
+    peak_mib = round(peak_rss_own_mib())
+    for r in rows:
+        r["peak_rss_mib"] = peak_mib
+    return {"rows": rows, "config": run.config.to_dict(), "n_train": len(run.train), "n_valid": len(run.valid),
+            "n_test": len(run.test), "n_labels": run.train.n_labels, **extra}
+
+
+def rows_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> str:
+    """:func:`markdown_table` of result rows; ``columns`` are (header, row key, format spec), and a missing or
+    None value is an empty cell."""
+    cells = [[None if r.get(key) is None else format(r[key], spec) for _, key, spec in columns] for r in rows]
+    return markdown_table([head for head, _, _ in columns], cells)
+
+
+def run_header(script: str | Path, argv: Sequence[str], machine: bool = False) -> dict[str, Any]:
+    """``command`` (as typed from the repository root) and ``date`` of a result file (and ``machine``)."""
+    head: dict[str, Any] = {"command": f"python benchmarks/{Path(script).name} " + " ".join(argv),
+                            "date": time.strftime("%Y-%m-%d")}
+    if machine:
+        head["machine"] = machine_info()
+    return head
+
+
+def write_results(path: Path | None, results: dict[str, Any], table: str | None = None) -> None:
+    """Write ``results`` to ``path`` as JSON (and ``table`` to the ``.md`` next to it); nothing when None."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, results, indent=1)
+    if table is not None:
+        path.with_suffix(".md").write_text(f"`{results['command']}` ({results['date']})\n\n{table}\n")
+
+
+def runner_main(script: str | Path, argv: Sequence[str] | None, args: argparse.Namespace,
+                run_one: Callable[[argparse.Namespace], dict[str, Any]],
+                table: Callable[[list[dict[str, Any]]], str], *, machine: bool = False,
+                progress: Callable[[dict[str, Any]], str] | None = None) -> None:
+    """Child side (``--one``): ``run_one(args)`` as JSON to ``--one-out``. Parent side: every ``--run`` in its own
+    child process of ``script``, the results written to ``--out`` after each run (what has finished is kept
+    if a later run is stopped), and the markdown ``table`` of all rows printed and written next to it.
+
+    Args:
+        script: the script file (``__file__``), run again for each child.
+        argv: the command line (None: ``sys.argv[1:]``).
+        args: parsed ``argv`` (:func:`parse_runner_args`).
+        run_one: trains and evaluates run ``args.one`` in this process; returns a dict with ``rows``.
+        table: markdown table of a list of rows.
+        machine: record :func:`machine_info` in the results.
+        progress: line printed after each run (default: the last line of its table).
+    """
+    if args.one is not None:
+        write_json(args.one_out, run_one(args), indent=1)
+        return
+    argv = list(sys.argv[1:] if argv is None else argv)
+    results = {**run_header(script, argv, machine), "runs": []}
+    rows: list[dict[str, Any]] = []
+    for i, run in enumerate(args.run):
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / "one.json"
+            child = run_child([sys.executable, str(script), *argv, "--one", str(i), "--one-out", str(out)])
+            if child["returncode"] != 0:
+                raise SystemExit(f"run {i} ({' '.join(run)}) failed with exit code {child['returncode']}")
+            one = read_json(out)
+        results["runs"].append(one)
+        rows += one["rows"]
+        print(progress(one) if progress else table(one["rows"]).splitlines()[-1], flush=True)
+        write_results(args.out, results)
+    text = table(rows)
+    print(text)
+    write_results(args.out, results, text)
