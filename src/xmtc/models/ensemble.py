@@ -5,9 +5,10 @@
 * :func:`consensus_topk`: AttentionXML's consensus ensemble (You et al., 2019, Eq. 9),
   ``P(x, l) = 1 - (1 - P0(x, l)) * (1 - P1(x, l))``, for probability scores in [0, 1] (missing = 0).
   :func:`consensus_many` applies the same rule to any number of members, ``1 - prod_i (1 - P_i)``.
+* :func:`align_topk`: re-expresses a model's predictions in another label index (by label name).
 
-Both are vectorised over documents: the members' (n, k_i) candidate arrays are concatenated, sorted by label
-id within each row, duplicates are merged with a cumulative sum, and the k best are selected per row.
+The combinators are vectorised over documents: the members' (n, k_i) candidate arrays are concatenated, sorted
+by label id within each row, duplicates are merged with a cumulative sum, and the k best are selected per row.
 
 The registered model ``ensemble`` combines saved models. Its config lists the member model folders; it trains
 nothing (``fit`` only loads and checks the members). Saving writes ``config.json`` (the members as given) and
@@ -162,6 +163,35 @@ def consensus_topk(top_a: TopK, top_b: TopK, k: int) -> TopK:
         TopK (n, k) sorted by decreasing consensus probability.
     """
     return consensus_many([top_a, top_b], k)
+
+
+def align_topk(top: TopK, names: Sequence[str], target: LabelIndex) -> TopK:
+    """Re-express predictions made over the label names ``names`` in the label ids of ``target``.
+
+    Models trained on different subsets of a dataset have different label indexes; their predictions must
+    share one index before they are combined or scored. Labels unknown to ``target`` are dropped; each row
+    keeps its order and its padding (-1 / -inf) moves to the end, so the result is a valid TopK of the same
+    width. When ``names`` equals ``target.names`` the prediction is returned as it is.
+
+    Args:
+        top: predictions (n, k) whose ids index ``names``.
+        names: the label names of the predicting model (``model.label_index_.names``).
+        target: the label index to express the predictions in (e.g. the evaluation data's).
+
+    Returns:
+        TopK (n, k) over ``len(target)`` labels.
+    """
+    names = list(names)
+    if top.n_labels != len(names):
+        raise XMTCError(f"predictions over {top.n_labels} labels cannot be read with {len(names)} label names")
+    if names == target.names:
+        return top
+    label_map = np.asarray([target.get(n) for n in names], dtype=np.int64)  # source id -> target id or -1
+    idx = np.where(top.indices >= 0, label_map[np.maximum(top.indices, 0)], -1)  # (n, k)
+    score = np.where(idx >= 0, top.scores, -np.inf)
+    order = np.argsort(idx < 0, axis=1, kind="stable")  # kept entries first, in their order
+    return TopK(np.take_along_axis(idx, order, axis=1), np.take_along_axis(score, order, axis=1),
+                n_labels=len(target))
 
 
 # --------------------------------------------------------------------------- the registered model
