@@ -129,15 +129,29 @@ class MLAttention(nn.Module):
     With ``candidates`` (batch, c) only those labels' vectors are gathered and attended (one batched matmul,
     no loop over labels); padding tokens always get exactly zero weight.
 
+    With ``sparse=True`` the candidate rows are gathered by ``F.embedding(..., sparse=True)``, so a backward
+    pass through the candidate path gives ``weight`` a sparse gradient touching only the gathered rows
+    (instead of a dense (labels, dim) one); :func:`xmtc.train.train_loop` finds such parameters through
+    :meth:`sparse_grad_parameters` and steps them with ``torch.optim.SparseAdam``. The all-labels path
+    (``candidates=None``) uses every row and stays dense; the trainer turns such a dense gradient of a sparse
+    parameter into a row-sparse one, so both paths train correctly (use ``sparse`` only where candidates are
+    given, as AttentionXML does for its deeper tree levels).
+
     Args:
         n_labels: number of labels (rows of the attention matrix).
         dim: size of the token vectors ``h_i``.
+        sparse: sparse gradient of ``weight`` on the candidate path.
     """
 
-    def __init__(self, n_labels: int, dim: int):
+    def __init__(self, n_labels: int, dim: int, sparse: bool = False):
         super().__init__()
         self.weight = nn.Parameter(torch.empty(n_labels, dim))  # (labels, dim)
+        self.sparse = bool(sparse)
         nn.init.xavier_uniform_(self.weight)
+
+    def sparse_grad_parameters(self) -> list[nn.Parameter]:
+        """Parameters whose gradient is (or may be) sparse: ``[weight]`` when ``sparse``, else none."""
+        return [self.weight] if self.sparse else []
 
     @property
     def n_labels(self) -> int:
@@ -159,7 +173,10 @@ class MLAttention(nn.Module):
         if candidates is None:
             scores = torch.matmul(self.weight.to(h.dtype), h.transpose(1, 2))  # (batch, labels, seq)
         else:
-            w = self.weight[candidates].to(h.dtype)  # (batch, c, dim)
+            if self.sparse:
+                w = F.embedding(candidates, self.weight, sparse=True).to(h.dtype)  # (batch, c, dim)
+            else:
+                w = self.weight[candidates].to(h.dtype)  # (batch, c, dim)
             scores = torch.bmm(w, h.transpose(1, 2))  # (batch, c, seq)
         scores = scores.masked_fill(~mask.unsqueeze(1), float("-inf"))
         alpha = torch.softmax(scores.float(), dim=-1).to(h.dtype)  # (batch, labels|c, seq)

@@ -5,6 +5,12 @@ A model supplies three callables: ``batches(epoch)`` (a sized iterable, determin
 The loop handles the optimiser, lr schedule, bf16 autocast, gradient clipping, early stopping on the
 validation score, SWA, a checkpoint at the end of every epoch (atomic write, ``torch.load(weights_only=True)``)
 and ``metrics.jsonl`` in the run folder.
+
+Sparse gradients (opt-in): parameters named by a submodule's ``sparse_grad_parameters()`` (e.g.
+:class:`~xmtc.models.layers.MLAttention` with ``sparse=True``) or owned by an ``nn.Embedding(sparse=True)`` are
+stepped by ``torch.optim.SparseAdam`` (lazy Adam: only the rows in the batch's gradient move), all others by
+Adam/AdamW as usual; a dense gradient such a parameter may get is turned into a row-sparse one first.
+Without such parameters the loop is exactly the dense one.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from xmtc.errors import XMTCError
+from xmtc.errors import ConfigError, XMTCError
 from xmtc.train.config import TrainConfig
 from xmtc.train.schedule import lr_at
 
@@ -55,6 +61,21 @@ def autocast(device: torch.device, enabled: bool):
 def epoch_rng(seed: int, epoch: int, salt: int = 0) -> np.random.Generator:
     """Numpy generator that depends only on (seed, epoch, salt): batch order survives a resume."""
     return np.random.default_rng([seed, epoch, salt])
+
+
+def sparse_grad_parameters(module: nn.Module) -> list[nn.Parameter]:
+    """Parameters of ``module`` that get sparse gradients (and are stepped by ``torch.optim.SparseAdam``).
+
+    They are named by any submodule with a ``sparse_grad_parameters()`` method, plus the weights of
+    ``nn.Embedding(sparse=True)`` layers; known before the first backward pass.
+    """
+    found: dict[int, nn.Parameter] = {}
+    for sub in module.modules():
+        if callable(getattr(sub, "sparse_grad_parameters", None)):
+            found.update((id(p), p) for p in sub.sparse_grad_parameters())
+        elif isinstance(sub, nn.Embedding) and sub.sparse:
+            found[id(sub.weight)] = sub.weight
+    return list(found.values())
 
 
 @dataclass
@@ -111,8 +132,19 @@ def train_loop(
     else:
         groups = [{"params": [p for p in given if p.requires_grad]}]
     params = [p for g in groups for p in g["params"]]
+    sparse_ids = {id(p) for p in sparse_grad_parameters(module)}
+    sparse_params = [p for p in params if id(p) in sparse_ids]
+    sparse_optimizer = None
+    if sparse_params:
+        if cfg.weight_decay > 0:
+            raise ConfigError(f"weight_decay={cfg.weight_decay} is not supported with sparse gradients "
+                              "(sparse_grad=true, stepped by SparseAdam); set weight_decay=0 or sparse_grad=false")
+        sparse_groups = [{**g, "params": [p for p in g["params"] if id(p) in sparse_ids]} for g in groups]
+        groups = [{**g, "params": [p for p in g["params"] if id(p) not in sparse_ids]} for g in groups]
+        sparse_optimizer = torch.optim.SparseAdam([g for g in sparse_groups if g["params"]], lr=cfg.lr)
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
     optimizer = opt_cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    optimizers = [optimizer] if sparse_optimizer is None else [optimizer, sparse_optimizer]
     run_dir = Path(run_dir) if run_dir is not None else None
     ckpt_path = run_dir / "checkpoints" / f"{tag}.pt" if run_dir is not None else None
 
@@ -122,7 +154,12 @@ def train_loop(
     if resume and ckpt_path is not None and ckpt_path.is_file():
         ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
         module.load_state_dict(ckpt["model"])
+        if (sparse_optimizer is not None) != ("sparse_optimizer" in ckpt):
+            raise XMTCError(f"{ckpt_path}: checkpoint was written {'without' if sparse_params else 'with'} "
+                            "sparse gradients; resume with the same sparse_grad setting")
         optimizer.load_state_dict(ckpt["optimizer"])
+        if sparse_optimizer is not None:
+            sparse_optimizer.load_state_dict(ckpt["sparse_optimizer"])
         for key in state:
             state[key] = ckpt[key]
         history = list(ckpt.get("history", []))
@@ -160,18 +197,26 @@ def train_loop(
         score = None
         for batch in progress:
             lr = lr_at(state["step"], total_steps, cfg.lr, cfg.schedule, cfg.warmup_steps)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * group.get("lr_scale", 1.0)
+            for opt in optimizers:
+                for group in opt.param_groups:
+                    group["lr"] = lr * group.get("lr_scale", 1.0)
             with autocast(device, cfg.bf16):
                 value = loss(module, batch)
             if not torch.isfinite(value):
                 raise XMTCError(f"{tag}: loss became {value.item()} at epoch {epoch + 1}, step {state['step']}; "
                                 "lower the learning rate or disable bf16")
-            optimizer.zero_grad(set_to_none=True)
+            for opt in optimizers:
+                opt.zero_grad(set_to_none=True)
             value.backward()
-            if cfg.grad_clip > 0:
-                nn.utils.clip_grad_norm_(params, cfg.grad_clip)
-            optimizer.step()
+            if sparse_optimizer is None:
+                if cfg.grad_clip > 0:
+                    nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            else:
+                _sparsify_grads(sparse_params)
+                if cfg.grad_clip > 0:
+                    clip_grad_norm_mixed(params, cfg.grad_clip)
+            for opt in optimizers:
+                opt.step()
             state["step"] += 1
             losses.append(float(value.detach()))
             if hasattr(progress, "set_postfix") and state["step"] % 20 == 0:
@@ -201,7 +246,7 @@ def train_loop(
             run_dir.mkdir(parents=True, exist_ok=True)
             with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record) + "\n")
-            _save_checkpoint(ckpt_path, module, optimizer, state, history)
+            _save_checkpoint(ckpt_path, module, optimizer, state, history, sparse_optimizer)
         if stop:
             break
     _restore_final(module, state, cfg)
@@ -241,11 +286,48 @@ def _swa_update(module: nn.Module, state: dict[str, Any]) -> None:
     state["swa_count"] = n + 1
 
 
-def _save_checkpoint(path: Path, module: nn.Module, optimizer, state: dict[str, Any], history) -> None:
+def _sparsify_grads(params: list[nn.Parameter]) -> None:
+    """Dense gradients of sparse-stepped parameters -> row-sparse (SparseAdam takes sparse gradients only)."""
+    for p in params:
+        if p.grad is not None and not p.grad.is_sparse:
+            p.grad = p.grad.to_sparse(1)  # rows with a non-zero gradient
+
+
+def clip_grad_norm_mixed(params: Iterable[nn.Parameter], max_norm: float) -> torch.Tensor:
+    """``nn.utils.clip_grad_norm_`` for a mix of dense and sparse (COO) gradients.
+
+    Sparse gradients are coalesced first (duplicate rows summed), so the total 2-norm is that of the densified
+    gradient; every gradient is then scaled by ``min(1, max_norm / (norm + 1e-6))`` in place.
+
+    Returns:
+        The total norm before clipping (a 0-dim tensor).
+    """
+    grads: list[torch.Tensor] = []
+    for p in params:
+        if p.grad is None:
+            continue
+        if p.grad.is_sparse:
+            p.grad = p.grad.coalesce()
+            grads.append(p.grad._values())  # (nnz_rows, dim), a view: scaling it scales the gradient
+        else:
+            grads.append(p.grad)
+    if not grads:
+        return torch.tensor(0.0)
+    total = torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g.float()) for g in grads]))
+    coef = torch.clamp(max_norm / (total + 1e-6), max=1.0)
+    for g in grads:
+        g.mul_(coef.to(g.dtype))
+    return total
+
+
+def _save_checkpoint(path: Path, module: nn.Module, optimizer, state: dict[str, Any], history,
+                     sparse_optimizer=None) -> None:
     """Atomic write: a kill during saving leaves the previous checkpoint intact."""
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {"model": module.state_dict(), "optimizer": optimizer.state_dict(),
                "torch_rng": torch.get_rng_state(), "history": copy.deepcopy(history), **state}
+    if sparse_optimizer is not None:
+        payload["sparse_optimizer"] = sparse_optimizer.state_dict()
     tmp = path.with_suffix(".tmp")
     torch.save(payload, tmp)
     os.replace(tmp, path)
