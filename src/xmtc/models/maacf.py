@@ -70,8 +70,9 @@ class MAACFConfig(DeepConfig):
     max_positives: int = doc_field(32, "most positive labels of one document used per step (sampled)")
     predictor_layers: int = doc_field(2, "linear layers of the predictor MLP (paper: 2)")
     predictor_hidden: int = doc_field(256, "hidden units of the predictor MLP")
-    predictor_input: str = doc_field("concat", "predictor input: 'concat' [S; H] (Eq. 9) or 'product' "
-                                               "[S; H; S*H] (adds NCF's element-wise GMF term)")
+    predictor_input: str = doc_field("product", "predictor input: 'product' [S; H; S*H] (adds NCF's "
+                                                "element-wise GMF term, so the BPR gradient reaches the text "
+                                                "side; see docs/MODELS.md) or 'concat' [S; H] (Eq. 9)")
     dropout: float = doc_field(0.2, "dropout in the aspect encoders and the predictor")
     share_embeddings: bool = doc_field(False, "one word embedding for all word-level aspects (saves memory)")
     cnn_widths: list[int] = doc_field([2, 4, 8], "XML-CNN filter widths")
