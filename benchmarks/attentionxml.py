@@ -35,7 +35,7 @@ from pathlib import Path  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine_info, markdown_table, write_json  # noqa: E402
+from common import machine_info, markdown_table, write_result  # noqa: E402
 
 METRICS = ["P@1", "P@3", "P@5", "nDCG@3", "nDCG@5", "PSP@1", "PSP@3", "PSP@5"]
 
@@ -117,10 +117,7 @@ def main(argv: list[str] | None = None) -> dict:
     table = markdown_table(list(row), [list(row.values())])
     print(json.dumps(stages, indent=1))
     print(table)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        write_json(args.out, result)
-        args.out.with_suffix(".md").write_text(table + "\n", encoding="utf-8")
+    write_result(args.out, result, table)
     return result
 
 

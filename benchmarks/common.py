@@ -133,6 +133,16 @@ def write_json(path: str | Path, obj: Any, indent: int = 2) -> None:
     Path(path).write_text(json.dumps(obj, indent=indent, default=default) + "\n", encoding="utf-8")
 
 
+def write_result(out: str | Path | None, result: Any, table: str) -> None:
+    """Write a benchmark's JSON result to ``out`` and its markdown table next to it (``.md``); no-op for None."""
+    if out is None:
+        return
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    write_json(out, result)
+    out.with_suffix(".md").write_text(table + "\n", encoding="utf-8")
+
+
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 

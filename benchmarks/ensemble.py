@@ -53,7 +53,7 @@ from typing import Any  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import machine_info, markdown_table, package_version, peak_rss_own_mib, write_json  # noqa: E402
+from common import machine_info, markdown_table, package_version, peak_rss_own_mib, write_result  # noqa: E402
 
 METRICS = ["P@1", "P@3", "P@5", "nDCG@3", "nDCG@5", "PSP@1", "PSP@3", "PSP@5"]
 BEAT_METRICS = ["P@1", "P@3", "P@5"]
@@ -280,10 +280,7 @@ def main(argv: list[str] | None = None) -> dict:
               "peak_rss_mib": round(peak_rss_own_mib()), "machine": machine_info(),
               "versions": {n: package_version(n) for n in ("xmtc", "torch", "omikuji", "numpy")},
               "markdown": text}
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        write_json(args.out, result)
-        args.out.with_suffix(".md").write_text(text + "\n", encoding="utf-8")
+    write_result(args.out, result, text)
     return result
 
 

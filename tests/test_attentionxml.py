@@ -161,11 +161,8 @@ def test_save_load_identical_predictions_ensemble(data16, tmp_path):
         other._load_state(tmp_path / "m")
 
 
-def test_resume_per_level_matches_uninterrupted_run(data16, tmp_path, monkeypatch):
-    train, test = data16
-    cfg = tree_config(level_epochs=[3, 3])
-    expected = AttentionXML(cfg).fit(train).predict(test, k=3)
-
+def fit_killed_in_level2(cfg, train, run_dir, monkeypatch) -> None:
+    """Fit AttentionXML into ``run_dir`` and die right after level 2's first epoch was checkpointed."""
     real_loop = ax_module.train_loop
 
     class Killed(Exception):
@@ -174,15 +171,22 @@ def test_resume_per_level_matches_uninterrupted_run(data16, tmp_path, monkeypatc
     def killing_loop(module, *, batches, tag, **kw):
         def maybe_kill(epoch):
             if tag == "level-2" and epoch == 1:
-                raise Killed  # dies after level 2's first epoch was checkpointed
+                raise Killed
             return batches(epoch)
 
         return real_loop(module, batches=maybe_kill, tag=tag, **kw)
 
     monkeypatch.setattr(ax_module, "train_loop", killing_loop)
     with pytest.raises(Killed):
-        AttentionXML(cfg).fit(train, run_dir=tmp_path)
+        AttentionXML(cfg).fit(train, run_dir=run_dir)
     monkeypatch.setattr(ax_module, "train_loop", real_loop)
+
+
+def test_resume_per_level_matches_uninterrupted_run(data16, tmp_path, monkeypatch):
+    train, test = data16
+    cfg = tree_config(level_epochs=[3, 3])
+    expected = AttentionXML(cfg).fit(train).predict(test, k=3)
+    fit_killed_in_level2(cfg, train, tmp_path, monkeypatch)
     assert {p.name for p in (tmp_path / "checkpoints").iterdir()} == {"level-1.pt", "level-2.pt"}
     resumed = AttentionXML(cfg).fit(train, run_dir=tmp_path, resume=True)
     top = resumed.predict(test, k=3)

@@ -5,13 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from test_attentionxml import keyword_data, tree_config
+from test_attentionxml import fit_killed_in_level2, keyword_data, tree_config
 from torch import nn
 
 import xmtc
 from xmtc import metrics
 from xmtc.errors import ConfigError, XMTCError
-from xmtc.models import attentionxml as ax_module
 from xmtc.models.attentionxml import AttentionXML
 from xmtc.models.layers import MLAttention
 from xmtc.train import TrainConfig, train_loop
@@ -157,23 +156,7 @@ def test_attentionxml_sparse_grad_resume_matches_uninterrupted_run(data16, tmp_p
     train, test = data16
     cfg = tree_config(sparse_grad=True, level_epochs=[2, 3])
     expected = AttentionXML(cfg).fit(train).predict(test, k=3)
-    real_loop = ax_module.train_loop
-
-    class Killed(Exception):
-        pass
-
-    def killing_loop(module, *, batches, tag, **kw):
-        def maybe_kill(epoch):
-            if tag == "level-2" and epoch == 1:
-                raise Killed  # dies after level 2's first epoch was checkpointed
-            return batches(epoch)
-
-        return real_loop(module, batches=maybe_kill, tag=tag, **kw)
-
-    monkeypatch.setattr(ax_module, "train_loop", killing_loop)
-    with pytest.raises(Killed):
-        AttentionXML(cfg).fit(train, run_dir=tmp_path)
-    monkeypatch.setattr(ax_module, "train_loop", real_loop)
+    fit_killed_in_level2(cfg, train, tmp_path, monkeypatch)
     ckpt = torch.load(tmp_path / "checkpoints" / "level-2.pt", weights_only=True)
     assert ckpt["sparse_optimizer"]["state"]  # SparseAdam moments are checkpointed
     resumed = AttentionXML(cfg).fit(train, run_dir=tmp_path, resume=True)
