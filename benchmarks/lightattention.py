@@ -45,6 +45,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--ax-set", nargs="*", default=[], help="overrides for attentionxml only")
     p.add_argument("--trees", type=int, default=1, help="LightAttention n_models; evaluates the first 1..N")
     p.add_argument("--out", type=Path, default=None, help="JSON result file (and a .md table next to it)")
+    p.add_argument("--save", type=Path, default=None, help="save each trained model to SAVE/<model name>")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: run one model, write JSON
     p.add_argument("--one-out", type=Path, default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -80,6 +81,8 @@ def run_one(args: argparse.Namespace) -> dict:
     t0, c0 = time.perf_counter(), time.process_time()
     model = cls(cfg).fit(train, valid)
     train_s, train_cpu_s = time.perf_counter() - t0, time.process_time() - c0
+    if args.save is not None:
+        model.save(args.save / name)
     inv_prop = metrics.inverse_propensity(train.Y)
     variants = {name: model}
     if name == "lightattention" and args.trees > 1:
