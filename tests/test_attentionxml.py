@@ -14,10 +14,10 @@ import xmtc
 from xmtc import metrics
 from xmtc.data import Dataset, LabelIndex
 from xmtc.errors import ConfigError, ModelLoadError, XMTCError
-from xmtc.models import attentionxml as ax_module
-from xmtc.models.attentionxml import AttentionNet, AttentionXML, AttentionXMLConfig
-from xmtc.models.plt import TreeLevels, candidate_targets, training_candidates
-from xmtc.models.xmlcnn import XMLCNN, XMLRNN
+from xmtc.models.attentionxml import model as ax_module
+from xmtc.models.attentionxml.levels import TreeLevels, candidate_targets, training_candidates
+from xmtc.models.attentionxml.model import AttentionNet, AttentionXML, AttentionXMLConfig
+from xmtc.models.baselines.xmlcnn import XMLCNN, XMLRNN
 from xmtc.predict import beam_search, merge_topk
 from xmtc.text import tokenize
 

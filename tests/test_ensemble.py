@@ -111,9 +111,9 @@ def _learnable(seed: int, n: int = 240, n_labels: int = 12, n_features: int = 30
 
 def test_ensemble_model_save_load_and_move(tmp_path, monkeypatch):
     train, test = _learnable(0)
-    cfg = xmtc.models.sparse.ParabelConfig(n_trees=1)
+    cfg = xmtc.models.baselines.parabel.ParabelConfig(n_trees=1)
     xmtc.create("parabel", cfg).fit(train).save(tmp_path / "runs" / "a")
-    xmtc.create("bonsai", xmtc.models.sparse.BonsaiConfig(n_trees=1, linear_c=2.0)).fit(train).save(
+    xmtc.create("bonsai", xmtc.models.baselines.parabel.BonsaiConfig(n_trees=1, linear_c=2.0)).fit(train).save(
         tmp_path / "runs" / "b")
     monkeypatch.chdir(tmp_path)
     for method in ("average", "consensus"):
@@ -140,14 +140,14 @@ def test_ensemble_model_save_load_and_move(tmp_path, monkeypatch):
 
 def test_ensemble_maps_member_label_spaces_by_name(tmp_path):
     train, test = _learnable(1)
-    xmtc.create("parabel", xmtc.models.sparse.ParabelConfig(n_trees=1)).fit(train).save(tmp_path / "a")
+    xmtc.create("parabel", xmtc.models.baselines.parabel.ParabelConfig(n_trees=1)).fit(train).save(tmp_path / "a")
     # member b knows the labels under a different id order plus one extra label
     names = train.label_index.names
     perm = np.arange(len(names))[::-1]
     index_b = LabelIndex([names[i] for i in perm] + ["extra"])
     Yb = sp.csr_matrix(train.Y[:, perm].toarray())
     Yb = sp.hstack([Yb, sp.csr_matrix((len(train), 1))], format="csr")
-    xmtc.create("parabel", xmtc.models.sparse.ParabelConfig(n_trees=1)).fit(
+    xmtc.create("parabel", xmtc.models.baselines.parabel.ParabelConfig(n_trees=1)).fit(
         Dataset(Y=Yb, label_index=index_b, X=train.X)).save(tmp_path / "b")
     ens = xmtc.create("ensemble", EnsembleConfig(members=[str(tmp_path / "a"), str(tmp_path / "b")])).fit()
     assert ens.label_index_.names == [*names, "extra"]

@@ -312,7 +312,7 @@ def test_label_descriptions_from_the_run_dataset(tmp_path):
 @pytest.fixture(scope="module")
 def axml_run(tiny_data, tmp_path_factory):
     """A run folder with a real tiny AttentionXML (run.json points at a folder with label descriptions)."""
-    from xmtc.models.attentionxml import AttentionXML
+    from xmtc.models.attentionxml.model import AttentionXML
 
     root = tmp_path_factory.mktemp("explain")
     (root / "data").mkdir()

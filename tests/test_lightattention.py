@@ -12,7 +12,7 @@ import torch
 from xmtc import metrics, registry
 from xmtc.errors import ConfigError, XMTCError
 from xmtc.models.deep import make_batch
-from xmtc.models.lightattention import (
+from xmtc.models.lightattention.model import (
     LightAttention,
     LightAttentionConfig,
     LightAttentionNet,

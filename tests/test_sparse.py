@@ -11,7 +11,7 @@ import scipy.sparse as sp
 import xmtc
 from xmtc.data import Dataset, LabelIndex
 from xmtc.errors import ConfigError, DataError, ModelLoadError, XMTCError
-from xmtc.models.sparse import BonsaiConfig, ParabelConfig, _omikuji_output, write_xmlrepo
+from xmtc.models.baselines.parabel import BonsaiConfig, ParabelConfig, _omikuji_output, write_xmlrepo
 
 TOPICS = {
     "sport": "football goal match league striker referee",

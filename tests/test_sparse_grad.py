@@ -11,7 +11,7 @@ from torch import nn
 import xmtc
 from xmtc import metrics
 from xmtc.errors import ConfigError, XMTCError
-from xmtc.models.attentionxml import AttentionXML
+from xmtc.models.attentionxml.model import AttentionXML
 from xmtc.models.layers import MLAttention
 from xmtc.train import TrainConfig, train_loop
 from xmtc.train.trainer import clip_grad_norm_mixed, sparse_grad_parameters

@@ -15,7 +15,16 @@ from xmtc import metrics, registry
 from xmtc.data.labels import Hierarchy, LabelIndex
 from xmtc.data.split import Dataset
 from xmtc.errors import ConfigError, ModelLoadError
-from xmtc.models.teacher import (
+from xmtc.models.treaderxml.model import (
+    ABLATIONS,
+    Reading,
+    SelfAttention,
+    TReaderNet,
+    TReaderXML,
+    TReaderXMLConfig,
+    parse_reading,
+)
+from xmtc.models.treaderxml.teacher import (
     TeacherKnowledge,
     bag_matrix,
     build_items,
@@ -25,15 +34,6 @@ from xmtc.models.teacher import (
     shortlist,
     shortlist_recall,
     top_per_row,
-)
-from xmtc.models.treaderxml import (
-    ABLATIONS,
-    Reading,
-    SelfAttention,
-    TReaderNet,
-    TReaderXML,
-    TReaderXMLConfig,
-    parse_reading,
 )
 from xmtc.text import Vocab, tokenize
 

@@ -9,9 +9,8 @@ Quick use::
     print(xmtc.metrics.report(test.Y, top, ks=(1, 3, 5), inv_prop=xmtc.metrics.inverse_propensity(train.Y)))
 """
 
-__version__ = "0.1.0"
-
-from xmtc import data, metrics  # noqa: E402
-from xmtc.registry import available, create, load  # noqa: E402
+from xmtc import data, metrics
+from xmtc._version import __version__
+from xmtc.registry import available, create, load
 
 __all__ = ["__version__", "available", "create", "data", "load", "metrics"]

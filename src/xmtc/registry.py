@@ -1,46 +1,32 @@
-"""Model registry: a plain dict plus a decorator. ``create(name, cfg)`` and ``load(path)``."""
+"""Model registry: ``get(name)``, ``create(name, cfg)``, ``available()`` and ``load(path)``.
+
+The table itself (``MODELS`` and the ``@register`` decorator) lives in :mod:`xmtc.models.base`, next to the
+contract the models implement, and is re-exported here for third-party models. This module sits above the
+models: on first use it imports :mod:`xmtc.models.catalog`, which registers the built-in ones.
+"""
 
 from __future__ import annotations
 
-import difflib
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from xmtc.errors import ConfigError, ModelLoadError
+from xmtc.models.base import MODELS, load_model, model_class, register
 
 if TYPE_CHECKING:
     from xmtc.config import Config
     from xmtc.models.base import XMTCModel
 
-MODELS: dict[str, type[XMTCModel]] = {}
-
-
-def register(name: str):
-    """Class decorator: ``@register("attentionxml")`` adds the model class to :data:`MODELS`."""
-
-    def wrap(cls):
-        if name in MODELS and MODELS[name] is not cls:
-            raise ValueError(f"model name {name!r} registered twice")
-        cls.name = name
-        MODELS[name] = cls
-        return cls
-
-    return wrap
+__all__ = ["MODELS", "available", "create", "get", "load", "register"]
 
 
 def _ensure_builtin_models() -> None:
-    import xmtc.models  # noqa: F401  (registers the built-in models)
+    import xmtc.models.catalog  # noqa: F401  (registers the built-in models)
 
 
 def get(name: str) -> type[XMTCModel]:
     """The model class registered as ``name``; unknown names raise with a close match and the list."""
     _ensure_builtin_models()
-    if name not in MODELS:
-        close = difflib.get_close_matches(name, list(MODELS), n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise ConfigError(f"unknown model {name!r}{hint}; available: {', '.join(sorted(MODELS))}")
-    return MODELS[name]
+    return model_class(name)
 
 
 def available() -> list[str]:
@@ -60,17 +46,5 @@ def load(path: str | Path) -> XMTCModel:
 
     ``path`` may also be a run folder written by ``xmtc train`` (the model sits in ``path/model``).
     """
-    path = Path(path)
-    if not (path / "meta.json").is_file() and (path / "model" / "meta.json").is_file():
-        path = path / "model"
-    meta_file = path / "meta.json"
-    if not meta_file.is_file():
-        raise ModelLoadError(f"{path}: not an xmtc model folder (no meta.json)")
-    try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ModelLoadError(f"{meta_file}: invalid JSON ({e.msg})") from None
-    name = meta.get("model")
-    if not isinstance(name, str):
-        raise ModelLoadError(f"{meta_file}: missing 'model' entry")
-    return get(name).load(path)
+    _ensure_builtin_models()
+    return load_model(path)

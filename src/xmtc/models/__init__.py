@@ -1,11 +1,34 @@
-"""Built-in models; importing this package registers them."""
+"""Models: the shared core and one package per system.
 
-from xmtc.models import ensemble, sparse  # noqa: F401  (registers ensemble, parabel, bonsai)
-from xmtc.models.attentionxml import AttentionXML, AttentionXMLConfig  # noqa: F401  (registers attentionxml)
-from xmtc.models.base import TopK, XMTCModel
-from xmtc.models.lightattention import LightAttention, LightAttentionConfig  # noqa: F401  (registers it)
-from xmtc.models.maacf import MAACF, MAACFConfig  # noqa: F401  (registers maacf)
-from xmtc.models.treaderxml import TReaderXML, TReaderXMLConfig  # noqa: F401  (registers treaderxml)
-from xmtc.models.xmlcnn import XMLCNN, XMLRNN  # noqa: F401  (registers xmlcnn, xmlrnn)
+Core: :mod:`~xmtc.models.base` (the ``XMTCModel`` contract, ``TopK``, the model table), :mod:`~xmtc.models.deep`
+(``DeepTextModel``: vocabulary, word vectors, batches, the training loop), :mod:`~xmtc.models.layers` (shared
+layers) and :mod:`~xmtc.models.ensemble`. Systems: ``attentionxml/``, ``lightattention/``, ``treaderxml/``,
+``maacf/`` and ``baselines/`` (XML-CNN, XML-RNN, Parabel/Bonsai). :mod:`~xmtc.models.catalog` imports them all.
 
-__all__ = ["TopK", "XMTCModel"]
+This package imports only the light core; the model classes below load on first access.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from xmtc.models.base import MODELS, TopK, XMTCModel, register
+
+_LAZY = {
+    "AttentionXML": "xmtc.models.attentionxml", "AttentionXMLConfig": "xmtc.models.attentionxml",
+    "LightAttention": "xmtc.models.lightattention", "LightAttentionConfig": "xmtc.models.lightattention",
+    "TReaderXML": "xmtc.models.treaderxml", "TReaderXMLConfig": "xmtc.models.treaderxml",
+    "MAACF": "xmtc.models.maacf", "MAACFConfig": "xmtc.models.maacf",
+    "XMLCNN": "xmtc.models.baselines", "XMLRNN": "xmtc.models.baselines",
+    "ParabelModel": "xmtc.models.baselines", "BonsaiModel": "xmtc.models.baselines",
+    "EnsembleModel": "xmtc.models.ensemble",
+}
+
+__all__ = ["MODELS", "TopK", "XMTCModel", "register", *sorted(_LAZY)]
+
+
+def __getattr__(name: str):
+    """Load a model class on first access (``xmtc.models.AttentionXMLConfig``) without importing torch up front."""
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'xmtc.models' has no attribute {name!r}")

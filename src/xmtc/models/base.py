@@ -1,4 +1,8 @@
-"""The model contract: ``XMTCModel`` (fit -> self, predict -> TopK, save/load a folder) and ``TopK``.
+"""The model contract: ``XMTCModel`` (fit -> self, predict -> TopK, save/load a folder), ``TopK``, and the
+table of registered implementations (``MODELS``, ``@register``, :func:`load_model`).
+
+Every model module imports ``register`` from here, never from :mod:`xmtc.registry`: the registry is the layer
+above, which imports the built-in models (:mod:`xmtc.models.catalog`) on first use, so the imports run one way.
 
 A saved model is a folder: ``meta.json`` (model name, format and library versions, SHA-256 of every state
 file), ``config.json``, ``label_index.json`` and the model's own state files (safetensors, ``.npz`` read with
@@ -7,6 +11,7 @@ file), ``config.json``, ``label_index.json`` and the model's own state files (sa
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from collections.abc import Sequence
@@ -250,9 +255,9 @@ def _sha256(path: Path) -> str:
 
 
 def _versions() -> dict[str, str]:
-    import xmtc
+    from xmtc._version import __version__
 
-    out = {"xmtc": xmtc.__version__, "numpy": np.__version__}
+    out = {"xmtc": __version__, "numpy": np.__version__}
     try:
         import torch
 
@@ -290,3 +295,51 @@ def save_sparse(path: Path, name: str, m: sp.spmatrix) -> str:
 def load_sparse(path: Path, name: str) -> sp.csr_matrix:
     a = load_arrays(path, name)
     return sp.csr_matrix((a["data"], a["indices"], a["indptr"]), shape=tuple(a["shape"]))
+
+
+# --------------------------------------------------------------------------- the table of registered models
+MODELS: dict[str, type[XMTCModel]] = {}
+
+
+def register(name: str):
+    """Class decorator: ``@register("attentionxml")`` adds the model class to :data:`MODELS`."""
+
+    def wrap(cls):
+        if name in MODELS and MODELS[name] is not cls:
+            raise ValueError(f"model name {name!r} registered twice")
+        cls.name = name
+        MODELS[name] = cls
+        return cls
+
+    return wrap
+
+
+def model_class(name: str) -> type[XMTCModel]:
+    """The class registered as ``name``; unknown names raise with a close match and the list."""
+    if name not in MODELS:
+        close = difflib.get_close_matches(name, list(MODELS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown model {name!r}{hint}; available: {', '.join(sorted(MODELS))}")
+    return MODELS[name]
+
+
+def load_model(path: str | Path) -> XMTCModel:
+    """Load a saved model folder by the model name in its ``meta.json``. Never unpickles anything.
+
+    ``path`` may also be a run folder written by ``xmtc train`` (the model sits in ``path/model``). The model's
+    class must be registered (:func:`xmtc.registry.load` registers the built-in ones first).
+    """
+    path = Path(path)
+    if not (path / "meta.json").is_file() and (path / "model" / "meta.json").is_file():
+        path = path / "model"
+    meta_file = path / "meta.json"
+    if not meta_file.is_file():
+        raise ModelLoadError(f"{path}: not an xmtc model folder (no meta.json)")
+    try:
+        meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise ModelLoadError(f"{meta_file}: invalid JSON ({e.msg})") from None
+    name = meta.get("model") if isinstance(meta, dict) else None
+    if not isinstance(name, str):
+        raise ModelLoadError(f"{meta_file}: missing 'model' entry")
+    return model_class(name).load(path)

@@ -34,8 +34,7 @@ from xmtc.config import Config, check, doc_field
 from xmtc.data.labels import LabelIndex
 from xmtc.data.split import Dataset
 from xmtc.errors import ModelLoadError, XMTCError
-from xmtc.models.base import TopK, XMTCModel, _sha256, check_k
-from xmtc.registry import register
+from xmtc.models.base import TopK, XMTCModel, _sha256, check_k, load_model, register
 
 _MEMBERS_FILE = "members.json"
 
@@ -256,8 +255,6 @@ class EnsembleModel(XMTCModel):
         return self
 
     def _attach(self, paths: list[Path], digests: list[str] | None = None) -> None:
-        from xmtc.registry import load
-
         members = []
         for i, p in enumerate(paths):
             if not (p / "meta.json").is_file():
@@ -265,7 +262,7 @@ class EnsembleModel(XMTCModel):
             if digests is not None and _sha256(p / "meta.json") != digests[i]:
                 raise ModelLoadError(f"ensemble member {i}: {p} changed since the ensemble was saved "
                                      "(meta.json checksum mismatch)")
-            members.append(load(p))
+            members.append(load_model(p))
         # the ensemble's label space: the first member's labels, then labels only later members know
         names = list(members[0].label_index_.names)
         seen = set(names)

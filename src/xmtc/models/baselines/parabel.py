@@ -49,8 +49,7 @@ import scipy.sparse as sp
 from xmtc.config import Config, check, doc_field
 from xmtc.data.split import Dataset
 from xmtc.errors import DataError, ModelLoadError, XMTCError
-from xmtc.models.base import TopK, XMTCModel
-from xmtc.registry import register
+from xmtc.models.base import TopK, XMTCModel, register
 
 _STATE_FILE = "sparse_state.json"
 _OMIKUJI_DIR = "omikuji"

@@ -17,9 +17,9 @@ import torch
 from torch import nn
 
 from xmtc.config import check, doc_field
+from xmtc.models.base import register
 from xmtc.models.deep import DeepConfig, DeepTextModel
 from xmtc.models.layers import MLP, CNNEncoder, Embedding, LSTMEncoder, MaxPoolEncoder
-from xmtc.registry import register
 
 
 @dataclass

@@ -41,13 +41,12 @@ from torch import nn
 
 from xmtc.config import check, doc_field
 from xmtc.errors import ModelLoadError, XMTCError
-from xmtc.models.attentionxml import dense_rows
-from xmtc.models.base import load_arrays, save_arrays
+from xmtc.models.attentionxml.levels import TreeLevels, candidate_targets
+from xmtc.models.attentionxml.model import dense_rows
+from xmtc.models.base import load_arrays, register, save_arrays
 from xmtc.models.deep import DeepConfig, DeepTextModel, Encoded, TextBatch, bce_loss, make_batch
 from xmtc.models.layers import MLP, Embedding, LSTMEncoder, MaxPoolEncoder, MLAttention
-from xmtc.models.plt import TreeLevels, candidate_targets
 from xmtc.predict import beam_search, expand_children, merge_topk
-from xmtc.registry import register
 
 _ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh, "none": lambda x: x}
 TREES_FILE = "clusters.npz"

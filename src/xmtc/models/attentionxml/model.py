@@ -24,12 +24,11 @@ from torch import nn
 
 from xmtc.config import check, doc_field
 from xmtc.errors import XMTCError
-from xmtc.models.base import load_arrays, save_arrays
+from xmtc.models.attentionxml.levels import TreeLevels, candidate_targets, training_candidates
+from xmtc.models.base import load_arrays, register, save_arrays
 from xmtc.models.deep import DeepConfig, DeepTextModel, Encoded, TextBatch, bce_loss
 from xmtc.models.layers import MLP, Embedding, LSTMEncoder, MLAttention
-from xmtc.models.plt import TreeLevels, candidate_targets, training_candidates
 from xmtc.predict import beam_search, merge_topk
-from xmtc.registry import register
 from xmtc.train import train_loop
 
 #: Settings each preset gives to the fields left at their defaults ("medium" is the defaults themselves).

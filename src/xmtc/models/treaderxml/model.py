@@ -3,7 +3,7 @@ with the text by a dual cooperative network of masked / plain multi-head self-at
 
 Paper -> code (details and every deviation: docs/MODELS.md, section TReaderXML):
 
-* Teacher knowledge (Section 3.2, Eq. 1-2, Algorithm 1) -> :mod:`xmtc.models.teacher`: mean word vectors,
+* Teacher knowledge (Section 3.2, Eq. 1-2, Algorithm 1) -> :mod:`xmtc.models.treaderxml.teacher`: mean word vectors,
   cosine top-k neighbours among the training texts (never the document itself), their labels plus parent
   labels as the ranked item list ``SET_nearest``; items are encoded from their descriptions (``E_y'``).
 * Encoding ``E_x = Encode(x)`` -> the shared :class:`~xmtc.models.layers.Embedding` (the items use the same
@@ -32,11 +32,11 @@ from torch import nn
 from xmtc.config import check, doc_field
 from xmtc.data.split import Dataset
 from xmtc.errors import ConfigError, ModelLoadError
-from xmtc.models.base import load_arrays, save_arrays
+from xmtc.models.attentionxml.levels import candidate_targets
+from xmtc.models.base import load_arrays, register, save_arrays
 from xmtc.models.deep import DeepConfig, DeepTextModel, Encoded, TextBatch, bce_loss
 from xmtc.models.layers import Embedding
-from xmtc.models.plt import candidate_targets
-from xmtc.models.teacher import (
+from xmtc.models.treaderxml.teacher import (
     PARENT_MODES,
     TeacherBatch,
     TeacherKnowledge,
@@ -49,7 +49,6 @@ from xmtc.models.teacher import (
     shortlist_recall,
     top_per_row,
 )
-from xmtc.registry import register
 from xmtc.train import train_loop
 
 #: Table 3 configuration id -> (teacher knowledge, Reading structure).

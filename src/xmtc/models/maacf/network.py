@@ -1,4 +1,4 @@
-"""The MAACF+ network (see :mod:`xmtc.models.maacf` for the paper -> code map): the aspect encoders of the
+"""The MAACF+ network (see :mod:`xmtc.models.maacf.model` for the paper -> code map): the aspect encoders of the
 text model, the label model (group co-attention, Eq. 4-8) and the predictor (Eq. 9).
 
 Shapes: ``n`` aspects, representation size ``D``, ``c`` candidate labels per document, group size ``k``.
@@ -17,7 +17,7 @@ from xmtc.models.deep import TextBatch
 from xmtc.models.layers import MLP, CNNEncoder, Embedding, LSTMEncoder
 
 if TYPE_CHECKING:
-    from xmtc.models.maacf import MAACFConfig
+    from xmtc.models.maacf.model import MAACFConfig
 
 
 class AttentionLSTMEncoder(nn.Module):
@@ -102,7 +102,7 @@ class MAACFNet(nn.Module):
             elif kind == "lstm":
                 aspects.append(AttentionLSTMEncoder(emb, cfg.lstm_hidden, D, cfg.dropout))
             else:
-                from xmtc.models.transformer_encoder import TransformerEncoder
+                from xmtc.models.maacf.transformer import TransformerEncoder
 
                 aspects.append(TransformerEncoder(D, trainable_layers=cfg.transformer_trainable_layers,
                                                   dropout=cfg.dropout))

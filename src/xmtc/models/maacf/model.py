@@ -5,12 +5,12 @@ A document and a candidate label form a pair; the network scores the pair and is
 
 Paper -> code:
 
-* global nearest label groups, CF-IDF (Sec. 3.2.1, Eq. 1-3) -> :func:`~xmtc.models.label_groups.cf_idf`,
-  :func:`~xmtc.models.label_groups.nearest_label_groups` (the ``groups`` buffer of :class:`MAACFNet`);
+* global nearest label groups, CF-IDF (Sec. 3.2.1, Eq. 1-3) -> :func:`~xmtc.models.maacf.label_groups.cf_idf`,
+  :func:`~xmtc.models.maacf.label_groups.nearest_label_groups` (the ``groups`` buffer of :class:`MAACFNet`);
 * text model (Sec. 3.2.2): ``n`` independent document encoders, the "aspects" s_in -> :meth:`MAACFNet.encode`
   (``cnn``: XML-CNN, :class:`~xmtc.models.layers.CNNEncoder`; ``lstm``: attention-BiLSTM,
-  :class:`~xmtc.models.maacf_net.AttentionLSTMEncoder`; ``transformer``: all-MiniLM-L6-v2,
-  :class:`~xmtc.models.transformer_encoder.TransformerEncoder`), then label-aware attention of the target
+  :class:`~xmtc.models.maacf.network.AttentionLSTMEncoder`; ``transformer``: all-MiniLM-L6-v2,
+  :class:`~xmtc.models.maacf.transformer.TransformerEncoder`), then label-aware attention of the target
   label's embedding H_z over the aspects -> S_i in :meth:`MAACFNet.score`;
 * label model (Sec. 3.2.3): per-aspect attention over the group members (Eq. 4-5), self-attention fusion over
   the aspects (Eq. 6-7) and the linear fusion H_i = W_f [H_z; H_g] + b_f (Eq. 8) -> :meth:`MAACFNet.score`;
@@ -43,10 +43,10 @@ from torch import nn
 from xmtc.config import check, doc_field
 from xmtc.data.split import Dataset
 from xmtc.errors import ModelLoadError, XMTCError
+from xmtc.models.base import register
 from xmtc.models.deep import DeepConfig, DeepTextModel, Encoded, TextBatch, bce_loss
-from xmtc.models.label_groups import nearest_label_groups, sample_hard_negatives, sample_negatives
-from xmtc.models.maacf_net import MAACFNet, PairBatch
-from xmtc.registry import register
+from xmtc.models.maacf.label_groups import nearest_label_groups, sample_hard_negatives, sample_negatives
+from xmtc.models.maacf.network import MAACFNet, PairBatch
 from xmtc.train import train_loop
 
 ASPECTS = ("cnn", "lstm", "transformer")
@@ -185,7 +185,7 @@ class MAACF(DeepTextModel):
         """Sub-word ids (transformer aspect) and (with ``candidates``) the parabel shortlist of ``data``."""
         cfg, out = self.config, {"sub": None, "cand": None}
         if self.uses_subwords:
-            from xmtc.models.transformer_encoder import load_tokenizer, subword_ids
+            from xmtc.models.maacf.transformer import load_tokenizer, subword_ids
 
             if self.tokenizer_ is None:
                 self.tokenizer_ = load_tokenizer()
@@ -197,7 +197,7 @@ class MAACF(DeepTextModel):
     def _pair_batch(self, tb: TextBatch, side: dict) -> PairBatch:
         batch = PairBatch(text=tb)
         if side["sub"] is not None:
-            from xmtc.models.transformer_encoder import pad_subwords
+            from xmtc.models.maacf.transformer import pad_subwords
 
             batch.sub_ids, batch.sub_mask = pad_subwords([side["sub"][i] for i in tb.rows], tb.ids.device)
         if side["cand"] is not None:
@@ -248,7 +248,7 @@ class MAACF(DeepTextModel):
         return groups
 
     def _fit_shortlister(self, train: Encoded):
-        from xmtc.models.sparse import ParabelModel
+        from xmtc.models.baselines.parabel import ParabelModel
 
         data = Dataset(Y=train.Y, label_index=self.label_index_, texts=train.texts, split="train")
         return ParabelModel(ParabelModel.Config()).fit(data)
@@ -390,7 +390,7 @@ class MAACF(DeepTextModel):
     def _load_extra(self, path: Path) -> None:
         self.groups_ = None  # read back from the network weights (the 'groups' buffer)
         if self.shortlist_kind == "parabel":
-            from xmtc.models.sparse import ParabelModel
+            from xmtc.models.baselines.parabel import ParabelModel
 
             if not (path / SHORTLIST_DIR / "meta.json").is_file():
                 raise ModelLoadError(f"{path}: the parabel shortlist folder {SHORTLIST_DIR}/ is missing")
