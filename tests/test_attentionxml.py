@@ -16,8 +16,9 @@ from xmtc.data import Dataset, LabelIndex
 from xmtc.errors import ConfigError, ModelLoadError, XMTCError
 from xmtc.models.attentionxml import model as ax_module
 from xmtc.models.attentionxml.levels import TreeLevels, candidate_targets, training_candidates
-from xmtc.models.attentionxml.model import AttentionNet, AttentionXML, AttentionXMLConfig
-from xmtc.models.baselines.xmlcnn import XMLCNN, XMLRNN
+from xmtc.models.attentionxml.model import AttentionXML, AttentionXMLConfig
+from xmtc.models.attentionxml.network import AttentionNet
+from xmtc.models.baselines import XMLCNN, XMLRNN
 from xmtc.predict import beam_search, merge_topk
 from xmtc.text import tokenize
 

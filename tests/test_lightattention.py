@@ -12,12 +12,8 @@ import torch
 from xmtc import metrics, registry
 from xmtc.errors import ConfigError, XMTCError
 from xmtc.models.deep import make_batch
-from xmtc.models.lightattention.model import (
-    LightAttention,
-    LightAttentionConfig,
-    LightAttentionNet,
-    candidate_clusters,
-)
+from xmtc.models.lightattention.model import LightAttention, LightAttentionConfig
+from xmtc.models.lightattention.network import LightAttentionNet, candidate_clusters
 
 
 @pytest.fixture(scope="module")

@@ -24,8 +24,9 @@ from xmtc.models.maacf.label_groups import (
     sample_negatives,
     shortlist_recall,
 )
-from xmtc.models.maacf.model import MAACF, MAACFConfig, bpr_loss
+from xmtc.models.maacf.model import MAACF, MAACFConfig
 from xmtc.models.maacf.network import MAACFNet
+from xmtc.models.maacf.pairs import bpr_loss
 from xmtc.train import TrainConfig, train_loop
 
 

@@ -11,7 +11,8 @@ import scipy.sparse as sp
 import xmtc
 from xmtc.data import Dataset, LabelIndex
 from xmtc.errors import ConfigError, DataError, ModelLoadError, XMTCError
-from xmtc.models.baselines.parabel import BonsaiConfig, ParabelConfig, _omikuji_output, write_xmlrepo
+from xmtc.models.baselines.omikuji_io import omikuji_output, write_xmlrepo
+from xmtc.models.baselines.parabel import BonsaiConfig, ParabelConfig
 
 TOPICS = {
     "sport": "football goal match league striker referee",
@@ -138,7 +139,7 @@ def test_omikuji_failure_message_is_captured():
     import omikuji
 
     with pytest.raises(XMTCError, match="omikuji failed while loading data.*Failed to load data"):
-        with _omikuji_output(False, "loading data"):
+        with omikuji_output(False, "loading data"):
             omikuji.Model.train_on_data("/nonexistent/xmtc-train.txt")
 
 

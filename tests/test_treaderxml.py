@@ -15,15 +15,8 @@ from xmtc import metrics, registry
 from xmtc.data.labels import Hierarchy, LabelIndex
 from xmtc.data.split import Dataset
 from xmtc.errors import ConfigError, ModelLoadError
-from xmtc.models.treaderxml.model import (
-    ABLATIONS,
-    Reading,
-    SelfAttention,
-    TReaderNet,
-    TReaderXML,
-    TReaderXMLConfig,
-    parse_reading,
-)
+from xmtc.models.treaderxml.model import ABLATIONS, TReaderXML, TReaderXMLConfig
+from xmtc.models.treaderxml.network import Reading, SelfAttention, TReaderNet, parse_reading
 from xmtc.models.treaderxml.teacher import (
     TeacherKnowledge,
     bag_matrix,

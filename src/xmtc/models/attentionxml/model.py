@@ -25,9 +25,9 @@ from torch import nn
 from xmtc.config import check, doc_field
 from xmtc.errors import XMTCError
 from xmtc.models.attentionxml.levels import TreeLevels, candidate_targets, training_candidates
+from xmtc.models.attentionxml.network import AttentionNet
 from xmtc.models.base import load_arrays, register, save_arrays
 from xmtc.models.deep import DeepConfig, DeepTextModel, Encoded, TextBatch, bce_loss
-from xmtc.models.layers import MLP, Embedding, LSTMEncoder, MLAttention
 from xmtc.predict import beam_search, merge_topk
 from xmtc.train import train_loop
 
@@ -102,36 +102,6 @@ class AttentionXMLConfig(DeepConfig):
         check(not (self.sparse_grad and self.weight_decay > 0),
               f"weight_decay={self.weight_decay} is not supported with sparse_grad=true (SparseAdam has no "
               "weight decay); set weight_decay=0 or sparse_grad=false")
-
-
-class AttentionNet(nn.Module):
-    """One AttentionXML network: embedding -> BiLSTM -> multi-label attention -> shared MLP -> logit/label.
-
-    ``sparse`` gives the attention vectors a sparse gradient on the candidate path (levels below the top)."""
-
-    def __init__(self, embeddings: np.ndarray, n_labels: int, cfg: AttentionXMLConfig, sparse: bool = False):
-        super().__init__()
-        self.emb = Embedding(embeddings, trainable=not cfg.freeze_embeddings, dropout=cfg.emb_dropout)
-        self.encoder = LSTMEncoder(self.emb.dim, cfg.hidden, dropout=cfg.dropout, packed=cfg.packed)
-        self.attention = MLAttention(n_labels, self.encoder.out_dim, sparse=sparse)
-        self.head = MLP(self.encoder.out_dim, cfg.fc, 1, dropout=cfg.dropout)
-
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor, candidates: torch.Tensor | None = None,
-                return_weights: bool = False):
-        """ids, mask (batch, seq); candidates (batch, c) or None -> logits (batch, c|labels) [, attention]."""
-        h = self.encoder(self.emb(ids), mask)  # (batch, seq, 2*hidden)
-        m, alpha = self.attention(h, mask, candidates, return_weights=True)  # (batch, c, 2*hidden)
-        logits = self.head(m).squeeze(-1)  # (batch, c)
-        return (logits, alpha) if return_weights else logits
-
-    def init_from(self, upper: AttentionNet, parents: np.ndarray) -> None:
-        """Copy the level above's weights; each node's attention vector starts as its parent's."""
-        own = self.state_dict()
-        for key, value in upper.state_dict().items():
-            if key != "attention.weight":
-                own[key].copy_(value)
-        upper_w = upper.attention.weight.detach()  # (n_upper, dim)
-        own["attention.weight"].copy_(upper_w[torch.as_tensor(parents, device=upper_w.device)])
 
 
 @register("attentionxml")

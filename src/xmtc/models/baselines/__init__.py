@@ -2,6 +2,7 @@
 """
 
 from xmtc.models.baselines.parabel import BonsaiModel, ParabelModel
-from xmtc.models.baselines.xmlcnn import XMLCNN, XMLRNN
+from xmtc.models.baselines.xmlcnn import XMLCNN
+from xmtc.models.baselines.xmlrnn import XMLRNN
 
 __all__ = ["XMLCNN", "XMLRNN", "BonsaiModel", "ParabelModel"]

@@ -30,7 +30,6 @@ Paper -> code (every deviation is listed in docs/MODELS.md):
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,10 +44,9 @@ from xmtc.models.attentionxml.levels import TreeLevels, candidate_targets
 from xmtc.models.attentionxml.model import dense_rows
 from xmtc.models.base import load_arrays, register, save_arrays
 from xmtc.models.deep import DeepConfig, DeepTextModel, Encoded, TextBatch, bce_loss, make_batch
-from xmtc.models.layers import MLP, Embedding, LSTMEncoder, MaxPoolEncoder, MLAttention
+from xmtc.models.lightattention.network import _ACTIVATIONS, LightAttentionNet, candidate_clusters
 from xmtc.predict import beam_search, expand_children, merge_topk
 
-_ACTIVATIONS = {"sigmoid": torch.sigmoid, "relu": torch.relu, "tanh": torch.tanh, "none": lambda x: x}
 TREES_FILE = "clusters.npz"
 
 
@@ -92,94 +90,6 @@ class LightAttentionConfig(DeepConfig):
         check(self.n_models > 0, f"n_models must be positive, but is {self.n_models}")
         check(self.tfidf_max_features > 0,
               f"tfidf_max_features must be positive, but is {self.tfidf_max_features}")
-
-
-class LightAttentionNet(nn.Module):
-    """Shared BiLSTM encoder, a generator over the K label clusters and a discriminator over candidate labels.
-
-    Args:
-        embeddings: (vocab, dim) initial word vectors.
-        n_labels: L.
-        n_clusters: K.
-        cfg: the model config.
-    """
-
-    def __init__(self, embeddings: np.ndarray, n_labels: int, n_clusters: int, cfg: LightAttentionConfig):
-        super().__init__()
-        self.emb = Embedding(embeddings, trainable=not cfg.freeze_embeddings, dropout=cfg.emb_dropout)
-        self.encoder = LSTMEncoder(self.emb.dim, cfg.hidden, dropout=cfg.dropout, packed=cfg.packed)
-        dim = self.encoder.out_dim
-        # generator: multi-label attention over the clusters + fully connected layers + one output per cluster
-        self.cluster_attention = MLAttention(n_clusters, dim)
-        self.generator = MLP(dim, cfg.fc, 1, dropout=cfg.dropout)
-        # discriminator: text representation -> FC -> hidden bottleneck (W_h, b_h) -> dot with label embedding
-        self.label_attention = MLAttention(n_labels, dim) if cfg.label_attention else None
-        self.pool = None if cfg.label_attention else MaxPoolEncoder()
-        self.disc_fc = MLP(dim, cfg.fc, None, dropout=cfg.dropout)
-        self.bottleneck = nn.Linear(self.disc_fc.out_dim, cfg.label_emb_dim)
-        self.label_emb = nn.Parameter(torch.randn(n_labels, cfg.label_emb_dim) / math.sqrt(cfg.label_emb_dim))
-        self.activation = cfg.bottleneck_activation
-
-    def encode(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """ids, mask (batch, seq) -> BiLSTM token vectors (batch, seq, 2*hidden)."""
-        return self.encoder(self.emb(ids), mask)
-
-    def cluster_logits(self, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Generator G(e): h (batch, seq, dim), mask (batch, seq) -> logits of all clusters (batch, K)."""
-        m = self.cluster_attention(h, mask)  # (batch, K, dim)
-        return self.generator(m).squeeze(-1)  # (batch, K)
-
-    def label_logits(self, h: torch.Tensor, mask: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-        """Discriminator D(e, M) (Eqs. 4-5) before the outer sigmoid.
-
-        Args:
-            h: (batch, seq, dim) token vectors.
-            mask: (batch, seq) bool.
-            candidates: (batch, c) int64 label ids (>= 0).
-
-        Returns:
-            (batch, c) logits ``M_i . act(W_h e_i + b_h)``.
-        """
-        if self.label_attention is not None:
-            e = self.label_attention(h, mask, candidates)  # (batch, c, dim)
-        else:
-            e = self.pool(h, mask).unsqueeze(1)  # (batch, 1, dim)
-        z = _ACTIVATIONS[self.activation](self.bottleneck(self.disc_fc(e)))  # (batch, c | 1, emb)
-        M = self.label_emb[candidates].to(z.dtype)  # (batch, c, emb)
-        return (M * z).sum(-1)  # (batch, c)
-
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor,
-                candidates: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """ids, mask (batch, seq); candidates (batch, c) or None -> (cluster logits (batch, K), label logits
-        (batch, c) or None)."""
-        h = self.encode(ids, mask)
-        g = self.cluster_logits(h, mask)
-        return g, (self.label_logits(h, mask, candidates) if candidates is not None else None)
-
-
-def candidate_clusters(cluster_logits: torch.Tensor, positives: torch.Tensor | None, b: int) -> torch.Tensor:
-    """Clusters whose labels are the candidates S_g (Eq. 3): the generator's top-``b`` clusters, plus (in
-    training) every cluster holding a positive label.
-
-    Args:
-        cluster_logits: (batch, K) generator scores.
-        positives: optional (batch, K) 0/1 cluster targets.
-        b: clusters taken from the generator (clamped to K).
-
-    Returns:
-        int64 (batch, W) cluster ids in ascending order per row, ``-1`` padded; W is the largest row count.
-    """
-    batch, n_clusters = cluster_logits.shape
-    top = torch.topk(cluster_logits.detach().float(), min(b, n_clusters), dim=1).indices  # (batch, b)
-    sel = torch.zeros(batch, n_clusters, dtype=torch.bool, device=cluster_logits.device)
-    sel.scatter_(1, top, True)
-    if positives is not None:
-        sel |= positives > 0
-    counts = sel.sum(1)  # (batch,)
-    width = int(counts.max())
-    order = torch.argsort((~sel).to(torch.int8), dim=1, stable=True)[:, :width]  # selected first, ascending
-    pad = torch.arange(width, device=sel.device).unsqueeze(0) >= counts.unsqueeze(1)  # (batch, W)
-    return order.masked_fill(pad, -1)
 
 
 @register("lightattention")

@@ -37,7 +37,6 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from xmtc.config import check, doc_field
@@ -47,6 +46,7 @@ from xmtc.models.base import register
 from xmtc.models.deep import DeepConfig, DeepTextModel, Encoded, TextBatch, bce_loss
 from xmtc.models.maacf.label_groups import nearest_label_groups, sample_hard_negatives, sample_negatives
 from xmtc.models.maacf.network import MAACFNet, PairBatch
+from xmtc.models.maacf.pairs import _PairBatches, bpr_loss
 from xmtc.train import train_loop
 
 ASPECTS = ("cnn", "lstm", "transformer")
@@ -401,27 +401,3 @@ class MAACF(DeepTextModel):
         self.groups_ = self.networks_["network"].groups.cpu().numpy()
 
 
-def bpr_loss(pos: torch.Tensor, neg: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
-    """BPR loss (Eq. 10): ``-mean log sigmoid(logit_pos - logit_neg)`` over the valid pairs.
-
-    Args:
-        pos: (batch, p) logits of the positive labels.
-        neg: (batch, p, Neg) logits of the negatives drawn for each positive.
-        valid: (batch, p, Neg) bool, pairs that count.
-    """
-    diff = pos.float().unsqueeze(-1) - neg.float()  # (batch, p, Neg)
-    return -(F.logsigmoid(diff) * valid).sum() / valid.sum().clamp(min=1)
-
-
-class _PairBatches:
-    """Sized iterable of :class:`PairBatch` over the word-level training batches of one epoch."""
-
-    def __init__(self, model: MAACF, batches, side: dict):
-        self.model, self.batches, self.side = model, batches, side
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-    def __iter__(self):
-        for tb in self.batches:
-            yield self.model._pair_batch(tb, self.side)

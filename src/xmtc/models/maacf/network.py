@@ -14,42 +14,11 @@ import torch
 from torch import nn
 
 from xmtc.models.deep import TextBatch
-from xmtc.models.layers import MLP, CNNEncoder, Embedding, LSTMEncoder
+from xmtc.models.layers import MLP, Embedding
+from xmtc.models.maacf.aspects import AttentionLSTMEncoder, CNNAspect
 
 if TYPE_CHECKING:
     from xmtc.models.maacf.model import MAACFConfig
-
-
-class AttentionLSTMEncoder(nn.Module):
-    """AttentionLSTM: one-layer BiLSTM, self-attention pooling over the tokens, projection to ``dim``."""
-
-    def __init__(self, emb: Embedding, hidden: int, dim: int, dropout: float):
-        super().__init__()
-        self.emb = emb
-        self.lstm = LSTMEncoder(emb.dim, hidden, dropout=dropout)
-        self.att = nn.Linear(self.lstm.out_dim, 1)
-        self.proj = nn.Linear(self.lstm.out_dim, dim)
-
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """ids, mask (batch, seq) -> (batch, dim)."""
-        h = self.lstm(self.emb(ids), mask)  # (batch, seq, 2*hidden)
-        e = self.att(h).squeeze(-1).masked_fill(~mask, float("-inf"))  # (batch, seq)
-        a = torch.softmax(e.float(), dim=-1).to(h.dtype)
-        return self.proj(torch.bmm(a.unsqueeze(1), h).squeeze(1))  # (batch, dim)
-
-
-class CNNAspect(nn.Module):
-    """XML-CNN document encoder whose bottleneck layer is the aspect vector."""
-
-    def __init__(self, emb: Embedding, cfg: MAACFConfig):
-        super().__init__()
-        self.emb = emb
-        self.cnn = CNNEncoder(emb.dim, widths=cfg.cnn_widths, n_filters=cfg.cnn_filters,
-                              chunks=cfg.cnn_chunks, bottleneck=cfg.dim, dropout=cfg.dropout)
-
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """ids, mask (batch, seq) -> (batch, dim)."""
-        return self.cnn(self.emb(ids), mask)
 
 
 @dataclass

@@ -31,14 +31,13 @@ from torch import nn
 
 from xmtc.config import check, doc_field
 from xmtc.data.split import Dataset
-from xmtc.errors import ConfigError, ModelLoadError
+from xmtc.errors import ModelLoadError
 from xmtc.models.attentionxml.levels import candidate_targets
 from xmtc.models.base import load_arrays, register, save_arrays
 from xmtc.models.deep import DeepConfig, DeepTextModel, Encoded, TextBatch, bce_loss
-from xmtc.models.layers import Embedding
+from xmtc.models.treaderxml.network import TReaderNet, parse_reading
 from xmtc.models.treaderxml.teacher import (
     PARENT_MODES,
-    TeacherBatch,
     TeacherKnowledge,
     build_items,
     doc_vectors,
@@ -62,21 +61,6 @@ ABLATIONS: dict[int, tuple[bool, str]] = {
     6: (True, "mmhsa+r+mhsa"),
 }
 CLUSTER_FILE = "clusters.npz"
-
-
-def parse_reading(spec: str) -> list[tuple[bool, bool]]:
-    """``"mmhsa+r+mhsa"`` -> [(causal, residual), ...]: ``mmhsa`` / ``mhsa`` add a layer, ``r`` puts a
-    residual connection around the layer before it."""
-    blocks: list[list[bool]] = []
-    for part in [p.strip().lower() for p in spec.split("+")] if spec.strip() else []:
-        if part in ("mmhsa", "mhsa"):
-            blocks.append([part == "mmhsa", False])
-        elif part == "r" and blocks and not blocks[-1][1]:
-            blocks[-1][1] = True
-        else:
-            raise ConfigError(f"reading must be layers 'mmhsa'/'mhsa' joined by '+', each optionally "
-                              f"followed by '+r' (e.g. 'mmhsa+r+mhsa'), but is {spec!r}")
-    return [(c, r) for c, r in blocks]
 
 
 @dataclass
@@ -141,118 +125,6 @@ class TReaderXMLConfig(DeepConfig):
               f"shortlist_clusters must be >= 0, but is {self.shortlist_clusters}")
         check(0 < self.lr_decay <= 1, f"lr_decay must be in (0, 1], but is {self.lr_decay}")
         check(self.decay_epochs >= 0, f"decay_epochs must be >= 0, but is {self.decay_epochs}")
-
-
-class SelfAttention(nn.Module):
-    """Multi-head self-attention with a ``tanh`` output projection (Eq. 3-13); ``causal`` gives MMHSA (the
-    upper-triangular mask of Eq. 8-9), otherwise MHSA. Padding keys are never attended."""
-
-    def __init__(self, dim: int, heads: int, causal: bool):
-        super().__init__()
-        if dim % heads:
-            raise ConfigError(f"the model dimension {dim} must be a multiple of heads={heads}")
-        self.heads, self.causal = heads, causal
-        self.qkv = nn.Linear(dim, 3 * dim, bias=False)  # W^q, W^k, W^v
-        self.proj = nn.Linear(dim, dim, bias=False)  # W^MH
-        for lin in (self.qkv, self.proj):
-            nn.init.xavier_uniform_(lin.weight)  # keeps the signal's scale through stacked layers
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x (batch, seq, dim), mask (batch, seq) bool -> (batch, seq, dim), zeros at padding."""
-        b, t, d = x.shape
-        qkv = self.qkv(x).view(b, t, 3, self.heads, d // self.heads)  # Eq. 4-6
-        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (b, h, t, d_k)
-        allowed = mask[:, None, None, :]  # (b, 1, 1, t) keys
-        if self.causal:
-            allowed = allowed & torch.ones(t, t, dtype=torch.bool, device=x.device).tril()  # (b, 1, t, t)
-        h = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed)  # Eq. 7-11: (b, h, t, d_k)
-        out = torch.tanh(self.proj(h.transpose(1, 2).reshape(b, t, d)))  # (b, t, d)
-        return out * mask.unsqueeze(-1).to(out.dtype)
-
-
-class Reading(nn.Module):
-    """One branch's Reading: a stack of (M)MHSA layers, each optionally wrapped in a residual connection."""
-
-    def __init__(self, dim: int, heads: int, spec: str):
-        super().__init__()
-        blocks = parse_reading(spec)
-        self.layers = nn.ModuleList(SelfAttention(dim, heads, causal) for causal, _ in blocks)
-        self.residual = [r for _, r in blocks]
-
-    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """x (batch, seq, dim) -> (batch, seq, dim)."""
-        for layer, residual in zip(self.layers, self.residual, strict=True):
-            y = layer(x, mask)
-            x = x + y if residual else y  # Eq. 14-15
-        return x
-
-
-class TReaderNet(nn.Module):
-    """Encoding -> Reading (text and teacher branches) -> Interaction -> Prediction."""
-
-    def __init__(self, embeddings: np.ndarray, n_labels: int, cfg: TReaderXMLConfig):
-        super().__init__()
-        self.emb = Embedding(embeddings, trainable=not cfg.freeze_embeddings, dropout=cfg.emb_dropout)
-        d = self.emb.dim
-        self.use_teacher = cfg.teacher
-        self.read_x = Reading(d, cfg.heads, cfg.reading)
-        self.read_y = Reading(d, cfg.heads, cfg.reading) if cfg.teacher else None
-        self.bottleneck = nn.Linear(d, cfg.bottleneck, bias=False)  # W^HB
-        nn.init.xavier_uniform_(self.bottleneck.weight)
-        self.interaction = SelfAttention(cfg.bottleneck, cfg.heads, causal=True)
-        self.dropout = nn.Dropout(cfg.dropout)
-        self.out = nn.Linear(cfg.bottleneck, n_labels)  # W^Output
-        self.prior = nn.Parameter(torch.zeros(2)) if cfg.teacher and cfg.teacher_prior else None
-
-    def init_output_bias(self, Y: sp.csr_matrix) -> None:
-        """Start every label's bias at the log-odds of its training frequency (instead of 0, where the
-        one-vs-all loss first spends many steps pushing thousands of rare labels down)."""
-        counts = np.bincount(sp.csr_matrix(Y).indices, minlength=self.out.out_features)
-        p = np.clip(np.maximum(counts, 0.5) / max(Y.shape[0], 1), 1e-7, 1 - 1e-7)
-        with torch.no_grad():
-            self.out.bias.copy_(torch.from_numpy(np.log(p / (1 - p)).astype(np.float32)))
-
-    def encode_teacher(self, tb: TeacherBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        """E_y' (batch, K, dim) and its mask (batch, K); slot 0 always counts (an empty set reads as
-        zeros)."""
-        b, K = tb.slots.shape
-        w = self.emb.embed.weight
-        if len(tb.offsets):
-            items = F.embedding_bag(tb.tokens, w, tb.offsets, mode="sum",
-                                    per_sample_weights=tb.weights)  # (U, d) Encode(T_k)
-            e = items[tb.slots.clamp(min=0)] * (tb.slots >= 0).unsqueeze(-1).to(items.dtype)  # (b, K, d)
-        else:
-            e = w.new_zeros(b, K, w.shape[1])
-        mask = tb.slots >= 0
-        mask[:, 0] = True
-        return self.emb.dropout(e), mask
-
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor, teacher: TeacherBatch | None = None,
-                candidates: torch.Tensor | None = None, prior: torch.Tensor | None = None) -> torch.Tensor:
-        """Logits of all labels (batch, L), or of ``candidates`` (batch, C) when given.
-
-        Args:
-            ids, mask: (batch, seq) token ids and real-token mask.
-            teacher: the batch's teacher items (needed when the teacher branch is on).
-            candidates: (batch, C) label ids, -1 padded, or None.
-            prior: (batch, L | C) teacher vote share of each scored label (``teacher_prior`` only).
-        """
-        o = self.read_x(self.emb(ids), mask)  # O_x (b, T, d)
-        if self.use_teacher:
-            ey, ymask = self.encode_teacher(teacher)
-            o = torch.cat([self.read_y(ey, ymask), o], dim=1)  # Eq. 16: [O_y'; O_x] (b, K + T, d)
-            mask = torch.cat([ymask, mask], dim=1)
-        z = self.interaction(self.bottleneck(o), mask)  # Eq. 17 + MMHSA (b, K + T, hb)
-        m = mask.unsqueeze(-1).to(z.dtype)
-        z = self.dropout((z * m).sum(1) / m.sum(1))  # masked mean pooling (b, hb)
-        if candidates is None:
-            logits = self.out(z)  # Eq. 18 (b, L)
-        else:
-            c = candidates.clamp(min=0)
-            logits = torch.bmm(self.out.weight[c], z.unsqueeze(-1)).squeeze(-1) + self.out.bias[c]  # (b, C)
-        if self.prior is not None and prior is not None:
-            logits = logits + self.prior[0] * prior + self.prior[1] * (prior > 0).to(logits.dtype)
-        return logits
 
 
 @dataclass
