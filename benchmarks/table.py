@@ -1,0 +1,93 @@
+"""Print a markdown table of the rows of result files (any file in the schema of :mod:`benchmarks.schema`).
+
+    python -m benchmarks.table benchmarks/results/peers_eurlex57k.json benchmarks/results/maacf_*.json
+    python -m benchmarks.table FILE... --columns model,dataset,P@1,P@5,PSP@5,train_cpu_s --where kind=peer
+    python -m benchmarks.table FILE... --sort P@1
+
+Columns are row keys (``file`` is the result file's name); a column that is empty in every row is left out
+unless it was named with ``--columns``. Metrics print with 2 decimals, seconds with 1, docs/s and MiB as
+integers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.schema import ALL_METRICS, SchemaError, load  # noqa: E402
+
+DEFAULT_COLUMNS = ("model", "kind", "dataset", "n_train", "n_test", "P@1", "P@3", "P@5", "nDCG@5", "PSP@5",
+                   "train_s", "train_cpu_s", "predict_docs_s", "peak_rss_mib")
+_FORMATS = {**{m: ".2f" for m in ALL_METRICS}, "train_s": ".1f", "train_cpu_s": ".1f", "predict_docs_s": ".0f",
+            "peak_rss_mib": ".0f"}
+
+
+def cell(key: str, value: Any) -> str:
+    """One table cell: formatted numbers, compact JSON for objects, empty for None."""
+    if value is None:
+        return ""
+    if isinstance(value, float) and key in _FORMATS:
+        return format(value, _FORMATS[key])
+    if isinstance(value, dict | list):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value).replace("|", "\\|")
+
+
+def markdown(rows: Sequence[dict[str, Any]], columns: Sequence[str], keep_empty: bool = False) -> str:
+    """A GitHub markdown table of ``rows`` (numbers right-aligned)."""
+    if not keep_empty:
+        columns = [c for c in columns if c == "model" or any(r.get(c) is not None for r in rows)]
+    numeric = [all(isinstance(r.get(c), int | float) or r.get(c) is None for r in rows) and c != "model"
+               for c in columns]
+    lines = ["| " + " | ".join(columns) + " |", "| " + " | ".join("---:" if n else "---" for n in numeric) + " |"]
+    lines += ["| " + " | ".join(cell(c, r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def read_rows(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """The rows of every file (checked against the schema), each with ``file`` set to the file name."""
+    rows = []
+    for p in paths:
+        rows += [{**r, "file": Path(p).name} for r in load(p)["rows"]]
+    return rows
+
+
+def _where(rows: list[dict[str, Any]], conditions: Sequence[str]) -> list[dict[str, Any]]:
+    for cond in conditions:
+        key, _, value = cond.partition("=")
+        rows = [r for r in rows if str(r.get(key)) == value]
+    return rows
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("files", nargs="+", help="result files in the schema")
+    p.add_argument("--columns", default=None, help=f"comma-separated row keys (default {','.join(DEFAULT_COLUMNS)})")
+    p.add_argument("--where", nargs="*", default=[], metavar="KEY=VALUE", help="keep rows whose KEY prints as VALUE")
+    p.add_argument("--sort", default=None, metavar="KEY", help="sort by KEY, largest first")
+    args = p.parse_args(argv)
+    try:
+        rows = _where(read_rows(args.files), args.where)
+    except SchemaError as e:
+        print(e, file=sys.stderr)
+        return 1
+    if args.sort:
+        def key(r: dict[str, Any]) -> tuple:
+            v = r.get(args.sort)
+            return (v is not None, v if isinstance(v, int | float) else -float("inf"), str(v))
+
+        rows.sort(key=key, reverse=True)
+    columns = args.columns.split(",") if args.columns else list(DEFAULT_COLUMNS)
+    print(markdown(rows, columns, keep_empty=args.columns is not None))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

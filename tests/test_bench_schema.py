@@ -1,0 +1,63 @@
+"""Every result file in benchmarks/results/ is in the one result schema (benchmarks/schema.py)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks import schema  # noqa: E402
+from benchmarks.table import main as table_main  # noqa: E402
+
+RESULTS = sorted((REPO / "benchmarks" / "results").rglob("*.json"))
+
+
+def test_results_folder_has_files():
+    assert len(RESULTS) > 40
+
+
+@pytest.mark.parametrize("path", RESULTS, ids=[str(p.relative_to(REPO / "benchmarks" / "results")) for p in RESULTS])
+def test_result_file_in_schema(path):
+    assert schema.validate(json.loads(path.read_text(encoding="utf-8"))) == []
+
+
+def _file(**row_fields):
+    row = schema.make_row("parabel", "single", "tiny", n_train=10, n_test=5, seed=0, **row_fields)
+    return {"command": "python -m benchmarks.run ...", "date": "2026-11-22", "machine": None, "rows": [row]}
+
+
+def test_make_row_orders_required_keys_and_fills_nulls():
+    row = schema.make_row("m", "peer", "d", **{"P@1": 50.0, "nDCG@3": 40.0}, extra=1)
+    assert list(row)[: len(schema.ROW_KEYS)] == list(schema.ROW_KEYS)
+    assert row["P@3"] is None and row["nDCG@3"] == 40.0 and row["extra"] == 1
+    assert schema.validate(_file(**{"P@1": 50.0})) == []
+
+
+def test_validate_reports_problems():
+    assert any("fractions" in e for e in schema.validate(_file(**{k: 0.5 for k in schema.METRICS})))
+    assert any("percent" in e for e in schema.validate(_file(**{"P@1": 150.0})))
+    bad = _file()
+    bad["rows"][0]["kind"] = "deep"
+    del bad["rows"][0]["seed"]
+    del bad["machine"]
+    errors = schema.validate(bad)
+    assert any("kind" in e for e in errors) and any("'seed'" in e for e in errors)
+    assert any("'machine'" in e for e in errors)
+    assert schema.validate({"command": "x", "date": "today", "machine": None, "rows": []})
+
+
+def test_table_reader(tmp_path, capsys):
+    a = tmp_path / "a.json"
+    a.write_text(json.dumps(_file(**{"P@1": 61.234, "train_s": 12.3})))
+    assert table_main([str(a), str(REPO / "benchmarks" / "results" / "peers_goemotions.json")]) == 0
+    out = capsys.readouterr().out
+    assert "| model |" in out and "| 61.23 |" in out and "omikuji-bonsai" in out and "| 57.79 |" in out
+    assert table_main([str(a), "--columns", "model,P@1,file"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "| model | P@1 | file |" and lines[2] == "| parabel | 61.23 | a.json |"
