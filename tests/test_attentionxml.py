@@ -50,7 +50,7 @@ def tree_model(data16):
 
 
 # ------------------------------------------------------------------------- config
-def test_presets_fill_defaults_only_and_round_trip():
+def test_presets_fill_unset_fields_and_round_trip():
     fast = AttentionXMLConfig(preset="fast")
     assert fast.hidden == 96 and fast.max_len == 256 and fast.emb_dim == 100
     assert AttentionXMLConfig(preset="fast", hidden=32).hidden == 32  # explicit values win

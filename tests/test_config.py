@@ -176,3 +176,39 @@ def test_train_config_accepts_valid_metrics_and_devices():
         assert TrainConfig(select_metric=metric).select_metric == metric
     for device in ("auto", "cpu", "cuda", "cuda:1"):
         TrainConfig(device=device).validate()
+
+
+# --------------------------------------------------------------------------- presets never override the user
+def test_preset_keeps_every_value_the_user_set():
+    """Regression: ``preset=fast`` used to replace every field equal to its default, user values included."""
+    from xmtc.models.attentionxml import AttentionXMLConfig
+
+    cfg = AttentionXMLConfig().with_overrides(["preset=fast", "epochs=1", "hidden=256"])
+    assert cfg.epochs == 1 and cfg.hidden == 256  # 256 is the default, and the user typed it
+    assert cfg.level_epochs == []  # the preset's level_epochs would override the user's epochs
+    assert cfg.emb_dim == 100  # a field the user did not set comes from the preset
+    filled = cfg.preset_fields()
+    assert filled["emb_dim"] == "preset=fast" and "hidden" not in filled and "epochs" not in filled
+    # the order of the assignments does not matter
+    assert AttentionXMLConfig().with_overrides(["hidden=256", "preset=fast"]).hidden == 256
+    assert AttentionXMLConfig(preset="fast").with_overrides(["hidden=256"]).hidden == 256
+    assert AttentionXMLConfig(preset="fast", dropout=0.5).dropout == 0.5
+
+
+def test_preset_resolution_round_trips_through_json():
+    from xmtc.models.attentionxml import AttentionXMLConfig
+
+    cfg = AttentionXMLConfig(preset="fast", epochs=2)
+    again = AttentionXMLConfig.from_dict(cfg.to_dict())
+    assert again == cfg and again.preset_fields() == {}  # every field explicit in the saved JSON
+
+
+def test_ablation_is_a_preset_that_yields_to_explicit_fields():
+    from xmtc.models.treaderxml import TReaderXMLConfig
+    from xmtc.models.treaderxml.model import ABLATIONS
+
+    teacher6, reading6 = ABLATIONS[6]
+    cfg = TReaderXMLConfig().with_overrides(["ablation=6", "teacher=false"])
+    assert cfg.teacher is False and cfg.reading == reading6
+    assert TReaderXMLConfig(ablation=6).teacher is teacher6
+    assert TReaderXMLConfig(ablation=6).preset_fields() == {"teacher": "ablation=6", "reading": "ablation=6"}

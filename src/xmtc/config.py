@@ -3,16 +3,22 @@
 Every model has one config dataclass deriving from :class:`Config`. Each field has a default and a
 one-line doc in ``field(metadata={"doc": ...})`` (see :func:`doc_field`). Unknown keys are errors,
 never silently ignored (``--set hiddn=3`` fails and names the close match).
+
+Presets: a config may name *selector* fields (``preset`` of AttentionXML, ``ablation`` of TReaderXML) whose value
+picks a set of settings (:attr:`Config.PRESETS`). A preset fills only the fields the user did not give: a field
+passed to the constructor, read from a JSON file or set with ``--set`` always keeps the user's value, whatever
+it is (equal to the default or not). :meth:`Config.preset_fields` says which fields a preset filled.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import json
 import typing
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from xmtc.errors import ConfigError
 
@@ -29,6 +35,43 @@ def doc_field(default: Any, doc: str, **kwargs: Any) -> Any:
 @dataclasses.dataclass
 class Config:
     """Base class of all configs. Subclasses are plain dataclasses with documented fields."""
+
+    #: selector field -> its value -> the settings that value gives to the fields the user did not set.
+    PRESETS: ClassVar[dict[str, dict[Any, dict[str, Any]]]] = {}
+    #: field -> fields whose explicit value stops a preset from setting it (an explicit ``epochs`` stops a
+    #: preset's ``level_epochs``, which would override it).
+    PRESET_YIELDS_TO: ClassVar[dict[str, tuple[str, ...]]] = {}
+
+    def __new__(cls, *args: Any, **kwargs: Any):
+        obj = super().__new__(cls)
+        names = [f.name for f in dataclasses.fields(cls) if f.init]
+        object.__setattr__(obj, "_explicit", frozenset(names[: len(args)]) | frozenset(kwargs))
+        object.__setattr__(obj, "_from_preset", {})
+        return obj
+
+    def __post_init__(self) -> None:
+        self._apply_presets()
+
+    def _apply_presets(self) -> None:
+        explicit = getattr(self, "_explicit", frozenset())
+        filled: dict[str, str] = {}
+        for selector, table in self.PRESETS.items():
+            settings = table.get(getattr(self, selector, None)) or {}
+            for key, value in settings.items():
+                if key in explicit or any(k in explicit for k in self.PRESET_YIELDS_TO.get(key, ())):
+                    continue
+                setattr(self, key, copy.deepcopy(value))
+                filled[key] = f"{selector}={getattr(self, selector)}"
+        object.__setattr__(self, "_from_preset", filled)
+
+    def preset_fields(self) -> dict[str, str]:
+        """Fields a preset filled (the user did not set them) -> the selector that did, e.g.
+        ``{"hidden": "preset=fast"}``."""
+        return dict(getattr(self, "_from_preset", {}))
+
+    def explicit_fields(self) -> list[str]:
+        """Sorted names of the fields the user set (constructor keywords, JSON keys, ``--set``)."""
+        return sorted(getattr(self, "_explicit", frozenset()))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-serialisable dict of all fields."""
@@ -77,16 +120,22 @@ class Config:
         return type(self).from_dict({**self.to_dict(), **changes})
 
     def with_overrides(self: C, assignments: list[str]) -> C:
-        """Apply ``key=value`` strings (values parsed as JSON when possible, else kept as strings)."""
-        data = self.to_dict()
+        """Apply ``key=value`` strings (values parsed as JSON when possible, else kept as strings).
+
+        The result keeps the fields this config's user set plus the new ones; the others are rebuilt from the
+        defaults and the (possibly new) presets, so ``preset=fast`` after ``epochs=1`` keeps ``epochs=1``.
+        """
+        full = self.to_dict()
+        explicit = getattr(self, "_explicit", frozenset(full))
+        data = {k: v for k, v in full.items() if k in explicit}
         hints = typing.get_type_hints(type(self))
         for item in assignments:
             if "=" not in item:
                 raise ConfigError(f"--set expects key=value, got {item!r}")
             key, raw = item.split("=", 1)
             key = key.strip()
-            if key not in data:
-                raise ConfigError(_unknown_key_message(type(self), key, list(data), "--set"))
+            if key not in full:
+                raise ConfigError(_unknown_key_message(type(self), key, list(full), "--set"))
             try:
                 value = json.loads(raw)
             except json.JSONDecodeError:

@@ -13,10 +13,9 @@ node score = product of the probabilities on its path (:func:`xmtc.predict.beam_
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -31,7 +30,7 @@ from xmtc.models.deep import DeepConfig, DeepTextModel, Encoded, TextBatch, bce_
 from xmtc.predict import beam_search, merge_topk
 from xmtc.train import train_loop
 
-#: Settings each preset gives to the fields left at their defaults ("medium" is the defaults themselves).
+#: Settings each preset gives to the fields the user did not set ("medium" is the defaults themselves).
 PRESETS: dict[str, dict[str, Any]] = {
     "medium": {},
     "large": {"hidden": 512, "fc": [512, 256], "epochs": 10},
@@ -46,10 +45,13 @@ PRESETS: dict[str, dict[str, Any]] = {
 @dataclass
 class AttentionXMLConfig(DeepConfig):
     """AttentionXML settings; defaults are the paper's medium-scale setting (LSTM 256, one FC layer of 256,
-    dropout 0.5, Adam 1e-3, batch 40). ``preset`` fills every field left at its default value."""
+    dropout 0.5, Adam 1e-3, batch 40). ``preset`` fills the fields the user did not set."""
+
+    PRESETS: ClassVar[dict[str, dict[Any, dict[str, Any]]]] = {"preset": PRESETS}
+    PRESET_YIELDS_TO: ClassVar[dict[str, tuple[str, ...]]] = {"level_epochs": ("epochs",)}
 
     preset: str = doc_field("medium", "'medium' (paper, medium-scale data), 'large' (LSTM 512, FCs 512+256) "
-                                      "or 'fast' (2-core CPU); fills the fields left at their defaults")
+                                      "or 'fast' (2-core CPU); fills the fields not set explicitly")
     hidden: int = doc_field(256, "LSTM hidden units per direction")
     fc: list[int] = doc_field([256], "sizes of the fully connected layers shared by all labels (Eq. 5)")
     dropout: float = doc_field(0.5, "dropout after the BiLSTM and the fully connected layers")
@@ -73,15 +75,6 @@ class AttentionXMLConfig(DeepConfig):
                                          "top (only the batch's candidate rows) stepped by SparseAdam: much "
                                          "faster steps for 1e5+ labels; lazy Adam moments, so results differ "
                                          "slightly from the default; needs weight_decay=0")
-
-    def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            return  # validate() reports it
-        defaults = {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-                    for f in dataclasses.fields(self)}
-        for key, value in PRESETS[self.preset].items():
-            if getattr(self, key) == defaults[key]:
-                setattr(self, key, value)
 
     def validate(self) -> None:
         super().validate()

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -68,10 +68,14 @@ class TReaderXMLConfig(DeepConfig):
     """TReaderXML settings; defaults follow Section 4.1 (h = 4, Adam 1e-4 then decay, EURLex truncation of 500
     words and 4 description words)."""
 
+    PRESETS: ClassVar[dict[str, dict[Any, dict[str, Any]]]] = {
+        "ablation": {i: {"teacher": t, "reading": r} for i, (t, r) in ABLATIONS.items()}}
+
     teacher: bool = doc_field(True, "feed the teacher-knowledge branch (Table 3 column 'teacher knowledge')")
     reading: str = doc_field("mmhsa+r+mhsa", "Reading structure: 'mmhsa'/'mhsa' layers joined by '+', '+r' = "
                                              "residual around the previous layer; '' = no Reading")
-    ablation: int = doc_field(-1, "Table 3 configuration 0-6 (overrides teacher and reading); -1: use them")
+    ablation: int = doc_field(-1, "Table 3 configuration 0-6: sets teacher and reading where they are not "
+                                    "set explicitly; -1: none")
     heads: int = doc_field(4, "h, attention heads of every (M)MHSA layer")
     bottleneck: int = doc_field(256, "size of the hidden bottleneck W^HB of the Interaction (Eq. 17)")
     dropout: float = doc_field(0.2, "dropout on the pooled Interaction output")
@@ -97,10 +101,6 @@ class TReaderXMLConfig(DeepConfig):
                                      "rate attenuation')")
     decay_epochs: int = doc_field(2, "most epochs of the decayed stage (0: none)")
     epochs: int = doc_field(20, "most epochs of the first stage (early stopping on the validation split)")
-
-    def __post_init__(self) -> None:
-        if self.ablation in ABLATIONS:
-            self.teacher, self.reading = ABLATIONS[self.ablation]
 
     def validate(self) -> None:
         super().validate()
