@@ -95,7 +95,7 @@ def test_build_report_with_two_runs(runs, tiny_dir, tmp_path):
 
 def xmtc_load(run):
     from xmtc.registry import load as load_model
-    from xmtc.serve import resolve_model_dir
+    from xmtc.runs import resolve_model_dir
 
     return load_model(resolve_model_dir(run))
 

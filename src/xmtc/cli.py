@@ -4,7 +4,8 @@ Commands: ``train``, ``predict``, ``evaluate``, ``print-config``, ``models``, ``
 
 A *run folder* (``--out RUN`` of ``train``) holds ``run.json`` (model name, data path, full config, status),
 ``model/`` (the saved model folder, see :mod:`xmtc.models.base`), ``metrics.jsonl`` and ``checkpoints/`` (deep
-models) and ``test_report.json``. Commands that take ``RUN`` also accept a model folder itself.
+models) and ``test_report.json`` (the layout and its helpers: :mod:`xmtc.runs`). Commands that take ``RUN``
+also accept a model folder itself. ``serve``, ``explain`` and ``report`` are defined in :mod:`xmtc.cli_extra`.
 
 Every error a user can cause (:class:`~xmtc.errors.XMTCError`, a missing file, a bad option) prints one line
 ``error: ...`` on stderr and exits with status 2, never a traceback.
@@ -24,12 +25,21 @@ from typing import Any
 
 import typer
 
-from xmtc.errors import ConfigError, DataError, ModelLoadError, XMTCError
+from xmtc.cli_extra import add_commands
+from xmtc.errors import ConfigError, DataError, XMTCError
+from xmtc.runs import (
+    MODEL_DIR,
+    RUN_FILE,
+    STATUS_DONE,
+    STATUS_TRAINING,
+    TEST_REPORT,
+    is_finished,
+    model_dir,
+    read_run,
+    write_json,
+)
 
 USER_ERROR = 2
-RUN_FILE = "run.json"
-MODEL_DIR = "model"
-TEST_REPORT = "test_report.json"
 PREDICT_CHUNK = 2048
 
 app = typer.Typer(
@@ -57,20 +67,6 @@ def _check_k(k: int) -> None:
 def report_ks(k: int) -> tuple[int, ...]:
     """Cut-offs of a report up to ``k``: 1, 3, 5 (those <= k) and k itself."""
     return tuple(sorted({c for c in (1, 3, 5) if c <= k} | {k}))
-
-
-def model_dir(run: Path) -> Path:
-    """The model folder of a run folder (``RUN/model``) or ``run`` itself when it is a model folder."""
-    if (run / "meta.json").is_file():
-        return run
-    if (run / MODEL_DIR / "meta.json").is_file():
-        return run / MODEL_DIR
-    if not run.exists():
-        raise ModelLoadError(f"{run}: no such run or model folder")
-    if (run / RUN_FILE).is_file():
-        raise ModelLoadError(f"{run}: the run has no saved model yet ({run / MODEL_DIR} is missing); "
-                             f"finish it with: xmtc train --out {run} --model NAME --resume")
-    raise ModelLoadError(f"{run}: not a run folder (no {RUN_FILE}) or model folder (no meta.json)")
 
 
 def _load_model(run: Path):
@@ -144,25 +140,6 @@ def _print_report(result: dict[str, Any], ds, label: str) -> None:
     typer.echo(format_report(result))
 
 
-def _write_json(path: Path, obj: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
-
-
-def _read_run(out: Path) -> dict[str, Any] | None:
-    f = out / RUN_FILE
-    if not f.is_file():
-        return None
-    try:
-        run = json.loads(f.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise XMTCError(f"{f}: invalid JSON ({e.msg}); the run folder is damaged") from None
-    if not isinstance(run, dict) or "model" not in run or "config" not in run:
-        raise XMTCError(f"{f}: not a run description (needs 'model' and 'config')")
-    return run
-
-
 def _config_diff(old, new) -> str:
     a, b = old.to_dict(), new.to_dict()
     return ", ".join(f"{key} {a[key]!r} -> {b[key]!r}" for key in a if a[key] != b.get(key))
@@ -209,7 +186,7 @@ def train(
     _check_k(k)
     cls = registry.get(model)
     out = out.expanduser()
-    run = _read_run(out)
+    run = read_run(out)
     if run is not None and not resume:
         raise XMTCError(f"{out} already holds a run ({RUN_FILE}); add --resume to continue it, "
                         "or choose another --out")
@@ -251,16 +228,15 @@ def train(
     train_ds, valid_ds, test_ds = ds["train"], ds.get(vname) if vname else None, ds.get("test")
 
     out.mkdir(parents=True, exist_ok=True)
-    finished = run is not None and run.get("status") == "done" and (out / MODEL_DIR / "meta.json").is_file()
-    if finished:
+    if is_finished(out, run):
         info(f"{out}: the run has already finished; loading {out / MODEL_DIR}")
         fitted = registry.load(out / MODEL_DIR)
         seconds = float(run.get("train_seconds", 0.0))
     else:
         run = {"model": model, "data": str(data), "valid_split": valid_split, "config": cfg.to_dict(),
-               "status": "training", "started": run["started"] if run else time.strftime("%Y-%m-%d %H:%M:%S"),
+               "status": STATUS_TRAINING, "started": run["started"] if run else time.strftime("%Y-%m-%d %H:%M:%S"),
                "xmtc": _version()}
-        _write_json(out / RUN_FILE, run)
+        write_json(out / RUN_FILE, run)
         held_out = f"dataset split '{vname}' ({len(valid_ds)} docs)" if valid_ds is not None else \
             "held out from train by the model (its seed)"
         info(f"training {model} on {data.name}: {len(train_ds)} docs, {train_ds.n_labels} labels; "
@@ -270,9 +246,9 @@ def train(
             fitted = cls(cfg).fit(train_ds, valid_ds, run_dir=out, resume=resume)
         seconds = time.perf_counter() - t0
         fitted.save(out / MODEL_DIR)
-        run.update(status="done", train_seconds=round(seconds, 3), n_train=len(train_ds),
+        run.update(status=STATUS_DONE, train_seconds=round(seconds, 3), n_train=len(train_ds),
                    n_valid=len(valid_ds) if valid_ds is not None else None, n_labels=train_ds.n_labels)
-        _write_json(out / RUN_FILE, run)
+        write_json(out / RUN_FILE, run)
     typer.echo(f"trained {model} on {data.name} ({len(train_ds)} docs, {train_ds.n_labels} labels) "
                f"in {seconds:.1f} s; model saved to {out / MODEL_DIR}")
     if test_ds is None:
@@ -281,7 +257,7 @@ def train(
         return
     result = _evaluate(fitted, test_ds, k, metrics.inverse_propensity(train_ds.Y))
     result.update(_unseen_summary(test_ds))
-    _write_json(out / TEST_REPORT, result)
+    write_json(out / TEST_REPORT, result)
     shown = {m: v for m, v in result.items() if not m.startswith(("unseen", "docs_with"))}
     _print_report(shown, test_ds, "test")
     typer.echo(f"report saved to {out / TEST_REPORT}")
@@ -541,7 +517,7 @@ def ensemble(
     cfg = cls.Config().replace(members=folders, method=method)
     model = cls(cfg).fit(None)  # loads and checks the members; nothing is trained
     model.save(out / MODEL_DIR)
-    _write_json(out / RUN_FILE, {"model": "ensemble", "data": None, "config": cfg.to_dict(), "status": "done",
+    write_json(out / RUN_FILE, {"model": "ensemble", "data": None, "config": cfg.to_dict(), "status": STATUS_DONE,
                                  "xmtc": _version()})
     typer.echo(f"ensemble of {len(folders)} models ({method}) saved to {out / MODEL_DIR}")
 
@@ -594,7 +570,5 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(130) from None
 
 
-# serve / explain / report live in xmtc.cli_extra (imported last: it registers its commands on ``app``)
-from xmtc.cli_extra import add_commands  # noqa: E402
-
+# serve / explain / report (xmtc.cli_extra), registered last so that ``xmtc --help`` lists them after the others
 add_commands(app)

@@ -1,7 +1,8 @@
 """CLI commands ``serve``, ``explain`` and ``report``, added to the ``xmtc`` app by :func:`add_commands`.
 
 Every error a user can cause raises an :class:`~xmtc.errors.XMTCError`; ``xmtc.cli.main`` prints it as one
-``error: ...`` line and exits with status 2.
+``error: ...`` line and exits with status 2. This module never imports :mod:`xmtc.cli` (the CLI imports it);
+run folders are resolved with :mod:`xmtc.runs`.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Optional  # noqa: UP035  (typer needs Optional on py3.10 anno
 import typer
 
 from xmtc.errors import DataError, XMTCError
+from xmtc.runs import resolve_model_dir
 
 __all__ = ["add_commands"]
 
@@ -84,7 +86,6 @@ def explain(
     """
     from xmtc.explain import explain_text, load_label_descriptions, render_html
     from xmtc.registry import load
-    from xmtc.serve import resolve_model_dir
 
     if (text is None) == (input is None):
         raise XMTCError("give the document with exactly one of --text or --input")

@@ -28,6 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from xmtc.errors import DataError, XMTCError
+from xmtc.runs import resolve_model_dir
 
 __all__ = ["RunResult", "build_report", "decile_precision", "evaluate_run", "render_report"]
 
@@ -297,7 +298,6 @@ def build_report(runs: Sequence[str | Path], data: str | Path, out: str | Path, 
     from xmtc import __version__
     from xmtc.data import canonical_split, load
     from xmtc.registry import load as load_model
-    from xmtc.serve import resolve_model_dir
 
     if not runs:
         raise XMTCError("name at least one run folder")

@@ -31,19 +31,9 @@ from typing import Any
 import numpy as np
 
 from xmtc.errors import ConfigError, XMTCError
+from xmtc.runs import resolve_model_dir  # re-exported: xmtc.serve.resolve_model_dir predates xmtc.runs
 
 __all__ = ["MicroBatcher", "ServeLimits", "create_app", "resolve_model_dir", "run_server"]
-
-
-def resolve_model_dir(run: str | Path) -> Path:
-    """The model folder of a run folder from ``xmtc train`` (``RUN/model``) or a model folder itself.
-
-    Raises:
-        ModelLoadError: neither a run with a saved model nor a model folder (the message says which).
-    """
-    from xmtc.cli import model_dir
-
-    return model_dir(Path(run).expanduser())
 
 
 @dataclass
