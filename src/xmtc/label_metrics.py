@@ -15,7 +15,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from xmtc.errors import DataError, XMTCError
-from xmtc.metrics import _check_k, _gold
+from xmtc.metric_utils import check_k, gold_csr
 
 if TYPE_CHECKING:
     from xmtc.models.base import TopK
@@ -26,7 +26,7 @@ __all__ = ["label_counts", "label_group_auc", "label_groups", "tail_label_precis
 def label_counts(Y_or_counts: Any) -> np.ndarray:
     """Documents per label: int64 (L,) from a CSR (n, L) label matrix, or a checked 1-D count array."""
     if sp.issparse(Y_or_counts) or np.ndim(Y_or_counts) == 2:
-        Y = _gold(Y_or_counts)
+        Y = gold_csr(Y_or_counts)
         return np.bincount(Y.indices, minlength=Y.shape[1]).astype(np.int64)
     counts = np.asarray(Y_or_counts)
     if counts.ndim != 1 or (counts.size and counts.min() < 0):
@@ -154,7 +154,7 @@ def label_group_auc(Y_true: Any, scores: TopK | np.ndarray | sp.spmatrix, counts
         raise XMTCError(f"average must be 'macro' or 'micro', but is {average!r}")
     if not isinstance(n_groups, (int, np.integer)) or n_groups < 1:
         raise XMTCError(f"n_groups must be a positive integer, but is {n_groups!r}")
-    Y = _gold(Y_true)
+    Y = gold_csr(Y_true)
     S = _score_matrix(scores, Y.shape)
     Yc = Y.tocsc()
     test_counts = np.diff(Yc.indptr)
@@ -203,10 +203,10 @@ def tail_label_precision(Y_true: Any, scores: TopK | np.ndarray | sp.spmatrix,
     Returns:
         {"tailP@1": ..., "tailP@10": ..., "tailP@20": ..., "n_tail": labels used}.
     """
-    ks = [_check_k(k) for k in ks]
+    ks = [check_k(k) for k in ks]
     if not isinstance(n_tail, (int, np.integer)) or n_tail < 1:
         raise XMTCError(f"n_tail must be a positive integer, but is {n_tail!r}")
-    Y = _gold(Y_true)
+    Y = gold_csr(Y_true)
     S = _score_matrix(scores, Y.shape)
     Yc = Y.tocsc()
     n_i = np.diff(Yc.indptr)

@@ -24,6 +24,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from xmtc.errors import DataError, XMTCError
+from xmtc.metric_utils import check_k, gold_csr
 
 if TYPE_CHECKING:
     from xmtc.models.base import TopK
@@ -35,25 +36,7 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------------------------- inputs
-def _check_k(k: Any) -> int:
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k <= 0:
-        raise XMTCError(f"k must be a positive integer, but is {k!r}")
-    return int(k)
-
-
-def _gold(Y: Any) -> sp.csr_matrix:
-    """Canonical binary CSR copy: sorted indices, no duplicates, no explicit zeros."""
-    if not sp.issparse(Y):
-        Y = np.asarray(Y)
-        if Y.ndim != 2:
-            raise DataError(f"Y_true must be a 2-D (n_docs, n_labels) matrix, got shape {Y.shape}")
-    Y = sp.csr_matrix(Y, dtype=np.float64, copy=True)
-    Y.sum_duplicates()
-    Y.eliminate_zeros()
-    Y.data[:] = 1.0
-    return Y
-
-
+# (check_k and gold_csr, shared with xmtc.label_metrics, live in xmtc.metric_utils)
 def _indices(top: Any, Y: sp.csr_matrix) -> np.ndarray:
     """Label ids int64 (n, k) of ``top`` (TopK or int array), checked against ``Y``."""
     n, n_labels = Y.shape
@@ -196,8 +179,8 @@ def _ratio(num_den: Sequence[float]) -> float:
 
 
 def _one(name: str, Y: Any, top: Any, k: int, inv_prop: Any = None, n_gold: Any = None) -> float:
-    k = _check_k(k)
-    Yc = _gold(Y)
+    k = check_k(k)
+    Yc = gold_csr(Y)
     if Yc.shape[0] == 0:
         raise DataError("no documents to evaluate (Y_true has 0 rows)")
     q = _inv_prop(inv_prop, Yc.shape[1]) if inv_prop is not None else None
@@ -326,7 +309,7 @@ def inverse_propensity(Y_train: Any, A: float = 0.55, B: float = 1.5) -> np.ndar
     Returns:
         float64 (L,) inverse propensities (rare labels get large weights).
     """
-    Y = _gold(Y_train)
+    Y = gold_csr(Y_train)
     N = Y.shape[0]
     if N == 0:
         raise DataError("inverse_propensity needs at least one training document")
@@ -352,7 +335,7 @@ def micro_f1(Y_true: Any, top: TopK | np.ndarray, threshold: float = 0.5, scores
     Returns:
         micro-F1 in [0, 1] (0 when there is nothing to predict and nothing predicted).
     """
-    Yc = _gold(Y_true)
+    Yc = gold_csr(Y_true)
     idx = _indices(top, Yc)
     return _ratio(_f1_sums(Yc, idx, _scores_of(top, scores, idx.shape), threshold, _n_gold(n_gold, Yc)))
 
@@ -374,7 +357,7 @@ def restrict_to_labels(Y_true: Any, top: TopK | np.ndarray,
     Returns:
         (Y_sub CSR (m, L), idx_sub int64 (m, k), rows int64 (m,) of the kept documents).
     """
-    Y = _gold(Y_true)
+    Y = gold_csr(Y_true)
     return _restrict(Y, _indices(top, Y), _label_mask(labels, Y.shape[1]))
 
 
@@ -418,7 +401,7 @@ class MetricAccumulator:
 
     def __init__(self, ks: Sequence[int] = (1, 3, 5), inv_prop: np.ndarray | None = None,
                  f1_threshold: float = 0.5, groups: Mapping[str, Any] | None = None):
-        self.ks = tuple(sorted({_check_k(k) for k in ks}))
+        self.ks = tuple(sorted({check_k(k) for k in ks}))
         if not self.ks:
             raise XMTCError("ks must name at least one cut-off")
         self.inv_prop = None if inv_prop is None else np.asarray(inv_prop, dtype=np.float64)
@@ -448,7 +431,7 @@ class MetricAccumulator:
         Returns:
             self
         """
-        Y = _gold(Y_batch)
+        Y = gold_csr(Y_batch)
         idx = _indices(top_batch, Y)
         g = _n_gold(n_gold, Y)
         q = None if self.inv_prop is None else _inv_prop(self.inv_prop, Y.shape[1])
