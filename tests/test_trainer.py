@@ -107,16 +107,66 @@ def test_training_reduces_loss():
     assert after < 0.8 * before
 
 
-def test_swa_averages_epoch_weights():
+def _raw_epoch_weights(epochs: int) -> list[dict[str, torch.Tensor]]:
+    """Weights at the end of each epoch of a run without SWA (SWA never changes the raw trajectory)."""
+    cfg = _cfg(epochs=epochs)
+    batches, loss = _pieces(cfg)
+    ev = ScriptedEval([0.0] * epochs)
+    train_loop(_toy_module(), cfg=cfg, batches=batches, loss=loss, evaluate=ev)
+    return ev.snapshots
+
+
+def _mean(states):
+    return {k: torch.stack([s[k] for s in states]).mean(0) for k in states[0]}
+
+
+def test_swa_evaluates_and_keeps_the_averaged_weights():
+    raw = _raw_epoch_weights(4)
     cfg = _cfg(epochs=4, swa=True, swa_start=2)
     batches, loss = _pieces(cfg)
     module = _toy_module()
     ev = ScriptedEval([0.1, 0.2, 0.3, 0.4])
     train_loop(module, cfg=cfg, batches=batches, loss=loss, evaluate=ev)
-    final = module.state_dict()
+    assert _same(ev.snapshots[0], raw[0])  # before swa_start validation sees the raw weights
+    for e in range(1, 4):  # from swa_start on it sees the running average of epochs 2..e+1
+        expected = _mean(raw[1:e + 1])
+        for key in expected:
+            torch.testing.assert_close(ev.snapshots[e][key], expected[key], rtol=1e-5, atol=1e-6)
+    final = module.state_dict()  # the best evaluation (the last here) is what the run keeps
     for key in final:
-        expected = torch.stack([s[key] for s in ev.snapshots[1:]]).mean(0)
-        torch.testing.assert_close(final[key], expected, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(final[key], _mean(raw[1:])[key], rtol=1e-5, atol=1e-6)
+
+
+def test_swa_keeps_the_best_evaluation_not_the_last_average():
+    raw = _raw_epoch_weights(4)
+    cfg = _cfg(epochs=4, swa=True, swa_start=2)
+    batches, loss = _pieces(cfg)
+    module = _toy_module()
+    ev = ScriptedEval([0.1, 0.2, 0.9, 0.4])  # the average of epochs 2-3 validates best
+    train_loop(module, cfg=cfg, batches=batches, loss=loss, evaluate=ev)
+    for key, value in module.state_dict().items():
+        torch.testing.assert_close(value, _mean(raw[1:3])[key], rtol=1e-5, atol=1e-6)
+
+
+def test_swa_every_n_steps_without_evaluation_ends_with_the_average():
+    def run(epochs: int, **swa):
+        cfg = _cfg(epochs=epochs, **swa)
+        batches, loss = _pieces(cfg)
+        seen: list[dict[str, torch.Tensor]] = []  # seen[i]: the weights after step i (before step i + 1)
+
+        def recording_loss(module, rows):
+            seen.append({k: v.detach().clone() for k, v in module.state_dict().items()})
+            return loss(module, rows)
+
+        module = _toy_module()
+        train_loop(module, cfg=cfg, batches=batches, loss=recording_loss)
+        return module, seen, len(batches(0))
+
+    _, raw, n = run(4)  # the raw trajectory (SWA never changes it); its epoch 4 shows the weights after step 3n
+    module, _, _ = run(3, swa=True, swa_start=2, swa_every=2)
+    expected = _mean([raw[s] for s in range(n + 1, 3 * n + 1) if s % 2 == 0])  # every 2nd step of epochs 2-3
+    for key, value in module.state_dict().items():
+        torch.testing.assert_close(value, expected[key], rtol=1e-5, atol=1e-6)
 
 
 def test_lr_at_values():

@@ -30,8 +30,11 @@ class TrainConfig(Config):
     bf16: bool = doc_field(False, "bf16 autocast (fast on CPUs with AMX and on recent GPUs)")
     threads: int = doc_field(0, "torch CPU threads (0: library default)")
     progress: bool = doc_field(True, "show progress bars")
-    swa: bool = doc_field(False, "stochastic weight averaging over the epochs after swa_start")
+    swa: bool = doc_field(False, "stochastic weight averaging from epoch swa_start on; validation evaluates, "
+                                 "and the run keeps, the averaged weights")
     swa_start: int = doc_field(2, "first epoch (1-based) averaged by SWA")
+    swa_every: int = doc_field(0, "with swa: add the weights to the average every N steps (0: at the end of "
+                                  "each epoch)")
 
     def validate(self) -> None:
         check(self.epochs > 0, f"epochs must be positive, but is {self.epochs}")
@@ -50,6 +53,7 @@ class TrainConfig(Config):
         check(self.valid_max_docs > 0, f"valid_max_docs must be positive, but is {self.valid_max_docs}")
         check(self.threads >= 0, f"threads must be >= 0, but is {self.threads}")
         check(self.swa_start >= 1, f"swa_start must be >= 1, but is {self.swa_start}")
+        check(self.swa_every >= 0, f"swa_every must be >= 0, but is {self.swa_every}")
         m = self.select_metric
         ok = (m.startswith("P@") or m.startswith("nDCG@")) and m.split("@")[1].isdigit() and int(m.split("@")[1]) > 0
         check(ok, f"select_metric must look like 'P@1' or 'nDCG@5', but is {m!r}")

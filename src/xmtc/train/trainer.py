@@ -104,7 +104,8 @@ def train_loop(
     parameters: Iterable[nn.Parameter] | Iterable[dict[str, Any]] | None = None,
     epochs: int | None = None,
 ) -> TrainResult:
-    """Train ``module`` in place; on return it holds the best (or SWA-averaged) weights.
+    """Train ``module`` in place; on return it holds the best evaluated weights (with SWA: the averaged weights
+    are what validation evaluates once averaging has started), or the last (or averaged) ones without ``evaluate``.
 
     Args:
         module: the network (already on its device).
@@ -177,6 +178,10 @@ def train_loop(
     def run_eval() -> float | None:
         if evaluate is None:
             return None
+        raw = None
+        if cfg.swa and state["swa_state"] is not None:  # evaluate (and keep, if best) the averaged weights
+            raw = _clone_state(module)
+            module.load_state_dict(state["swa_state"])
         module.eval()
         with torch.no_grad(), autocast(device, cfg.bf16):
             score = float(evaluate(module))
@@ -186,7 +191,14 @@ def train_loop(
                          best_state=_clone_state(module))
         else:
             state["bad_evals"] += 1
+        if raw is not None:
+            module.load_state_dict(raw)  # training goes on from the raw weights
         return score
+
+    def swa_due(epoch: int, end_of_epoch: bool) -> bool:
+        if not cfg.swa or epoch + 1 < cfg.swa_start:
+            return False
+        return end_of_epoch if not cfg.swa_every else (not end_of_epoch and state["step"] % cfg.swa_every == 0)
 
     stop = False
     for epoch in range(state["epoch"], n_epochs):
@@ -221,17 +233,19 @@ def train_loop(
             losses.append(float(value.detach()))
             if hasattr(progress, "set_postfix") and state["step"] % 20 == 0:
                 progress.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
+            if swa_due(epoch, end_of_epoch=False):
+                _swa_update(module, state)
             if cfg.eval_every and state["step"] % cfg.eval_every == 0:
                 score = run_eval()
                 if cfg.patience and state["bad_evals"] >= cfg.patience:
                     stop = True
                     break
+        if swa_due(epoch, end_of_epoch=True):
+            _swa_update(module, state)
         if not cfg.eval_every:
             score = run_eval()
             if cfg.patience and state["bad_evals"] >= cfg.patience:
                 stop = True
-        if cfg.swa and epoch + 1 >= cfg.swa_start:
-            _swa_update(module, state)
         state["epoch"] = epoch + 1
         state["seconds"] = time.perf_counter() - t_start
         record = {"tag": tag, "epoch": epoch + 1, "step": state["step"],
@@ -261,10 +275,12 @@ def _result(state: dict[str, Any], history: list[dict[str, Any]]) -> TrainResult
 
 
 def _restore_final(module: nn.Module, state: dict[str, Any], cfg: TrainConfig) -> None:
-    if cfg.swa and state["swa_state"] is not None:
-        module.load_state_dict(state["swa_state"])
-    elif state["best_state"] is not None:
+    """The weights a run ends with: the best evaluated ones (averaged ones once SWA has started), else the SWA
+    average, else the last."""
+    if state["best_state"] is not None:
         module.load_state_dict(state["best_state"])
+    elif cfg.swa and state["swa_state"] is not None:
+        module.load_state_dict(state["swa_state"])
 
 
 def _clone_state(module: nn.Module) -> dict[str, torch.Tensor]:
