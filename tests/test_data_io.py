@@ -242,7 +242,7 @@ def test_non_utf8(tmp_path, gz):
 def test_corrupt_gzip(tmp_path):
     shared(tmp_path, gz=True)
     (tmp_path / "train.texts.txt.gz").write_bytes(gzip.compress(b"a\nb\nc\n")[:-12])
-    with pytest.raises(DataError, match=r"train\.texts\.txt\.gz: cannot read"):
+    with pytest.raises(DataError, match=r"train\.texts\.txt\.gz:2: cannot read line 2 .*truncated or corrupt"):
         xd.load(tmp_path)
 
 
@@ -264,8 +264,8 @@ def test_malformed_sparse(tmp_path, body, pattern):
 
 
 def test_bad_sparse_header_in_folder(tmp_path):
-    write(tmp_path / "train.txt", "3 5\n0 0:1\n")  # not a sparse header: the folder is not a dataset
-    with pytest.raises(DataError, match="no dataset found"):
+    write(tmp_path / "train.txt", "3 5\n0 0:1\n")  # named like a sparse file: its line 1 is named
+    with pytest.raises(DataError, match=r"train\.txt:1: expected the XMLRepository sparse header .*'3 5'"):
         xd.load(tmp_path)
 
 

@@ -206,7 +206,7 @@ def test_load_word_vectors_missing_binary_and_dim_mismatch(tmp_path):
         load_word_vectors(tmp_path / "nope.txt", vocab)
     f = tmp_path / "bin.txt"
     f.write_bytes(b"1 2\napple \xff\xfe\x00\x01\x02\x03\x04\x05\n")
-    with pytest.raises(DataError, match="not UTF-8"):
+    with pytest.raises(DataError, match=r"bin\.txt:2: not valid UTF-8.*binary word2vec"):
         load_word_vectors(f, vocab)
     g = tmp_path / "h.txt"
     _write_vectors(g, ["1 3", "apple 1 2 3"])

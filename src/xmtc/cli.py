@@ -272,22 +272,17 @@ def _version() -> str:
 # --------------------------------------------------------------------------------------------- predict
 def _read_inputs(path: str, fmt: str) -> Iterator[tuple[str, Any]]:
     """Yield (text, id or None) from a text file (one document a line), JSONL ({"text": ...}) or stdin (-)."""
+    from xmtc.data.lines import iter_lines  # the one line splitter of every reader (\n only, \r\n ok)
+
     if path == "-":
         fh, name = sys.stdin, "<stdin>"
     else:
         p = Path(path).expanduser()
         if not p.is_file():
             raise DataError(f"{p}: no such input file")
-        name = str(p)
-        if p.name.endswith(".gz"):
-            import gzip
-
-            fh = gzip.open(p, "rt", encoding="utf-8")
-        else:
-            fh = open(p, encoding="utf-8")  # noqa: SIM115 (closed below)
-    with contextlib.closing(fh) if fh is not sys.stdin else contextlib.nullcontext():
-        for lineno, line in enumerate(fh, start=1):
-            line = line.rstrip("\n").rstrip("\r")
+        fh, name = p, str(p)
+    with contextlib.closing(iter_lines(fh, name)) as lines:
+        for lineno, line in enumerate(lines, start=1):
             if fmt == "auto":
                 fmt = "jsonl" if name.removesuffix(".gz").endswith((".jsonl", ".ndjson")) or \
                     line.lstrip().startswith("{") else "text"

@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import gzip
 import warnings
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,14 +83,42 @@ def _first(folder: Path, names: Sequence[str]) -> Path | None:
     return None
 
 
-def _looks_sparse(path: Path) -> bool:
+def _sparse_header_problem(path: Path) -> str | None:
+    """None when line 1 of ``path`` is an XMLRepository header ``n_docs n_features n_labels``, else what it
+    is instead (for the error message)."""
     try:
         opener = gzip.open if path.name.endswith(".gz") else open
         with opener(path, "rb") as f:
-            head = f.readline(256).split()
-        return len(head) == 3 and all(h.isdigit() for h in head)
-    except (OSError, EOFError, ValueError):
-        return False
+            raw = f.readline(256)
+    except (OSError, EOFError, ValueError, zlib.error) as e:
+        return f"cannot be read ({e})"
+    raw = raw.removeprefix(b"\xef\xbb\xbf")
+    head = raw.split()
+    if len(head) == 3 and all(h.isdigit() for h in head):
+        return None
+    if not raw.strip():
+        return "line 1 is empty" if raw else "the file is empty"
+    shown = raw.rstrip(b"\r\n").decode("utf-8", errors="backslashreplace")
+    return f"line 1 is {shown[:60]!r}" + (" ..." if len(shown) > 60 else "")
+
+
+def _looks_sparse(path: Path) -> bool:
+    return _sparse_header_problem(path) is None
+
+
+def _bad_sparse_header(path: Path, problem: str, hint: str = "") -> DataError:
+    return DataError(
+        f"{path}:1: expected the XMLRepository sparse header 'n_docs n_features n_labels' (three non-negative "
+        f"integers, e.g. '15449 5000 3956'), but {problem}{hint}"
+    )
+
+
+def _sparse_candidates(folder: Path) -> list[Path]:
+    """Files of ``folder`` named like XMLRepository sparse files (``train.txt``, ``*_test.txt``, ...)."""
+    names = [s for aliases in SPLIT_ALIASES.values() for s in aliases]
+    cands = [folder / f"{s}{sfx}" for s in names for sfx in (".txt", ".txt.gz")]
+    cands += sorted(p for s in names for sfx in (".txt", ".txt.gz") for p in folder.glob(f"*_{s}{sfx}"))
+    return [p for p in cands if p.is_file()]
 
 
 def _pair(folder: Path, split: str, texts: list[str], labels: list[str]) -> dict[str, Path] | None:
@@ -143,8 +172,12 @@ def detect_layout(path: str | Path) -> str:
         name = path.name.removesuffix(".gz")
         if name.endswith(".jsonl"):
             return "jsonl"
-        if name.endswith(".txt") and _looks_sparse(path):
-            return "xmlrepo"
+        if name.endswith(".txt"):
+            problem = _sparse_header_problem(path)
+            if problem is None:
+                return "xmlrepo"
+            raise _bad_sparse_header(path, problem, "; a single .txt file must be a sparse file: for texts + "
+                                     "labels files give their folder")
         raise DataError(
             f"{path}: a single file must be a .jsonl file or an XMLRepository sparse .txt file (header "
             f"'n_docs n_features n_labels'); for texts + labels files give their folder"
@@ -154,6 +187,8 @@ def detect_layout(path: str | Path) -> str:
     for layout in LAYOUTS:
         if any(_split_files(path, layout, s) for s in SPLIT_ALIASES):
             return layout
+    for cand in _sparse_candidates(path):  # named like a sparse file: say what is wrong with its header
+        raise _bad_sparse_header(cand, _sparse_header_problem(cand) or "it is not one")
     files = sorted(p.name for p in path.iterdir())
     shown = ", ".join(files[:12]) + (f", ... ({len(files)} entries)" if len(files) > 12 else "")
     raise DataError(

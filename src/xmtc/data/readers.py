@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
+from xmtc.data import lines
 from xmtc.data.labels import Hierarchy
 from xmtc.errors import DataError
 
@@ -33,48 +34,17 @@ def _open(path: Path):
 
 def read_raw(path: Path, max_lines: int | None = None) -> bytes:
     """Bytes of ``path`` (decompressed when it ends in ``.gz``), at most ``max_lines`` lines."""
-    try:
-        with _open(path) as f:
-            if max_lines is None:
-                return f.read()
-            chunks = []
-            for i, line in enumerate(f):
-                if i >= max_lines:
-                    break
-                chunks.append(line)
-            return b"".join(chunks)
-    except FileNotFoundError:
-        raise DataError(f"{path}: file not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a directory, expected a file") from None
-    except (OSError, EOFError, zlib.error) as e:
-        raise DataError(f"{path}: cannot read file ({e})") from None
+    return lines.read_bytes(path, max_lines)
 
 
 def read_lines(path: Path, max_lines: int | None = None) -> list[str]:
-    """UTF-8 lines of ``path`` without line ends (``\\n`` or ``\\r\\n``); a final newline adds no line.
+    """UTF-8 lines of ``path`` without line ends, split by the project's one rule (:mod:`xmtc.data.lines`):
+    on ``\n`` only, a trailing ``\r`` stripped, a lone ``\r`` kept; a final newline adds no line.
 
     Raises:
         DataError: the file is missing, unreadable, a broken gzip stream, or not valid UTF-8 (names the line).
     """
-    raw = read_raw(path, max_lines)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = raw.count(b"\n", 0, e.start) + 1
-        column = e.start - (raw.rfind(b"\n", 0, e.start) + 1) + 1
-        bad = raw[e.start : e.start + 4]
-        raise DataError(
-            f"{path}:{line}: not valid UTF-8 (bytes {bad!r} at column {column}); re-encode the file as UTF-8"
-        ) from None
-    if text.startswith("\ufeff"):
-        text = text[1:]
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    if "\r" in text:
-        lines = [s[:-1] if s.endswith("\r") else s for s in lines]
-    return lines
+    return lines.read_lines(path, max_lines)
 
 
 def check_documents(path: Path, texts: list[str], first_line: int = 1) -> None:

@@ -7,13 +7,13 @@ row 0 (``<pad>``) is zeros; words without a vector get small uniform random valu
 
 from __future__ import annotations
 
-import gzip
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from xmtc.data.lines import iter_lines
 from xmtc.errors import DataError
 from xmtc.text.vocab import PAD, Vocab
 
@@ -104,45 +104,39 @@ def load_word_vectors_with_stats(path: str | Path, vocab: Vocab, dim: int | None
     lowered: dict[int, np.ndarray] = {}
     n_file = 0
     file_dim = dim
-    opener = gzip.open if path.suffix == ".gz" else open
-    lineno = 0
-    try:
-        with opener(path, "rt", encoding="utf-8") as fh:
-            for lineno, line in enumerate(fh, start=1):
-                fields = line.rstrip("\n").rstrip("\r").rstrip(" ").split(" ")
-                if lineno == 1 and len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit():
-                    header_dim = int(fields[1])
-                    if file_dim is not None and header_dim != file_dim:
-                        raise DataError(f"{path}:1: header says dimension {header_dim}, expected {file_dim}")
-                    file_dim = header_dim
-                    continue
-                if fields == [""]:
-                    continue  # blank line
-                if file_dim is None:
-                    file_dim = len(fields) - 1
-                    if file_dim < 1:
-                        raise DataError(f"{path}:{lineno}: expected 'word v1 ... vd', got {line[:60]!r}")
-                if len(fields) < file_dim + 1:
-                    raise DataError(f"{path}:{lineno}: expected a word and {file_dim} numbers, got "
-                                    f"{len(fields)} fields")
-                n_file += 1
-                word = fields[0] if len(fields) == file_dim + 1 else " ".join(fields[:-file_dim])
-                i = vocab.get(word)
-                target = exact
-                if i is None:
-                    i = vocab.get(word.lower())
-                    target = lowered
-                if i is None or i == PAD or i in target:
-                    continue
-                try:
-                    target[i] = np.asarray(fields[-file_dim:], dtype=np.float32)
-                except ValueError:
-                    raise DataError(f"{path}:{lineno}: vector of {word!r} has a non-numeric value") from None
-    except UnicodeDecodeError:
-        raise DataError(f"{path}:{lineno + 1}: not UTF-8 text (binary word2vec files are not supported; "
-                        "convert with gensim KeyedVectors.save_word2vec_format(binary=False))") from None
-    except (OSError, EOFError) as e:
-        raise DataError(f"{path}: cannot read word vectors ({e})") from None
+    hint = ("binary word2vec files are not supported; convert with gensim "
+            "KeyedVectors.save_word2vec_format(binary=False)")
+    # the project's one line splitter (xmtc.data.lines): \n only, \r\n ok, strict UTF-8
+    for lineno, line in enumerate(iter_lines(path, hint=hint), start=1):
+        fields = line.rstrip(" ").split(" ")
+        if lineno == 1 and len(fields) == 2 and fields[0].isdigit() and fields[1].isdigit():
+            header_dim = int(fields[1])
+            if file_dim is not None and header_dim != file_dim:
+                raise DataError(f"{path}:1: header says dimension {header_dim}, expected {file_dim}")
+            file_dim = header_dim
+            continue
+        if fields == [""]:
+            continue  # blank line
+        if file_dim is None:
+            file_dim = len(fields) - 1
+            if file_dim < 1:
+                raise DataError(f"{path}:{lineno}: expected 'word v1 ... vd', got {line[:60]!r}")
+        if len(fields) < file_dim + 1:
+            raise DataError(f"{path}:{lineno}: expected a word and {file_dim} numbers, got "
+                            f"{len(fields)} fields")
+        n_file += 1
+        word = fields[0] if len(fields) == file_dim + 1 else " ".join(fields[:-file_dim])
+        i = vocab.get(word)
+        target = exact
+        if i is None:
+            i = vocab.get(word.lower())
+            target = lowered
+        if i is None or i == PAD or i in target:
+            continue
+        try:
+            target[i] = np.asarray(fields[-file_dim:], dtype=np.float32)
+        except ValueError:
+            raise DataError(f"{path}:{lineno}: vector of {word!r} has a non-numeric value") from None
     if file_dim is None or n_file == 0:
         raise DataError(f"{path}: no word vectors in the file")
     found = {**lowered, **exact}
