@@ -99,6 +99,42 @@ def test_beam_search_scores_are_sorted_path_probability_products():
     assert torch.allclose(scores_full, torch.topk(brute, 5, dim=1).values)
 
 
+def test_beam_search_gamma_weighs_the_parent_probability():
+    torch.manual_seed(1)
+    levels = TreeLevels([3, 9], [np.repeat(np.arange(3), 3)])
+    logits = [torch.randn(4, n) for n in levels.sizes]
+
+    def level_fn(d):
+        return lambda cand: logits[d] if cand is None else torch.gather(logits[d], 1, cand)
+
+    children = [torch.from_numpy(levels.children(0))]
+    parent = torch.sigmoid(logits[0])[:, torch.from_numpy(levels.parents[0])]  # (4, 9)
+    for gamma in (0.0, 0.5, 1.0):
+        ids, scores = beam_search([level_fn(0), level_fn(1)], children, beam=3, k=9, gamma=gamma)
+        brute = torch.sigmoid(logits[1]) * parent ** gamma
+        assert torch.allclose(scores, torch.topk(brute, 9, dim=1).values)
+        assert torch.allclose(scores, torch.gather(brute, 1, ids))
+
+
+def test_level_gamma_chosen_on_validation_saved_and_loaded(data16, tmp_path):
+    train, test = data16
+    model = AttentionXML(tree_config(level_gamma=None, level_epochs=[3, 3])).fit(train)
+    tried = model.train_results_["level_gamma"]
+    assert set(tried) == {"1.0", "0.5", "0.25", "0.0"}
+    assert model.gamma_ in (1.0, 0.5, 0.25, 0.0) and tried[str(model.gamma_)] == max(tried.values())
+    loaded = xmtc.load(model.save(tmp_path / "m"))
+    assert loaded.gamma_ == model.gamma_
+    assert np.array_equal(loaded.predict(test, k=3).indices, model.predict(test, k=3).indices)
+
+
+def test_random_negatives_and_recall_selection_train(data16):
+    train, test = data16
+    model = AttentionXML(tree_config(random_negatives=4, upper_select="recall")).fit(train)
+    upper = model.train_results_["level-1"]
+    assert 0 < upper.best_score <= 1  # recall of the top-C clusters on validation
+    assert metrics.precision_at_k(test.Y, model.predict(test, k=1), 1) > 0.5
+
+
 def test_merge_topk_averages_members():
     a = (torch.tensor([[3, 1, -1]]), torch.tensor([[0.9, 0.5, float("-inf")]]))
     b = (torch.tensor([[1, 2, 0]]), torch.tensor([[0.8, 0.4, 0.1]]))

@@ -391,3 +391,17 @@ def test_cli_train_killed_and_resumed_matches_uninterrupted_run(tmp_path):
     a, b = registry.load(tmp_path / "ref").predict(docs, k=5), registry.load(run).predict(docs, k=5)
     np.testing.assert_array_equal(a.indices, b.indices)
     np.testing.assert_array_equal(a.scores, b.scores)
+
+
+def test_importing_xmtc_sets_a_passive_openmp_wait_policy():
+    """Spinning OpenMP threads burn the partner core on a 2-core machine: xmtc sets PASSIVE before torch loads."""
+    import subprocess
+    import sys
+
+    code = "import os; os.environ.pop('OMP_WAIT_POLICY', None); import xmtc; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "PASSIVE"
+    kept = subprocess.run([sys.executable, "-c", "import os, xmtc; print(os.environ['OMP_WAIT_POLICY'])"],
+                          capture_output=True, text=True, env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, check=True)
+    assert kept.stdout.strip() == "ACTIVE"  # a value the user set wins

@@ -59,9 +59,12 @@ def expand_children(nodes: torch.Tensor, children: torch.Tensor) -> tuple[torch.
 
 
 def beam_search(level_logits: Sequence[Callable[[torch.Tensor | None], torch.Tensor]],
-                children: Sequence[torch.Tensor], beam: int, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+                children: Sequence[torch.Tensor], beam: int, k: int,
+                gamma: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
     """Beam search down a probabilistic label tree; a node's score is the product of the sigmoid
-    probabilities on its path from the top level (PLT, LightAttention Eq. 1).
+    probabilities on its path from the top level (PLT, LightAttention Eq. 1). At the last level the path
+    probability of the parent enters with exponent ``gamma``: ``p_label * p_parent ** gamma`` (1: the PLT
+    product; 0: the label's own probability among the beam's candidates).
 
     Args:
         level_logits: one callable per level. ``level_logits[0](None)`` returns logits of every top-level node
@@ -71,6 +74,7 @@ def beam_search(level_logits: Sequence[Callable[[torch.Tensor | None], torch.Ten
             padded (one tensor fewer than levels).
         beam: nodes kept per document at each inner level.
         k: results returned from the last level.
+        gamma: exponent of the parent's path probability in the last level's scores.
 
     Returns:
         (ids int64 (batch, k), probabilities float32 (batch, k)) of last-level nodes, decreasing;
@@ -87,7 +91,8 @@ def beam_search(level_logits: Sequence[Callable[[torch.Tensor | None], torch.Ten
         cand, slot = expand_children(nodes, children[depth - 1])  # (batch, c)
         logits = level_logits[depth](cand.clamp(min=0)).float()  # (batch, c)
         parent_p = torch.gather(node_p, 1, slot).clamp(min=0)  # (batch, c); padded parents have -inf -> 0
-        p = torch.sigmoid(logits) * parent_p
+        last = depth == len(level_logits) - 1
+        p = torch.sigmoid(logits) * (parent_p if not last or gamma == 1.0 else parent_p ** gamma)
         p = p.masked_fill(cand < 0, float("-inf"))
         width = k if depth == len(level_logits) - 1 else beam
         kk = min(width, cand.shape[1])

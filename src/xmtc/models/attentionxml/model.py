@@ -64,7 +64,14 @@ class AttentionXMLConfig(DeepConfig):
     tree_top: int = doc_field(1024, "wanted node count of the tree's top level (a power of two at most the "
                                     "leaf-cluster count; smaller means more levels)")
     candidates: int = doc_field(10, "C: nodes of the level above expanded when training a deeper level")
+    random_negatives: int = doc_field(0, "random labels added to each document's training candidates of the "
+                                         "levels below the top (the original tops its candidates up to ~1,000)")
     beam: int = doc_field(10, "beam width of the prediction's beam search")
+    level_gamma: float | None = doc_field(1.0, "leaf score = p_label * p_parent ** gamma (1: the PLT product); "
+                                               "null: choose gamma in {0, 0.25, 0.5, 1} on the validation split")
+    upper_select: str = doc_field("select_metric", "model selection of the levels above the leaves: "
+                                                   "'select_metric' or 'recall' (recall of the top-C nodes, what "
+                                                   "the next level needs, as the original does)")
     n_trees: int = doc_field(1, "ensemble size: trees (and networks) with different seeds, scores averaged")
     tfidf_max_features: int = doc_field(100000, "TF-IDF vocabulary size of the PIFA label features")
     batch_size: int = doc_field(40, "documents per training batch")
@@ -87,6 +94,11 @@ class AttentionXMLConfig(DeepConfig):
         check(self.tree_top > 0, f"tree_top must be positive, but is {self.tree_top}")
         check(self.candidates > 0, f"candidates must be positive, but is {self.candidates}")
         check(self.beam > 0, f"beam must be positive, but is {self.beam}")
+        check(self.random_negatives >= 0, f"random_negatives must be >= 0, but is {self.random_negatives}")
+        check(self.level_gamma is None or self.level_gamma >= 0,
+              f"level_gamma must be >= 0 or null, but is {self.level_gamma}")
+        check(self.upper_select in ("select_metric", "recall"),
+              f"upper_select must be 'select_metric' or 'recall', but is {self.upper_select!r}")
         check(all(e > 0 for e in self.level_epochs),
               f"level_epochs must be positive, but are {self.level_epochs}")
         check(self.n_trees > 0, f"n_trees must be positive, but is {self.n_trees}")
@@ -106,6 +118,7 @@ class AttentionXML(DeepTextModel):
     def __init__(self, config: AttentionXMLConfig | None = None):
         super().__init__(config)
         self.trees_: list[TreeLevels] = []
+        self.gamma_: float = 1.0 if self.config.level_gamma is None else float(self.config.level_gamma)
         self._children_t: dict[tuple[int, int], torch.Tensor] = {}
 
     @classmethod
@@ -164,6 +177,19 @@ class AttentionXML(DeepTextModel):
         for t, levels in enumerate(self.trees_):
             for d in range(levels.n_levels):
                 self._train_level(t, d, train, valid, run_dir=run_dir, resume=resume)
+        if self.config.level_gamma is None and any(levels.n_levels > 1 for levels in self.trees_):
+            self.gamma_ = self._choose_gamma(valid)
+
+    def _choose_gamma(self, valid: Encoded) -> float:
+        """The exponent of the parent probability that scores best on the validation split (ties: the larger)."""
+        best, best_score = 1.0, float("-inf")
+        for gamma in (1.0, 0.5, 0.25, 0.0):
+            self.gamma_ = gamma
+            score = self.validation_score(valid)
+            self.train_results_.setdefault("level_gamma", {})[str(gamma)] = score
+            if score > best_score + 1e-12:
+                best, best_score = gamma, score
+        return best
 
     def _train_level(self, t: int, d: int, train: Encoded, valid: Encoded, *, run_dir: Path | None,
                      resume: bool) -> None:
@@ -184,6 +210,10 @@ class AttentionXML(DeepTextModel):
                 target = dense_rows(Y_level, batch.rows, batch.ids.device)  # (batch, n_nodes)
                 return bce_loss(module(batch.ids, batch.mask), target)
             cand = training_candidates(top_up[batch.rows], Y_up[batch.rows], children, cfg.candidates)
+            if cfg.random_negatives:  # drawn from the batch's own rows: the same after a resume
+                rng = np.random.default_rng([cfg.seed, t, d, *batch.rows[:8].tolist()])
+                extra = rng.integers(0, levels.sizes[d], size=(len(batch.rows), cfg.random_negatives))
+                cand = np.concatenate([cand, extra.astype(np.int64)], axis=1)  # (batch, W + R)
             target = torch.from_numpy(candidate_targets(cand, Y_level[batch.rows])).to(batch.ids.device)
             cand_t = torch.from_numpy(cand).to(batch.ids.device)
             logits = module(batch.ids, batch.mask, cand_t.clamp(min=0)).float()  # (batch, c)
@@ -194,9 +224,16 @@ class AttentionXML(DeepTextModel):
 
         Y_valid = levels.targets(valid.Y, d)
 
+        last = d == levels.n_levels - 1
+
         def evaluate(module: AttentionNet) -> float:
-            return self.validation_score(valid, lambda b, k: self._tree_topk(t, b, k, d, override=module),
-                                         Y=Y_valid)
+            fn = lambda b, k: self._tree_topk(t, b, k, d, override=module)  # noqa: E731
+            if last or cfg.upper_select == "select_metric":
+                return self.validation_score(valid, fn, Y=Y_valid)
+            from xmtc import metrics  # recall of the C nodes the next level will expand
+
+            top = self.predict_encoded(valid, cfg.candidates, fn, n_labels=levels.sizes[d])
+            return float(metrics.recall_at_k(Y_valid, top, cfg.candidates))
 
         tag = f"level-{d + 1}" if cfg.n_trees == 1 else f"tree{t}-level-{d + 1}"
         epochs = cfg.level_epochs[min(d, len(cfg.level_epochs) - 1)] if cfg.level_epochs else cfg.epochs
@@ -218,7 +255,8 @@ class AttentionXML(DeepTextModel):
             return lambda cand: net(batch.ids, batch.mask, cand)
 
         fns = [level_fn(d) for d in range(depth + 1)]
-        return beam_search(fns, [self._children(t, d) for d in range(depth)], self.config.beam, k)
+        gamma = self.gamma_ if depth == levels.n_levels - 1 else 1.0
+        return beam_search(fns, [self._children(t, d) for d in range(depth)], self.config.beam, k, gamma=gamma)
 
     def _topk_batch(self, batch: TextBatch, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         if len(self.trees_) == 1:
@@ -266,7 +304,10 @@ class AttentionXML(DeepTextModel):
 
     # ----------------------------------------------------------------- persistence
     def _extra_state(self) -> dict[str, Any]:
-        return {"n_trees": len(self.trees_)}
+        return {"n_trees": len(self.trees_), "level_gamma": self.gamma_}
+
+    def _set_extra_state(self, state: dict[str, Any]) -> None:
+        self.gamma_ = float(state.get("level_gamma", 1.0))  # models saved before level_gamma used the product
 
     def _save_extra(self, path: Path) -> list[str]:
         arrays = {}
