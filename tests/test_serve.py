@@ -161,7 +161,7 @@ def test_full_queue_answers_503(fake):
     ({"texts": "alpha"}, 422, "texts: Input should be a valid list"),
     ({"k": 3}, 422, "texts: Field required"),
     ({"texts": ["alpha"], "kk": 3}, 422, "kk: Extra inputs are not permitted"),
-    ([1, 2], 422, "Input should be a valid dictionary"),
+    ([1, 2], 422, "the body must be a JSON object such as {\"texts\""),
 ])
 def test_predict_rejects_bad_requests(client, body, status, message):
     r = client.post("/predict", json=body)
@@ -175,6 +175,78 @@ def test_malformed_json_is_422(client):
     assert "malformed JSON body" in r.json()["detail"]
     r = client.post("/predict", content=b"", headers={"content-type": "application/json"})
     assert r.status_code == 422
+
+
+# ------------------------------------------------ issue 13: every request gets a 2xx or a clear 4xx, never a 500
+def test_lone_surrogate_is_a_clear_422_on_explain_and_predict(fake):
+    """Issue 13, failure 4: ``"\\ud800"`` in the JSON text decodes to a lone surrogate (not Unicode); /explain
+    answered 500 (UTF-8 encoding of the response failed)."""
+    with TestClient(create_app(fake), raise_server_exceptions=False) as c:
+        body = '{"text": "fishing \\ud800 quotas", "label": "alpha"}'
+        r = c.post("/explain", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 422, r.text
+        assert "text holds a lone UTF-16 surrogate (\\ud800) at character 8" in r.json()["detail"]
+        body = '{"texts": ["fine", "fishing \\udc00 quotas"]}'
+        r = c.post("/predict", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 422 and "texts[1] holds a lone UTF-16 surrogate" in r.json()["detail"]
+        body = '{"texts": ["a"], "\\ud800": 1}'  # the surrogate in a key (named in pydantic's error location)
+        r = c.post("/predict", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 422 and "lone UTF-16 surrogate" in r.json()["detail"]
+        body = '{"text": "alpha", "label": "\\ud800"}'
+        r = c.post("/explain", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 404 and "unknown label" in r.json()["detail"]
+        # a surrogate *pair* is a valid character (an emoji): answered normally
+        body = '{"texts": ["\\ud83d\\ude00 alpha"], "k": 1}'
+        r = c.post("/predict", content=body, headers={"content-type": "application/json"})
+        assert r.status_code == 200 and r.json()["predictions"][0]["labels"] == ["alpha"]
+
+
+@pytest.mark.parametrize("path", ["/predict", "/explain"])
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_wrong_content_type_is_415_naming_it(client, path, content_type):
+    """Issue 13: a wrong Content-Type got "body: Input should be a valid dictionary"."""
+    body = '{"texts": ["alpha"]}' if path == "/predict" else '{"text": "alpha", "label": "alpha"}'
+    headers = {"content-type": content_type} if content_type else {}
+    r = client.post(path, content=body, headers=headers)
+    assert r.status_code == 415, r.text
+    detail = r.json()["detail"]
+    assert (f"Content-Type '{content_type}'" if content_type else "no Content-Type header") in detail
+    assert "Content-Type: application/json" in detail
+    assert "valid dictionary" not in detail
+
+
+def test_json_content_types_with_parameters_are_accepted(client):
+    for content_type in ("application/json; charset=utf-8", "application/vnd.api+json"):
+        r = client.post("/predict", content='{"texts": ["alpha"], "k": 1}', headers={"content-type": content_type})
+        assert r.status_code == 200, r.text
+
+
+def test_body_that_is_not_utf8_is_400(client):
+    r = client.post("/predict", content=b'{"texts": ["a \xff b"]}', headers={"content-type": "application/json"})
+    assert r.status_code == 400 and "not valid UTF-8" in r.json()["detail"] and "offset 14" in r.json()["detail"]
+
+
+HOSTILE_BODIES = [
+    b"", b"null", b"0", b'"x"', b"[]", b"{}", b"[" * 50_000, b'{"texts": [' * 20_000, b"\xff\xfe\x00",
+    b'{"texts": ["\\u0000"]}', b'{"texts": ["a"], "k": 1e400}', b'{"texts": ["a"], "k": 99999999999999999999999}',
+    b'{"texts": ["a"], "k": -1}', b'{"texts": ["a"], "k": true}', b'{"texts": [{"a": 1}]}', b'{"text": "\\udfff"}',
+    b'{"texts": ["\\ud800\\ud800"]}', b'{"text": "\\ud800 alpha", "label": "alpha"}', b'{"text": "a", "label": ""}',
+    b'{"text": "a", "label": null}',
+    '{"texts": ["مرحبا 😀"]}'.encode(), b'\xef\xbb\xbf{"texts": ["a"]}',
+]
+
+
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain", None])
+def test_hostile_bodies_never_get_a_5xx(fake, content_type):
+    """Whatever the body, both POST endpoints answer 2xx or a 4xx with a JSON ``detail``."""
+    headers = {"content-type": content_type} if content_type else {}
+    with TestClient(create_app(fake, ServeLimits(max_chars=1000)), raise_server_exceptions=False) as c:
+        for body in HOSTILE_BODIES:
+            for path in ("/predict", "/explain"):
+                r = c.post(path, content=body, headers=headers)
+                assert r.status_code < 500, (path, body[:40], r.status_code, r.text[:200])
+                if r.status_code >= 400:
+                    assert isinstance(r.json()["detail"], str) and r.json()["detail"], (path, body[:40])
 
 
 def test_oversized_body_by_content_length_is_413(fake):

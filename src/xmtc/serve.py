@@ -10,8 +10,10 @@ The model is loaded once. Concurrent ``/predict`` requests are gathered for a fe
 distinct ``k`` over all their texts, in a single worker thread: inference never blocks the event loop and the
 model is never used by two threads at once (``/explain`` runs in the same thread).
 
-Limits answer with a clear 4xx: malformed JSON or wrong types (422), an empty text list or empty text (422),
-too many texts / characters (422), ``k`` outside 1..max_k (422), a body larger than ``max_body_bytes`` (413,
+Every request gets a 2xx or a clear 4xx, never a 500: malformed JSON or wrong types (422), a body that is not
+a JSON object (422), a text holding a lone UTF-16 surrogate such as ``"\ud800"`` (not Unicode; 422), an empty
+text list or empty text (422), too many texts / characters (422), ``k`` outside 1..max_k (422), a body that is
+not UTF-8 (400), a ``Content-Type`` other than JSON (415, naming it), a body larger than ``max_body_bytes`` (413,
 checked on ``Content-Length`` and on the bytes actually received), an unknown label (404), ``/explain`` on a
 model without attention (400); a full request queue gives 503.
 """
@@ -20,6 +22,7 @@ model without attention (400); a full request queue gives 503.
 # endpoint functions, which are local to create_app (fastapi is an optional dependency).
 import asyncio
 import contextlib
+import re
 import sys
 import time
 from collections.abc import Callable
@@ -227,23 +230,51 @@ class MicroBatcher:
 
 
 # ------------------------------------------------------------------------------------------- the app
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogate(text: str) -> int:
+    """Position of the first lone UTF-16 surrogate in ``text`` (JSON ``"\\ud800"`` decodes to one; it is not
+    Unicode and cannot be encoded as UTF-8), or -1 when there is none."""
+    m = _SURROGATE.search(text)
+    return m.start() if m else -1
+
+
+def _printable(text: str) -> str:
+    """``text`` with lone surrogates written as ``\\udXXX`` escapes, so that it can be encoded as UTF-8."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _is_json_type(content_type: str | None) -> bool:
+    """Whether a Content-Type header names JSON (``application/json``, ``application/*+json``)."""
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
 def _body_limit_middleware(app, max_bytes: int):
-    """ASGI middleware: 413 when Content-Length or the bytes received exceed ``max_bytes`` (body replayed)."""
+    """ASGI middleware: 413 when Content-Length or the bytes received exceed ``max_bytes``; 400 when a JSON body
+    is not UTF-8 (the body is read once and replayed to the app)."""
     import json
 
-    async def send_413(send, got: str) -> None:
-        body = json.dumps({"detail": f"request body too large: {got}, the limit is {max_bytes} bytes "
-                                     "(see --max-chars / --max-texts)"}).encode()
-        await send({"type": "http.response.start", "status": 413,
+    async def send_error(send, status: int, detail: str) -> None:
+        body = json.dumps({"detail": detail}).encode()
+        await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(body)).encode())]})
         await send({"type": "http.response.body", "body": body})
+
+    async def send_413(send, got: str) -> None:
+        await send_error(send, 413, f"request body too large: {got}, the limit is {max_bytes} bytes "
+                                    "(see --max-chars / --max-texts)")
 
     async def middleware(scope, receive, send):
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
+        content_type = None
         for name, value in scope.get("headers", []):
+            if name == b"content-type":
+                content_type = value.decode("latin-1")
             if name == b"content-length":
                 try:
                     declared = int(value)
@@ -265,6 +296,15 @@ def _body_limit_middleware(app, max_bytes: int):
             chunks.append(chunk)
             if not message.get("more_body", False):
                 break
+        if _is_json_type(content_type):
+            body = b"".join(chunks)
+            try:
+                body.decode("utf-8")
+            except UnicodeDecodeError as e:
+                await send_error(send, 400, f"the request body is not valid UTF-8 (byte "
+                                            f"{body[e.start:e.start + 1]!r} at offset {e.start}): send JSON "
+                                            "encoded as UTF-8")
+                return
         replayed = False
 
         async def replay():
@@ -354,19 +394,42 @@ def create_app(model, limits: ServeLimits | None = None, descriptions: dict[str,
     api.state.batcher = batcher
     api.state.limits = limits
 
+    examples = {"/predict": '{"texts": ["..."], "k": 5}', "/explain": '{"text": "...", "label": "..."}'}
+
     @api.exception_handler(RequestValidationError)
-    async def validation_error(_request: Request, exc: RequestValidationError):
+    async def validation_error(request: Request, exc: RequestValidationError):
+        errors = exc.errors()
+        example = examples.get(request.url.path, "{...}")
+        whole_body = [e for e in errors if tuple(e.get("loc", ())) == ("body",)]
+        content_type = request.headers.get("content-type")
+        if whole_body and not _is_json_type(content_type):
+            what = f"Content-Type {_printable(content_type)!r}" if content_type else "no Content-Type header"
+            return JSONResponse(status_code=415, content={
+                "detail": f"unsupported media type: the request has {what}; send a JSON object such as "
+                          f"{example} with the header 'Content-Type: application/json'"})
         problems = []
-        for err in exc.errors():
+        for err in errors:
             loc = err.get("loc", ())
             if err.get("type") == "json_invalid":
                 reason = (err.get("ctx") or {}).get("error", "invalid JSON")
                 problems.append(f"malformed JSON body at character {loc[-1] if loc else '?'}: {reason}")
                 continue
+            if tuple(loc) == ("body",) and err.get("type") in ("model_attributes_type", "dict_type"):
+                problems.append(f"the body must be a JSON object such as {example}, not "
+                                f"{_json_type_name(err.get('input'))}")
+                continue
+            if tuple(loc) == ("body",) and err.get("type") == "missing":
+                problems.append(f"the request body is empty: send a JSON object such as {example}")
+                continue
+            if err.get("type") == "string_unicode":
+                problems.append("the body holds a lone UTF-16 surrogate escape such as \"\\ud800\" (not Unicode "
+                                "text): surrogates are only valid in pairs")
+                continue
             where = ".".join(str(p) for p in loc if p != "body") or "body"
             problems.append(f"{where}: {err.get('msg', 'invalid')}")
-        return JSONResponse(status_code=422, content={"detail": "; ".join(problems) or "invalid request",
-                                                      "errors": _jsonable_errors(exc.errors())})
+        return JSONResponse(status_code=422,
+                            content={"detail": _printable("; ".join(problems) or "invalid request"),
+                                     "errors": _jsonable_errors(errors)})
 
     def check_texts(texts: list[str], single: bool = False) -> None:
         if not texts:
@@ -375,8 +438,13 @@ def create_app(model, limits: ServeLimits | None = None, descriptions: dict[str,
             raise HTTPException(422, f"too many texts: {len(texts)}, the limit is {limits.max_texts} per "
                                      "request")
         for i, t in enumerate(texts):
+            where = "text" if single else f"texts[{i}]"
             if not t.strip():
-                raise HTTPException(422, "text is empty" if single else f"texts[{i}] is empty")
+                raise HTTPException(422, f"{where} is empty")
+            if (pos := lone_surrogate(t)) >= 0:
+                raise HTTPException(422, f"{where} holds a lone UTF-16 surrogate ({_printable(t[pos])}) at "
+                                         f"character {pos}: not Unicode text; send the text as valid UTF-8 "
+                                         "(surrogates only in pairs)")
         total = sum(len(t) for t in texts)
         if total > limits.max_chars:
             raise HTTPException(422, f"too many characters: {total}, the limit is {limits.max_chars} per "
@@ -450,8 +518,23 @@ def create_app(model, limits: ServeLimits | None = None, descriptions: dict[str,
 
 
 def _jsonable_errors(errors: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
+    return [{"loc": [_printable(str(p)) for p in e.get("loc", ())], "msg": _printable(str(e.get("msg", ""))),
              "type": str(e.get("type", ""))} for e in errors]
+
+
+def _json_type_name(value: Any) -> str:
+    """How a message names the JSON type of a parsed body."""
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if value is None:
+        return "null"
+    return type(value).__name__
 
 
 def _version() -> str:
