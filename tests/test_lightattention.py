@@ -209,3 +209,12 @@ def test_real_data_goemotions(shared_data):
     model = LightAttention(cfg).fit(train)
     p1 = metrics.precision_at_k(test.Y, model.predict(test, k=1), 1)
     assert p1 > 0.3  # 'neutral' alone gives about 0.3; the model must do better than the majority label
+
+
+def test_fast_preset_fills_only_unset_fields():
+    cfg = LightAttentionConfig().with_overrides(["preset=fast", "hidden=256", "epochs=3"])
+    assert cfg.hidden == 256 and cfg.epochs == 3  # typed by the user, although 256 is the default
+    assert cfg.emb_dim == 100 and cfg.max_len == 256 and cfg.bf16 is None  # from the preset (bf16: auto)
+    assert cfg.preset_fields()["emb_dim"] == "preset=fast"
+    with pytest.raises(ConfigError, match="preset"):
+        LightAttentionConfig(preset="huge").validate()

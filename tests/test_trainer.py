@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import math
@@ -405,3 +406,16 @@ def test_importing_xmtc_sets_a_passive_openmp_wait_policy():
     kept = subprocess.run([sys.executable, "-c", "import os, xmtc; print(os.environ['OMP_WAIT_POLICY'])"],
                           capture_output=True, text=True, env={**env, "OMP_WAIT_POLICY": "ACTIVE"}, check=True)
     assert kept.stdout.strip() == "ACTIVE"  # a value the user set wins
+
+
+def test_bf16_auto_follows_the_hardware(monkeypatch):
+    from xmtc.train import trainer
+
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(trainer, "bf16_supported", lambda device: False)
+    assert isinstance(trainer.autocast(cpu, None), contextlib.nullcontext)
+    monkeypatch.setattr(trainer, "bf16_supported", lambda device: True)
+    assert isinstance(trainer.autocast(cpu, None), torch.autocast)
+    assert isinstance(trainer.autocast(cpu, False), contextlib.nullcontext)
+    cfg = TrainConfig.from_dict({"bf16": None})
+    assert cfg.bf16 is None

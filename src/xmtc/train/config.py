@@ -27,7 +27,8 @@ class TrainConfig(Config):
     valid_fraction: float = doc_field(0.05, "share of train held out for validation when no valid split is given")
     valid_max_docs: int = doc_field(2000, "cap on held-out validation documents")
     select_metric: str = doc_field("P@1", "validation metric for early stopping / model selection (P@k or nDCG@k)")
-    bf16: bool = doc_field(False, "bf16 autocast (fast on CPUs with AMX and on recent GPUs)")
+    bf16: bool | None = doc_field(False, "bf16 autocast: true, false, or null = auto (on where the hardware has "
+                                         "bf16 kernels: CPUs with avx512_bf16 or AMX, GPUs with bf16)")
     threads: int = doc_field(0, "torch CPU threads (0: library default)")
     progress: bool = doc_field(True, "show progress bars")
     swa: bool = doc_field(False, "stochastic weight averaging from epoch swa_start on; validation evaluates, "
@@ -37,6 +38,7 @@ class TrainConfig(Config):
                                   "each epoch)")
 
     def validate(self) -> None:
+        check(0 <= self.seed < 2**32, f"seed must be in 0..{2**32 - 1} (numpy and torch seeds), but is {self.seed}")
         check(self.epochs > 0, f"epochs must be positive, but is {self.epochs}")
         check(self.batch_size > 0, f"batch_size must be positive, but is {self.batch_size}")
         check(self.eval_batch_size > 0, f"eval_batch_size must be positive, but is {self.eval_batch_size}")

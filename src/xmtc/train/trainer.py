@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import os
 import random
@@ -51,8 +52,24 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def autocast(device: torch.device, enabled: bool):
-    """bf16 autocast context on ``device`` (a no-op context when disabled)."""
+@functools.lru_cache(maxsize=8)
+def bf16_supported(device: torch.device) -> bool:
+    """Whether ``device`` has native bf16 kernels: a CUDA device with bf16, or a CPU with avx512_bf16 / AMX."""
+    if device.type == "cuda":
+        return bool(torch.cuda.is_bf16_supported())
+    if device.type != "cpu":
+        return False
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def autocast(device: torch.device, enabled: bool | None):
+    """bf16 autocast context on ``device`` (a no-op context when disabled); ``None`` = where supported."""
+    if enabled is None:
+        enabled = bf16_supported(device)
     if not enabled:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)

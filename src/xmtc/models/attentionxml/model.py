@@ -38,7 +38,7 @@ PRESETS: dict[str, dict[str, Any]] = {
              "level_epochs": [8, 5], "lr": 3e-3,
              "w2v_epochs": 3, "vocab_size": 50000, "min_count": 2, "dropout": 0.3, "emb_dropout": 0.1,
              "cluster_size": 32, "candidates": 8, "beam": 8, "eval_batch_size": 256,
-             "valid_max_docs": 1000, "patience": 2},
+             "valid_max_docs": 1000, "patience": 2, "bf16": None},
 }
 
 
@@ -99,8 +99,8 @@ class AttentionXMLConfig(DeepConfig):
               f"level_gamma must be >= 0 or null, but is {self.level_gamma}")
         check(self.upper_select in ("select_metric", "recall"),
               f"upper_select must be 'select_metric' or 'recall', but is {self.upper_select!r}")
-        check(all(e > 0 for e in self.level_epochs),
-              f"level_epochs must be positive, but are {self.level_epochs}")
+        check(isinstance(self.level_epochs, list) and all(isinstance(e, int) and e > 0 for e in self.level_epochs),
+              f"level_epochs must be a list of positive integers (e.g. [8, 5]), but is {self.level_epochs!r}")
         check(self.n_trees > 0, f"n_trees must be positive, but is {self.n_trees}")
         check(self.tfidf_max_features > 0,
               f"tfidf_max_features must be positive, but is {self.tfidf_max_features}")

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -49,13 +49,26 @@ from xmtc.predict import beam_search, expand_children, merge_topk
 
 TREES_FILE = "clusters.npz"
 
+#: Settings each preset gives to the fields the user did not set ("medium" is the defaults themselves); "fast"
+#: is AttentionXML's fast encoder, the setting of the full-EURLEX57K runs on a 2-core CPU.
+PRESETS: dict[str, dict[str, Any]] = {
+    "medium": {},
+    "fast": {"hidden": 96, "fc": [128], "emb_dim": 100, "max_len": 256, "batch_size": 64, "epochs": 8, "lr": 3e-3,
+             "w2v_epochs": 3, "vocab_size": 50000, "min_count": 2, "dropout": 0.3, "emb_dropout": 0.1,
+             "eval_batch_size": 256, "valid_max_docs": 1000, "patience": 2, "bf16": None},
+}
+
 
 @dataclass
 class LightAttentionConfig(DeepConfig):
     """LightAttention settings. Defaults: AttentionXML's medium encoder (LSTM 256, one FC layer of 256), the
     paper's dropouts (0.3 after the embedding, 0.4 after the BiLSTM), batch 40, Adam 1e-3, 30 epochs
-    (Table I)."""
+    (Table I). ``preset`` fills the fields the user did not set."""
 
+    PRESETS: ClassVar[dict[str, dict[Any, dict[str, Any]]]] = {"preset": PRESETS}
+
+    preset: str = doc_field("medium", "'medium' (the paper's encoder) or 'fast' (AttentionXML's fast encoder, "
+                                      "2-core CPU); fills the fields not set explicitly")
     hidden: int = doc_field(256, "LSTM hidden units per direction")
     fc: list[int] = doc_field([256], "sizes of the fully connected layers (generator and discriminator each "
                                      "have their own stack of these sizes)")
@@ -78,6 +91,7 @@ class LightAttentionConfig(DeepConfig):
 
     def validate(self) -> None:
         super().validate()
+        check(self.preset in PRESETS, f"preset must be one of {sorted(PRESETS)}, but is {self.preset!r}")
         check(self.hidden > 0, f"hidden must be positive, but is {self.hidden}")
         check(all(s > 0 for s in self.fc), f"fc sizes must be positive, but are {self.fc}")
         check(0 <= self.dropout < 1, f"dropout must be in [0, 1), but is {self.dropout}")
