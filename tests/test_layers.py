@@ -153,3 +153,16 @@ def test_cnn_encoder_output_does_not_depend_on_batch_padding():
     padded = torch.cat([x, torch.randn(1, 4, 6)], dim=1)  # the same document in a batch padded to 9 tokens
     mask = torch.tensor([[1] * 5 + [0] * 4], dtype=torch.bool)
     assert torch.allclose(enc(padded, mask), alone, atol=1e-6)
+
+
+def test_reverse_padded_without_padding_is_a_flip_and_matches_the_general_path():
+    from xmtc.models.layers import reverse_padded
+
+    x = torch.randn(3, 5, 2)
+    full = torch.full((3,), 5)
+    assert torch.equal(reverse_padded(x, full), x.flip(1))
+    part = torch.tensor([5, 3, 5])
+    out = reverse_padded(x, part)
+    assert torch.equal(out[0], x[0].flip(0)) and torch.equal(out[1, :3], x[1, :3].flip(0))
+    assert torch.equal(out[1, 3:], x[1, 3:])  # padding stays where it is
+    assert torch.equal(reverse_padded(out, part), x)  # its own inverse
