@@ -1,40 +1,42 @@
-"""Shared helpers of the benchmark scripts: timing, peak memory, subprocess runs, tables, JSON and CSR files,
-and the runner of the ``--run NAME [key=value ...]`` scripts (``maacf.py``, ``treaderxml.py``).
+"""Shared helpers of the benchmarks: timing, peak memory, child processes, machine and version facts, seeded
+subsets and the train/valid/test splits of a run, JSON and markdown output.
 
-Import from a script in ``benchmarks/`` with ``from common import ...`` (the script's folder is on
-``sys.path`` when it is run as ``python benchmarks/<script>.py``).
+Import as ``from benchmarks.common import ...``; a script run as ``python benchmarks/<script>.py`` first puts
+the repository root on ``sys.path`` (see the top of each script).
 """
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import json
 import os
 import platform
 import resource
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 class Timer:
-    """Wall-clock timer: ``with Timer() as t: ...`` then ``t.seconds``."""
+    """Wall and CPU timer: ``with Timer() as t: ...`` then ``t.seconds`` and ``t.cpu_seconds`` (CPU time of
+    every thread of this process)."""
 
     def __enter__(self) -> Timer:
-        self.start = time.perf_counter()
-        self.seconds = 0.0
+        self.start, self.cpu_start = time.perf_counter(), time.process_time()
+        self.seconds = self.cpu_seconds = 0.0
         return self
 
     def __exit__(self, *exc: Any) -> None:
         self.seconds = time.perf_counter() - self.start
+        self.cpu_seconds = time.process_time() - self.cpu_start
 
 
 def _maxrss_mib(ru_maxrss: int) -> float:
@@ -68,6 +70,13 @@ def current_rss_mib() -> float:
     import psutil
 
     return psutil.Process().memory_info().rss / (1024.0 * 1024.0)
+
+
+def child_env() -> dict[str, str]:
+    """This process's environment with the repository root first on ``PYTHONPATH`` (``-m benchmarks.*``)."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
+    return env
 
 
 def run_child(cmd: Sequence[str], *, cwd: str | Path | None = None, env: dict[str, str] | None = None,
@@ -118,33 +127,36 @@ def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], align:
     return "\n".join(lines)
 
 
-def write_json(path: str | Path, obj: Any, indent: int = 2) -> None:
-    """Write ``obj`` as indented JSON (numpy scalars converted)."""
-
-    def default(o: Any) -> Any:
-        if isinstance(o, np.generic):
-            return o.item()
-        if isinstance(o, np.ndarray):
-            return o.tolist()
-        if isinstance(o, Path):
-            return str(o)
-        raise TypeError(f"not JSON serialisable: {type(o).__name__}")
-
-    Path(path).write_text(json.dumps(obj, indent=indent, default=default) + "\n", encoding="utf-8")
+def _json_default(o: Any) -> Any:
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def write_result(out: str | Path | None, result: Any, table: str) -> None:
-    """Write a benchmark's JSON result to ``out`` and its markdown table next to it (``.md``); no-op for None."""
-    if out is None:
-        return
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(out, result)
-    out.with_suffix(".md").write_text(table + "\n", encoding="utf-8")
+def write_json(path: str | Path, obj: Any, indent: int = 1) -> None:
+    """Write ``obj`` as indented JSON (numpy scalars and arrays, paths converted)."""
+    Path(path).write_text(json.dumps(obj, indent=indent, default=_json_default) + "\n", encoding="utf-8")
 
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def write_results(path: str | Path | None, results: dict[str, Any], table: str | None = None) -> None:
+    """Write a result file (JSON in the schema of :mod:`benchmarks.schema`) and, with ``table``, the markdown
+    next to it (``.md``, headed by the command and date); nothing when ``path`` is None."""
+    if path is None:
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(path, results)
+    if table is not None:
+        path.with_suffix(".md").write_text(f"`{results['command']}` ({results['date']})\n\n{table}\n",
+                                           encoding="utf-8")
 
 
 def save_csr(path: str | Path, m: sp.spmatrix) -> None:
@@ -158,8 +170,9 @@ def load_csr(path: str | Path) -> sp.csr_matrix:
         return sp.csr_matrix((z["data"], z["indices"], z["indptr"]), shape=tuple(z["shape"]))
 
 
+# --------------------------------------------------------------------------------------- machine and versions
 def machine_info() -> dict[str, Any]:
-    """CPU model, core count, memory, OS and library versions: the context a benchmark number needs."""
+    """CPU model, core count, memory, OS, GPU and load: the context a benchmark number needs."""
     cpu = platform.processor() or platform.machine()
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -178,6 +191,10 @@ def machine_info() -> dict[str, Any]:
         info["load_avg"] = [round(x, 2) for x in os.getloadavg()]
     except (ImportError, OSError):
         pass
+    if "torch" in sys.modules:  # never import torch just for this
+        torch = sys.modules["torch"]
+        if torch.cuda.is_available():
+            info["gpu"] = torch.cuda.get_device_name(0)
     return info
 
 
@@ -191,203 +208,164 @@ def package_version(name: str) -> str | None:
         return None
 
 
-# --------------------------------------------------------------------------------------------------------------
-# The runner of the ``--run NAME [key=value ...]`` scripts: every run trains one registered model in a child
-# process of the script (``--one I --one-out FILE``), so that its peak RSS is its own.
-
-METRICS = ["P@1", "P@3", "P@5", "nDCG@3", "nDCG@5", "PSP@1", "PSP@3", "PSP@5"]
-MODEL_COLUMNS = [("model", "model", "")] + [(m, m, ".2f") for m in METRICS]
-TIMING_COLUMNS = [("train s", "train_s", ".0f"), ("predict docs/s", "predict_docs_s", ".0f"),
-                  ("peak RSS MiB", "peak_rss_mib", "")]
+VERSIONED = ("xmtc", "numpy", "scipy", "scikit-learn", "torch", "gensim", "omikuji", "libpecos", "napkinxc")
 
 
-def runner_parser(description: str, model: str) -> argparse.ArgumentParser:
-    """The arguments every ``--run`` script shares; add the script's own, then call :func:`parse_runner_args`.
-
-    Args:
-        description: the ``--help`` description.
-        model: the script's own model: the default run, and the runs that ``--set`` applies to.
-    """
-    p = argparse.ArgumentParser(description=description)
-    p.set_defaults(own_model=model)
-    p.add_argument("--data", required=True, type=Path, help="dataset folder with train/test texts")
-    p.add_argument("--run", nargs="+", action="append", default=None, metavar="NAME [KEY=VALUE]",
-                   help="one model run: a registered model name and its config overrides (repeatable); "
-                        f"default: --run {model}")
-    p.add_argument("--max-train", type=int, default=None, help="first N training documents (default all)")
-    p.add_argument("--max-test", type=int, default=None, help="first N test documents (default all)")
-    p.add_argument("--max-valid", type=int, default=1000, help="validation documents")
-    p.add_argument("--epochs", type=int, default=None, help="epochs for every run (default: the configs')")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=2, help="torch threads per run")
-    p.add_argument("--set", nargs="*", default=[], help=f"overrides for every {model} run (key=value)")
-    return p
+def versions() -> dict[str, str | None]:
+    """Python and the installed versions of xmtc and the libraries the benchmarks use."""
+    return {"python": platform.python_version(), **{name: package_version(name) for name in VERSIONED}}
 
 
-def parse_runner_args(p: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> argparse.Namespace:
-    """Add ``--out`` (and the internal ``--one``/``--one-out`` of a child run) and parse ``argv``."""
-    p.add_argument("--out", type=Path, default=None, help="JSON result file (and a .md table next to it)")
-    p.add_argument("--one", default=None, help=argparse.SUPPRESS)  # internal: run index, JSON to --one-out
-    p.add_argument("--one-out", type=Path, default=None, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    args.run = args.run or [[args.own_model]]
-    return args
+def git_commit() -> dict[str, Any] | None:
+    """The repository's commit and whether the working tree differs from it (None outside git)."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, timeout=10)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                               capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if sha.returncode != 0:
+        return None
+    return {"sha": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
 
 
-def load_splits(args: argparse.Namespace):
-    """(train, valid, test) with one label index (built from the first ``max_train`` training documents).
-
-    Validation: the dataset's own ``valid`` split (first ``max_valid`` documents) when it has one, else a
-    seeded split of train; never the test split.
-    """
-    from xmtc.data import find_datasets, load
-    from xmtc.data.split import validation_split
-
-    (train,) = load(args.data, ("train",), max_docs=args.max_train)
-    found = find_datasets(args.data, max_depth=0)
-    if found and "valid" in (found[0].get("splits") or []):
-        (valid,) = load(args.data, ("valid",), label_index=train.label_index, max_docs=args.max_valid)
-    else:
-        fraction = min(0.5, max(args.max_valid / len(train), 1 / len(train)))
-        train, valid = validation_split(train, fraction, args.seed, args.max_valid)
-    (test,) = load(args.data, ("test",), label_index=train.label_index, max_docs=args.max_test)
-    return train, valid, test
+def result_header(command: str) -> dict[str, Any]:
+    """The first keys of a result file: ``command``, ``date``, ``machine``, then ``versions`` and ``commit``."""
+    return {"command": command, "date": time.strftime("%Y-%m-%d"), "machine": machine_info(),
+            "versions": versions(), "commit": git_commit()}
 
 
-def metric_row(label: str, test: Any, top: Any, inv_prop: np.ndarray, **extra: Any) -> dict[str, Any]:
-    """A result row: P@1/3/5, nDCG@3/5, PSP@1/3/5 in percent, then ``extra``, then ``peak_rss_mib`` (None
-    until :func:`child_result` fills it in)."""
-    from xmtc import metrics
+# ---------------------------------------------------------------------------------------------- data splits
+def seeded_rows(n: int, size: int | None, seed: int) -> np.ndarray | None:
+    """Sorted row numbers of a seeded random sample of ``size`` of ``n`` rows, without replacement
+    (``np.random.default_rng(seed).choice``); None when ``size`` is None or not below ``n`` (take all)."""
+    if size is None or size >= n:
+        return None
+    if size < 1:
+        raise ValueError(f"a subset needs at least 1 document, got {size}")
+    return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
 
-    rep = metrics.report(test.Y, top, ks=(1, 3, 5), inv_prop=inv_prop, n_gold=test.n_gold())
-    return {"model": label, **{k: round(100 * rep[k], 2) for k in METRICS}, **extra, "peak_rss_mib": None}
+
+def dataset_name(path: str | Path) -> str:
+    """The dataset's folder name (``../shared/data/eurlex57k`` -> ``eurlex57k``)."""
+    path = Path(path).expanduser().resolve()
+    return path.name if path.is_dir() else path.parent.name
 
 
-@dataclass
-class FittedRun:
-    """One run of a child process, trained and timed by :func:`fit_run`."""
+def has_split(data: str | Path, split: str) -> bool:
+    """Whether the dataset folder has the split (``valid``: its own validation split)."""
+    from xmtc.data import find_datasets
 
-    name: str  # registered model name
-    label: str  # the run as given: name and its own overrides
-    config: Any
-    model: Any
+    found = find_datasets(data, max_depth=0)
+    return bool(found) and split in (found[0].get("splits") or {})
+
+
+def _labels_of_subset(train: Any) -> Any:
+    """``train`` over the labels that occur in it (a subset of a split can miss labels of the full split), so
+    that labels without any training document count as unseen gold labels of valid and test."""
+    from xmtc.data import LabelIndex
+
+    cols = np.flatnonzero(np.diff(sp.csc_matrix(train.Y).indptr) > 0)
+    if len(cols) == train.n_labels:
+        return train
+    names = train.label_index.names
+    Y = sp.csr_matrix(train.Y[:, cols])
+    Y.sort_indices()
+    return dataclasses.replace(train, Y=Y, label_index=LabelIndex([names[j] for j in cols]))
+
+
+@dataclasses.dataclass
+class Splits:
+    """The documents of one run: ``train`` (fitted on), ``valid`` (early stopping; None: the model carves its
+    own from train, or needs none) and ``test`` (evaluated once)."""
+
     train: Any
     valid: Any
     test: Any
-    train_s: float
-    top: Any  # TopK (n_test, 5)
-    predict_s: float
-    inv_prop: np.ndarray  # from the training labels
+    valid_source: str | None  # "valid" (the dataset's own split), "holdout" (of train) or None
 
-    def row(self, **extra: Any) -> dict[str, Any]:
-        """:func:`metric_row` of the run's top-5, with ``extra`` then training seconds, docs/s, epochs run."""
-        epochs_run = {tag: r.epochs_run for tag, r in getattr(self.model, "train_results_", {}).items()}
-        return metric_row(self.label, self.test, self.top, self.inv_prop, **extra,
-                          train_s=round(self.train_s, 1), predict_docs_s=round(len(self.test) / self.predict_s, 1),
-                          epochs_run=epochs_run)
+    def info(self) -> dict[str, Any]:
+        return {"dataset": self.train.name, "n_train": len(self.train),
+                "n_valid": None if self.valid is None else len(self.valid), "n_test": len(self.test),
+                "n_labels": self.train.n_labels, "valid_source": self.valid_source,
+                "test_unseen_gold": int(self.test.unseen.sum())}
 
 
-def fit_run(args: argparse.Namespace) -> FittedRun:
-    """Train run number ``args.one`` on :func:`load_splits` and predict the top 5 of its test documents.
+def load_splits(data: str | Path, *, seed: int = 0, max_train: int | None = None, max_test: int | None = None,
+                max_valid: int | None = None, valid: str = "none", holdout_fraction: float = 0.05,
+                holdout_max: int | None = 2000) -> Splits:
+    """Load a dataset folder's train and test splits (and validation documents) for one run.
 
-    Overrides, in order: ``--set`` (runs of the script's own model only), the run's own, then ``seed``,
-    ``progress=false``, ``threads`` and ``epochs`` where the model's config has them.
-    """
-    import warnings
-
-    from xmtc import metrics, registry
-
-    warnings.simplefilter("ignore")
-    name, *own = args.run[int(args.one)]
-    cls = registry.get(name)
-    fields = cls.Config.field_names()
-    overrides = [*(args.set if name == args.own_model else []), *own]
-    if "seed" in fields:
-        overrides.append(f"seed={args.seed}")
-    if "progress" in fields:
-        overrides += ["progress=false", f"threads={args.threads}"]
-        if args.epochs is not None:
-            overrides.append(f"epochs={args.epochs}")
-    cfg = cls.Config().with_overrides(overrides)
-    train, valid, test = load_splits(args)
-    with Timer() as fit_t:
-        model = cls(cfg).fit(train, valid)
-    with Timer() as predict_t:
-        top = model.predict(test, k=5)
-    return FittedRun(name=name, label=" ".join([name, *own]), config=cfg, model=model, train=train, valid=valid,
-                     test=test, train_s=fit_t.seconds, top=top, predict_s=predict_t.seconds,
-                     inv_prop=metrics.inverse_propensity(train.Y))
-
-
-def child_result(run: FittedRun, rows: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
-    """What a child run reports: its rows (with this process's peak RSS), config, data sizes and ``extra``."""
-    peak_mib = round(peak_rss_own_mib())
-    for r in rows:
-        r["peak_rss_mib"] = peak_mib
-    return {"rows": rows, "config": run.config.to_dict(), "n_train": len(run.train), "n_valid": len(run.valid),
-            "n_test": len(run.test), "n_labels": run.train.n_labels, **extra}
-
-
-def rows_table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> str:
-    """:func:`markdown_table` of result rows; ``columns`` are (header, row key, format spec), and a missing or
-    None value is an empty cell."""
-    cells = [[None if r.get(key) is None else format(r[key], spec) for _, key, spec in columns] for r in rows]
-    return markdown_table([head for head, _, _ in columns], cells)
-
-
-def run_header(script: str | Path, argv: Sequence[str], machine: bool = False) -> dict[str, Any]:
-    """``command`` (as typed from the repository root) and ``date`` of a result file (and ``machine``)."""
-    head: dict[str, Any] = {"command": f"python benchmarks/{Path(script).name} " + " ".join(argv),
-                            "date": time.strftime("%Y-%m-%d")}
-    if machine:
-        head["machine"] = machine_info()
-    return head
-
-
-def write_results(path: Path | None, results: dict[str, Any], table: str | None = None) -> None:
-    """Write ``results`` to ``path`` as JSON (and ``table`` to the ``.md`` next to it); nothing when None."""
-    if path is None:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, results, indent=1)
-    if table is not None:
-        path.with_suffix(".md").write_text(f"`{results['command']}` ({results['date']})\n\n{table}\n")
-
-
-def runner_main(script: str | Path, argv: Sequence[str] | None, args: argparse.Namespace,
-                run_one: Callable[[argparse.Namespace], dict[str, Any]],
-                table: Callable[[list[dict[str, Any]]], str], *, machine: bool = False,
-                progress: Callable[[dict[str, Any]], str] | None = None) -> None:
-    """Child side (``--one``): ``run_one(args)`` as JSON to ``--one-out``. Parent side: every ``--run`` in its own
-    child process of ``script``, the results written to ``--out`` after each run (what has finished is kept
-    if a later run is stopped), and the markdown ``table`` of all rows printed and written next to it.
+    Subsets are seeded random samples (:func:`seeded_rows`, the same ``seed`` for every split), never the first
+    N documents. The label index comes from the training documents used (labels of the whole train split when
+    ``max_train`` is None, else those occurring in the sample); gold labels outside it count as misses.
 
     Args:
-        script: the script file (``__file__``), run again for each child.
-        argv: the command line (None: ``sys.argv[1:]``).
-        args: parsed ``argv`` (:func:`parse_runner_args`).
-        run_one: trains and evaluates run ``args.one`` in this process; returns a dict with ``rows``.
-        table: markdown table of a list of rows.
-        machine: record :func:`machine_info` in the results.
-        progress: line printed after each run (default: the last line of its table).
+        data: dataset folder.
+        seed: seed of the samples and of the hold-out.
+        max_train, max_test: sample sizes of the train and test splits (None: all).
+        max_valid: sample size of the validation documents (None: all of the valid split; a hold-out of
+            ``holdout_fraction`` of train, at most ``holdout_max``).
+        valid: ``"valid"`` the dataset's own valid split, ``"holdout"`` a seeded hold-out of the training
+            documents (:func:`xmtc.data.validation_split`), ``"none"`` no validation documents. Never test.
+        holdout_fraction, holdout_max: size of a hold-out without ``max_valid``.
     """
-    if args.one is not None:
-        write_json(args.one_out, run_one(args), indent=1)
-        return
-    argv = list(sys.argv[1:] if argv is None else argv)
-    results = {**run_header(script, argv, machine), "runs": []}
-    rows: list[dict[str, Any]] = []
-    for i, run in enumerate(args.run):
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / "one.json"
-            child = run_child([sys.executable, str(script), *argv, "--one", str(i), "--one-out", str(out)])
-            if child["returncode"] != 0:
-                raise SystemExit(f"run {i} ({' '.join(run)}) failed with exit code {child['returncode']}")
-            one = read_json(out)
-        results["runs"].append(one)
-        rows += one["rows"]
-        print(progress(one) if progress else table(one["rows"]).splitlines()[-1], flush=True)
-        write_results(args.out, results)
-    text = table(rows)
-    print(text)
-    write_results(args.out, results, text)
+    from xmtc.data import load, validation_split
+
+    (train,) = load(data, ("train",))
+    rows = seeded_rows(len(train), max_train, seed)
+    if rows is not None:
+        train = _labels_of_subset(train.subset(rows, split="train"))
+    (test,) = load(data, ("test",), label_index=train.label_index)
+    rows = seeded_rows(len(test), max_test, seed)
+    test = test if rows is None else test.subset(rows, split="test")
+    valid_set = None
+    if valid == "valid":
+        (valid_set,) = load(data, ("valid",), label_index=train.label_index)
+        rows = seeded_rows(len(valid_set), max_valid, seed)
+        valid_set = valid_set if rows is None else valid_set.subset(rows, split="valid")
+    elif valid == "holdout":
+        n = len(train)
+        fraction = min(0.5, max(max_valid / n, 1 / n)) if max_valid else holdout_fraction
+        train, valid_set = validation_split(train, fraction, seed, max_valid or holdout_max)
+    elif valid != "none":
+        raise ValueError(f"valid must be 'valid', 'holdout' or 'none', got {valid!r}")
+    return Splits(train=train, valid=valid_set, test=test, valid_source=None if valid == "none" else valid)
+
+
+# --------------------------------------------------------------------------------------- training stage times
+def time_stages() -> dict[str, dict[str, float]]:
+    """Record wall and CPU seconds of every call of xmtc's training loop, by its ``tag``.
+
+    Wraps ``train_loop`` wherever an imported ``xmtc`` module holds it (import the model class first). CPU
+    seconds show a stage's cost even when other jobs share the cores. Returns the dict that fills up.
+    """
+    times: dict[str, dict[str, float]] = {}
+    try:
+        from xmtc.train import train_loop as original
+    except ImportError:
+        return times
+
+    def timed(*args: Any, **kw: Any) -> Any:
+        wall, cpu = time.perf_counter(), time.process_time()
+        result = original(*args, **kw)
+        times[kw.get("tag", "model")] = {"stage_wall_s": round(time.perf_counter() - wall, 1),
+                                         "stage_cpu_s": round(time.process_time() - cpu, 1)}
+        return result
+
+    for name, module in list(sys.modules.items()):
+        if name.startswith("xmtc") and getattr(module, "train_loop", None) is original:
+            module.train_loop = timed
+    return times
+
+
+def import_first(modules: Sequence[str], attr: str) -> Any:
+    """``attr`` of the first of ``modules`` that imports and has it (for names that moved between modules)."""
+    import importlib
+
+    for name in modules:
+        try:
+            return getattr(importlib.import_module(name), attr)
+        except (ImportError, AttributeError):
+            continue
+    raise ImportError(f"none of {list(modules)} provides {attr!r}")

@@ -45,15 +45,25 @@ import os
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
+import shlex  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import machine_info, markdown_table, package_version, peak_rss_own_mib, write_result  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    import_first,
+    load_splits,
+    markdown_table,
+    peak_rss_own_mib,
+    result_header,
+    write_json,
+)
+from benchmarks.schema import make_row  # noqa: E402
 
 METRICS = ["P@1", "P@3", "P@5", "nDCG@3", "nDCG@5", "PSP@1", "PSP@3", "PSP@5"]
 BEAT_METRICS = ["P@1", "P@3", "P@5"]
@@ -72,8 +82,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                      help="train xmtc's parabel on the loaded training documents")
     p.add_argument("--save-parabel", type=Path, default=None, help="with --train-parabel: save it here")
     p.add_argument("--parabel-set", nargs="*", default=[], help="parabel config overrides key=value")
-    p.add_argument("--max-train", type=int, default=None, help="first N training documents (default all)")
-    p.add_argument("--max-test", type=int, default=None, help="first N test documents (default all)")
+    p.add_argument("--max-train", type=int, default=None, help="seeded random sample of N training documents")
+    p.add_argument("--max-test", type=int, default=None, help="seeded random sample of N test documents")
+    p.add_argument("--seed", type=int, default=0, help="seed of the samples")
     p.add_argument("--k", type=int, default=100, help="labels predicted per document and model (default 100)")
     p.add_argument("--threads", type=int, default=0,
                    help="torch threads of the deep models and omikuji threads of a trained parabel (0: as "
@@ -211,16 +222,16 @@ def group_table(groups_by_row: dict[str, list[dict]], short: dict[str, str], gro
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     from xmtc import metrics, registry
-    from xmtc.data import load
-    from xmtc.label_metrics import label_group_auc
+
+    label_group_auc = import_first(["xmtc.label_metrics", "xmtc.metrics"], "label_group_auc")
 
     warnings.simplefilter("ignore")
     if args.threads > 0:
         import torch
 
         torch.set_num_threads(args.threads)
-    (train,) = load(args.data, ("train",), max_docs=args.max_train)
-    (test,) = load(args.data, ("test",), label_index=train.label_index, max_docs=args.max_test)
+    splits = load_splits(args.data, seed=args.seed, max_train=args.max_train, max_test=args.max_test)
+    train, test = splits.train, splits.test
     print(f"data: {args.data} train {len(train)} docs, test {len(test)} docs, {train.n_labels} labels",
           file=sys.stderr, flush=True)
 
@@ -270,17 +281,26 @@ def main(argv: list[str] | None = None) -> dict:
                   "(no label has enough occurrences for the frequency groups)"]
     text = "\n".join(parts)
     print(text)
-    result = {"rows": [{"name": r["name"], "kind": r["kind"], **metrics_by_row[r["name"]],
-                        "label_groups": {basis: groups[basis][r["name"]] for basis in args.group_by}}
+    seeds = {d["name"]: d["config"].get("seed") for d in deep_info}
+    seeds[parabel_name] = parabel_info.get("config", {}).get("seed")
+    argv = list(sys.argv[1:] if argv is None else argv)
+    result = {**result_header("python benchmarks/ensemble.py " + shlex.join(argv)),
+              "rows": [make_row(r["name"], "single" if r["kind"] in ("deep", "parabel") else "ensemble",
+                                train.name, n_train=len(train), n_test=len(test), seed=seeds.get(r["name"]),
+                                **metrics_by_row[r["name"]],
+                                train_s=parabel_info.get("train_s") if r["kind"] == "parabel" else None,
+                                role=r["kind"],
+                                label_groups={basis: groups[basis][r["name"]] for basis in args.group_by})
                        for r in rows],
               "consensus_beats_parts": beats, "deep_models": deep_info, "parabel": parabel_info,
               "k": args.k, "group_by": args.group_by, "n_groups": args.groups, "min_count": args.min_count,
               "n_train": len(train), "n_test": len(test), "n_labels": train.n_labels,
-              "test_unseen_gold": int(test.unseen.sum()), "data": str(args.data), "argv": sys.argv[1:],
-              "peak_rss_mib": round(peak_rss_own_mib()), "machine": machine_info(),
-              "versions": {n: package_version(n) for n in ("xmtc", "torch", "omikuji", "numpy")},
-              "markdown": text}
-    write_result(args.out, result, text)
+              "test_unseen_gold": int(test.unseen.sum()), "data": str(args.data), "seed": args.seed,
+              "peak_rss_mib": round(peak_rss_own_mib()), "markdown": text}
+    if args.out is not None:  # the .md is this script's own report (tables, verdicts, label groups)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        write_json(args.out, result)
+        args.out.with_suffix(".md").write_text(text + "\n", encoding="utf-8")
     return result
 
 

@@ -1,6 +1,7 @@
 """Does MAACF+ learn from the text or only label popularity? Validation-only diagnosis (never the test split).
 
-Fits MAACF+ on the first ``--max-train`` training documents with ``--valid`` of them held out, then prints the
+Fits MAACF+ on a seeded random sample of ``--max-train`` training documents with a seeded ``--valid`` of them held
+out, then prints the
 validation P@1 per epoch, the P@1 of always predicting the most frequent label, the P@1 of the shortlist in its
 own (Parabel) order, the variance of the pair logits across documents (fixed label) vs across labels (fixed
 document), and the gradient norm that one BPR batch sends into each part of the network.
@@ -15,27 +16,30 @@ benchmarks/results/maacf_diagnose/)::
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from xmtc import metrics
-from xmtc.data import load
-from xmtc.data.split import validation_split
-from xmtc.models.maacf import MAACF
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import load_splits  # noqa: E402
+from xmtc import metrics, registry  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, type=Path, help="dataset folder")
-    p.add_argument("--max-train", type=int, default=2000, help="first N training documents")
+    p.add_argument("--max-train", type=int, default=2000, help="seeded random sample of N training documents")
     p.add_argument("--valid", type=int, default=400, help="validation documents held out of them")
     p.add_argument("--set", nargs="*", default=[], help="MAACF config overrides key=value")
     args = p.parse_args(argv)
     torch.manual_seed(0)
-    (train,) = load(args.data, ("train",), max_docs=args.max_train)
-    train, valid = validation_split(train, 0.2, 0, args.valid)
+    splits = load_splits(args.data, seed=0, max_train=args.max_train, max_valid=args.valid, valid="holdout")
+    train, valid = splits.train, splits.valid
+    MAACF = registry.get("maacf")
     cfg = MAACF.Config().with_overrides(["emb_dim=100", "max_len=128", "w2v_epochs=3", "progress=false",
                                          "threads=1", "epochs=3", *args.set])
     m = MAACF(cfg).fit(train, valid)

@@ -1,60 +1,65 @@
-"""Sparse peers on one shared TF-IDF: omikuji (Parabel- and Bonsai-like), libpecos XR-Linear, napkinXC PLT
-and xmtc's own ``parabel`` model, trained and evaluated in one run.
+"""The sparse peers of the runner (:mod:`benchmarks.run`): omikuji (Parabel- and Bonsai-like), libpecos
+XR-Linear, napkinXC PLT, and xmtc's ``parabel`` / ``bonsai`` on the same features.
 
-    python benchmarks/peers.py --data ../shared/data/eurlex57k [--out results.json] [--max-train N]
-        [--methods omikuji-parabel,pecos-xrlinear] [--threads 2] [--k 5]
+The peers of one command share one feature set: a child process of its own (:func:`prepare`) fits one
+:class:`~xmtc.features.TfidfFeaturizer` on the training texts only (at most 200k terms, min_df 2, unigrams,
+sublinear tf, L2 rows; sparse-only datasets use their own features) and writes the CSR matrices; then each
+peer run (``python -m benchmarks.run --model omikuji-bonsai --data DIR``) loads them in its own child,
+trains and predicts the top 5 of the test documents (:func:`run_peer`). So "peak_rss_mib" is the method's
+process alone (interpreter, libraries, the loaded features; ``rss_loaded_mib`` is the peak before
+training). "train_s" / "train_cpu_s" are the training inside the child, without the TF-IDF (``features_s``;
+for omikuji it includes writing the XMLRepository text file omikuji reads); "predict_docs_s" is test
+documents / prediction wall seconds (omikuji's ``Model.predict`` is called per document with Python lists;
+xmtc's models call the same C entry point on CSR views).
 
-Steps: load the train/test splits with :func:`xmtc.data.load`; fit ONE
-:class:`~xmtc.features.tfidf.TfidfFeaturizer` on the training texts only (defaults: 200k terms, min_df 2,
-unigrams, sublinear tf, L2 rows); write the CSR features to a work folder; then run every method in its own
-subprocess, which trains on the train features and predicts the top-k of the test features. The parent
-computes P@k, PSP@k (inverse propensities of the training labels, A=0.55, B=1.5) and nDCG@k with
-:mod:`xmtc.metrics` (gold labels unseen in training count as misses) and prints a markdown table.
+Settings: omikuji with Parabel settings (balanced 2-means, depth 20, 3 trees, squared hinge, C 1, beam 10)
+and Bonsai settings (unbalanced 100-means, depth 3); XR-Linear with a PIFA label embedding and a hierarchical
+k-means indexer (leaves of at most 100 labels, beam 10); napkinXC PLT with its defaults. omikuji cannot be
+seeded; the others get the run's seed.
 
-Timings: "train s" is the wall time of training inside the child (for omikuji it includes writing the
-XMLRepository text file omikuji reads); "predict docs/s" is test documents / prediction wall time (omikuji's
-own ``Model.predict`` is called per document with Python lists, xmtc's ``parabel`` calls the same C entry
-point on CSR views). "peak RSS" is the child's own high-water mark (``VmHWM``; ``ru_maxrss`` from ``wait4``
-would also count the parent's memory at the fork); it includes the Python interpreter, the imported libraries
-and the loaded features (``rss_loaded_mib`` in the JSON output is the peak before training starts).
+The old command line still works and runs every method through the runner::
+
+    python benchmarks/peers.py --data ../shared/data/goemotions [--methods omikuji-parabel,pecos-xrlinear]
+        [--max-train N] [--max-test N] [--threads T] [--seed S] --out FILE.json
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
+import shlex
 import sys
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from common import (
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import (  # noqa: E402
     Timer,
+    import_first,
     load_csr,
-    machine_info,
-    markdown_table,
-    package_version,
     peak_rss_own_mib,
     read_json,
-    run_child,
     save_csr,
     write_json,
 )
 
-METHODS = ("omikuji-parabel", "omikuji-bonsai", "pecos-xrlinear", "napkinxc-plt", "xmtc-parabel",
-           "xmtc-bonsai")
-DEFAULT_METHODS = ("omikuji-parabel", "omikuji-bonsai", "pecos-xrlinear", "napkinxc-plt", "xmtc-parabel")
 BEAM = 10
 
 
-# --------------------------------------------------------------------------- the methods (run in the child)
-def _omikuji(X, Y, Xt, k: int, threads: int, work: Path, bonsai: bool):
+def _topk(n: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    return np.full((n, k), -1, dtype=np.int32), np.full((n, k), -np.inf, dtype=np.float32)
+
+
+def _omikuji(X, Y, Xt, k: int, threads: int, work: Path, seed: int, bonsai: bool):
     import omikuji
 
     from xmtc.models.base import TopK
-    from xmtc.models.sparse import write_xmlrepo
 
+    write_xmlrepo = import_first(["xmtc.models.baselines.parabel", "xmtc.models.sparse"], "write_xmlrepo")
     with Timer() as t_train:
         data_file = work / "omikuji-train.txt"
         write_xmlrepo(data_file, X, Y)
@@ -66,20 +71,18 @@ def _omikuji(X, Y, Xt, k: int, threads: int, work: Path, bonsai: bool):
         model.densify_weights(0.1)  # what `omikuji test` does by default
         model.init_prediction_thread_pool(threads)
     with Timer() as t_pred:
-        n = Xt.shape[0]
-        idx = np.full((n, k), -1, dtype=np.int32)
-        val = np.full((n, k), -np.inf, dtype=np.float32)
-        for r in range(n):
+        idx, val = _topk(Xt.shape[0], k)
+        for r in range(Xt.shape[0]):
             lo, hi = Xt.indptr[r], Xt.indptr[r + 1]
             pairs = model.predict(list(zip(Xt.indices[lo:hi].tolist(), Xt.data[lo:hi].tolist(), strict=True)),
                                   beam_size=BEAM, top_k=k)
             for j, (label, score) in enumerate(pairs):
                 idx[r, j], val[r, j] = label, score
         top = TopK(idx, val, n_labels=Y.shape[1])
-    return top, t_train.seconds, t_pred.seconds
+    return top, t_train, t_pred
 
 
-def _pecos(X, Y, Xt, k: int, threads: int, work: Path):
+def _pecos(X, Y, Xt, k: int, threads: int, work: Path, seed: int):
     from pecos.xmc import Indexer, LabelEmbeddingFactory
     from pecos.xmc.xlinear.model import XLinearModel
 
@@ -87,35 +90,33 @@ def _pecos(X, Y, Xt, k: int, threads: int, work: Path):
 
     with Timer() as t_train:
         label_feat = LabelEmbeddingFactory.create(Y, X, method="pifa")
-        chain = Indexer.gen(label_feat, indexer_type="hierarchicalkmeans", max_leaf_size=100, seed=0,
+        chain = Indexer.gen(label_feat, indexer_type="hierarchicalkmeans", max_leaf_size=100, seed=seed,
                             threads=threads)
         model = XLinearModel.train(X, Y, C=chain, threads=threads)
     with Timer() as t_pred:
-        pred = model.predict(Xt, beam_size=BEAM, only_topk=k, threads=threads)
-        top = TopK.from_csr(pred, k)
-    return top, t_train.seconds, t_pred.seconds
+        top = TopK.from_csr(model.predict(Xt, beam_size=BEAM, only_topk=k, threads=threads), k)
+    return top, t_train, t_pred
 
 
-def _napkinxc(X, Y, Xt, k: int, threads: int, work: Path):
+def _napkinxc(X, Y, Xt, k: int, threads: int, work: Path, seed: int):
     from napkinxc.models import PLT
 
     from xmtc.models.base import TopK
 
     with Timer() as t_train:
-        model = PLT(str(work / "napkinxc-plt"), seed=0, threads=threads)
+        model = PLT(str(work / "napkinxc-plt"), seed=seed, threads=threads)
         model.fit(X, Y)
     with Timer() as t_pred:
         preds = model.predict_proba(Xt, top_k=k)
-        idx = np.full((len(preds), k), -1, dtype=np.int32)
-        val = np.full((len(preds), k), -np.inf, dtype=np.float32)
+        idx, val = _topk(len(preds), k)
         for r, row in enumerate(preds):
             for j, (label, p) in enumerate(row[:k]):
                 idx[r, j], val[r, j] = label, p
         top = TopK(idx, val, n_labels=Y.shape[1])
-    return top, t_train.seconds, t_pred.seconds
+    return top, t_train, t_pred
 
 
-def _xmtc(X, Y, Xt, k: int, threads: int, work: Path, name: str):
+def _xmtc(X, Y, Xt, k: int, threads: int, work: Path, seed: int, name: str):
     import scipy.sparse as sp
 
     import xmtc
@@ -124,147 +125,90 @@ def _xmtc(X, Y, Xt, k: int, threads: int, work: Path, name: str):
     index = LabelIndex([str(i) for i in range(Y.shape[1])])
     cls = xmtc.registry.get(name)
     with Timer() as t_train:
-        model = cls(cls.Config(n_threads=threads)).fit(Dataset(Y=Y, label_index=index, X=X))
+        model = cls(cls.Config(n_threads=threads, seed=seed)).fit(Dataset(Y=Y, label_index=index, X=X))
     with Timer() as t_pred:
         top = model.predict(Dataset(Y=sp.csr_matrix((Xt.shape[0], Y.shape[1]), dtype=np.float32),
                                     label_index=index, X=Xt), k=k)
-    return top, t_train.seconds, t_pred.seconds
+    return top, t_train, t_pred
 
 
-def worker(method: str, work: Path, k: int, threads: int) -> None:
-    """Child process: train ``method`` on the saved train features, predict the test features, save both."""
-    X, Y, Xt = load_csr(work / "X_train.npz"), load_csr(work / "Y_train.npz"), load_csr(work / "X_test.npz")
-    rss_loaded = peak_rss_own_mib()
-    scratch = Path(tempfile.mkdtemp(prefix=f"{method}-", dir=work))
-    if method in ("omikuji-parabel", "omikuji-bonsai"):
-        top, t_train, t_pred = _omikuji(X, Y, Xt, k, threads, scratch, bonsai=method == "omikuji-bonsai")
-    elif method == "pecos-xrlinear":
-        top, t_train, t_pred = _pecos(X, Y, Xt, k, threads, scratch)
-    elif method == "napkinxc-plt":
-        top, t_train, t_pred = _napkinxc(X, Y, Xt, k, threads, scratch)
-    elif method in ("xmtc-parabel", "xmtc-bonsai"):
-        top, t_train, t_pred = _xmtc(X, Y, Xt, k, threads, scratch, method.split("-", 1)[1])
-    else:
-        raise SystemExit(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
-    shutil.rmtree(scratch, ignore_errors=True)
-    np.savez(work / f"{method}.pred.npz", indices=top.indices, scores=top.scores)
-    write_json(work / f"{method}.json", {"train_s": t_train, "predict_s": t_pred,
-                                         "rss_loaded_mib": rss_loaded, "peak_rss_mib": peak_rss_own_mib()})
+METHODS = {
+    "omikuji-parabel": lambda *a: _omikuji(*a, bonsai=False),
+    "omikuji-bonsai": lambda *a: _omikuji(*a, bonsai=True),
+    "pecos-xrlinear": _pecos,
+    "napkinxc-plt": _napkinxc,
+    "xmtc-parabel": lambda *a: _xmtc(*a, name="parabel"),
+    "xmtc-bonsai": lambda *a: _xmtc(*a, name="bonsai"),
+}
+PEERS = tuple(METHODS)
+DEFAULT_METHODS = ("omikuji-parabel", "omikuji-bonsai", "pecos-xrlinear", "napkinxc-plt", "xmtc-parabel")
+SEEDED = {"pecos-xrlinear", "napkinxc-plt", "xmtc-parabel", "xmtc-bonsai"}  # omikuji has no seed
 
 
-# --------------------------------------------------------------------------- the parent
-def prepare(args: argparse.Namespace, work: Path):
-    """Load the splits, fit the one shared TF-IDF on train and save the CSR features.
+def prepare(splits: Any, work: Path, *, max_features: int = 200000, min_df: int = 2) -> dict[str, Any]:
+    """Write the features every peer of one command shares to ``work`` (in a child process of its own): the
+    TF-IDF of the training texts (fitted on them only) and of the test texts, or the dataset's own sparse
+    features, the label matrices and the test documents' gold counts. Returns the facts (also
+    ``features.json``)."""
+    from xmtc.features import TfidfFeaturizer
 
-    Returns:
-        (train, test, info dict).
-    """
-    import xmtc
-    from xmtc.features.tfidf import TfidfFeaturizer
+    train, test = splits.train, splits.test
+    with Timer() as t:
+        if train.texts is None:
+            X, Xt, what = train.X, test.X, "the dataset's own sparse features"
+        else:
+            featurizer = TfidfFeaturizer(max_features=max_features, min_df=min_df, ngram_max=1, sublinear_tf=True)
+            X, Xt = featurizer.fit_transform(train.texts), featurizer.transform(test.texts)
+            what = f"tfidf (at most {max_features} terms, min_df {min_df}, unigrams, sublinear tf, L2 rows)"
+    for name, m in (("X_train", X), ("Y_train", train.Y), ("X_test", Xt), ("Y_test", test.Y)):
+        save_csr(work / f"{name}.npz", m)
+    np.save(work / "n_gold_test.npy", test.n_gold())
+    facts = {**splits.info(), "features": what, "n_features": X.shape[1],
+             "nnz_per_doc_train": round(X.nnz / max(1, X.shape[0]), 2), "features_s": round(t.seconds, 2)}
+    write_json(work / "features.json", facts)
+    return facts
 
-    train, test = xmtc.data.load(args.data, splits=("train", "test"))
-    if args.max_train:
-        train = train.subset(np.arange(min(args.max_train, len(train))))
-    if args.max_test:
-        test = test.subset(np.arange(min(args.max_test, len(test))))
-    featurizer = TfidfFeaturizer(max_features=args.tfidf_max_features, min_df=args.tfidf_min_df,
-                                 ngram_max=1, sublinear_tf=True)
-    with Timer() as t_fit:
-        X = featurizer.fit_transform(train.texts)
-    with Timer() as t_tr:
-        Xt = featurizer.transform(test.texts)
-    save_csr(work / "X_train.npz", X)
-    save_csr(work / "Y_train.npz", train.Y)
-    save_csr(work / "X_test.npz", Xt)
-    info = {"n_train": len(train), "n_test": len(test), "n_labels": train.n_labels, "n_features": X.shape[1],
-            "nnz_per_doc_train": X.nnz / max(1, X.shape[0]), "tfidf_fit_s": t_fit.seconds,
-            "tfidf_transform_test_s": t_tr.seconds, "test_unseen_gold": int(test.unseen.sum())}
-    return train, test, info
+
+def run_peer(method: str, work: Path, *, threads: int, seed: int, k: int = 5) -> dict[str, Any]:
+    """Train ``method`` on the features in ``work`` (:func:`prepare`) and evaluate its top ``k`` on the test
+    documents. Returns {"top", "train" (Timer), "predict" (Timer), "metrics" (report, fractions), "facts"}."""
+    from xmtc import metrics
+
+    if method not in METHODS:
+        raise SystemExit(f"unknown peer {method!r}; choose from {', '.join(PEERS)}")
+    X, Y, Xt = (load_csr(work / f"{name}.npz") for name in ("X_train", "Y_train", "X_test"))
+    facts = {**read_json(work / "features.json"), "rss_loaded_mib": round(peak_rss_own_mib())}
+    with tempfile.TemporaryDirectory(prefix=f"{method}-", dir=work) as scratch:
+        top, t_train, t_pred = METHODS[method](X, Y, Xt, k, threads, Path(scratch), seed)
+    rep = metrics.report(load_csr(work / "Y_test.npz"), top, ks=(1, 3, 5), inv_prop=metrics.inverse_propensity(Y),
+                         n_gold=np.load(work / "n_gold_test.npy"))
+    return {"top": top, "train": t_train, "predict": t_pred, "metrics": rep, "facts": facts}
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", help="dataset folder with texts (train and test splits)")
-    p.add_argument("--out", help="write all results as JSON here")
-    p.add_argument("--max-train", type=int, default=0, help="use only the first N training documents")
-    p.add_argument("--max-test", type=int, default=0, help="use only the first N test documents")
-    p.add_argument("--methods", default=",".join(DEFAULT_METHODS),
-                   help=f"comma list from {', '.join(METHODS)}")
+    """The old ``benchmarks/peers.py`` command line, run through :mod:`benchmarks.run`."""
+    p = argparse.ArgumentParser(description="Sparse peers on one dataset, each through benchmarks.run")
+    p.add_argument("--data", required=True)
+    p.add_argument("--out", default=None)
+    p.add_argument("--methods", default=",".join(DEFAULT_METHODS), help=f"comma list from {', '.join(PEERS)}")
+    p.add_argument("--max-train", type=int, default=None)
+    p.add_argument("--max-test", type=int, default=None)
     p.add_argument("--threads", type=int, default=0, help="threads per method (0: all cores)")
-    p.add_argument("--k", type=int, default=5, help="labels predicted per document")
+    p.add_argument("--seed", type=int, default=0)
     p.add_argument("--tfidf-max-features", type=int, default=200000)
     p.add_argument("--tfidf-min-df", type=int, default=2)
-    p.add_argument("--workdir", help="folder for features and predictions (default: a temporary one)")
-    p.add_argument("--keep", action="store_true", help="keep the work folder")
-    p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    threads = args.threads or os.cpu_count() or 1
-    if args.worker:
-        worker(args.worker, Path(args.workdir), args.k, threads)
-        return 0
-    if not args.data:
-        p.error("--data is required")
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        p.error(f"unknown methods {unknown}; choose from {', '.join(METHODS)}")
+    from benchmarks import run
 
-    from xmtc import metrics
-    from xmtc.models.base import TopK
-
-    work = Path(args.workdir or tempfile.mkdtemp(prefix="xmtc-peers-"))
-    work.mkdir(parents=True, exist_ok=True)
-    machine = machine_info()
-    print(f"machine: {machine}", flush=True)
-    train, test, info = prepare(args, work)
-    print(f"data: {args.data} {info}", flush=True)
-    inv_prop = metrics.inverse_propensity(train.Y)
-    results = []
-    for method in methods:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", method, "--workdir", str(work),
-               "--k", str(args.k), "--threads", str(threads)]
-        run = run_child(cmd, log_path=work / f"{method}.log")
-        row = {"method": method, "child_wall_s": run["seconds"], "returncode": run["returncode"]}
-        if run["returncode"] != 0:
-            tail = (work / f"{method}.log").read_text(errors="replace").strip().splitlines()[-5:]
-            row["error"] = " | ".join(tail)
-            print(f"{method}: FAILED ({row['error']})", flush=True)
-            results.append(row)
-            continue
-        row.update(read_json(work / f"{method}.json"))
-        with np.load(work / f"{method}.pred.npz", allow_pickle=False) as z:
-            top = TopK(z["indices"], z["scores"], n_labels=train.n_labels)
-        row["metrics"] = metrics.report(test.Y, top, ks=(1, 3, 5), inv_prop=inv_prop, n_gold=test.n_gold())
-        row["predict_docs_per_s"] = len(test) / max(row["predict_s"], 1e-9)
-        print(f"{method}: P@1 {100 * row['metrics']['P@1']:.2f} train {row['train_s']:.1f}s "
-              f"peak RSS {row['peak_rss_mib']:.0f} MiB", flush=True)
-        results.append(row)
-    table = results_table(results)
-    print()
-    print(table)
-    if args.out:
-        names = ("omikuji", "libpecos", "napkinxc", "xmtc", "numpy", "scipy", "scikit-learn")
-        versions = {name: package_version(name) for name in names}
-        write_json(args.out, {"command": " ".join(sys.argv), "data": args.data, "machine": machine,
-                              "versions": versions, "threads": threads, "k": args.k, "data_info": info,
-                              "results": results, "table": table})
-    if not args.keep and not args.workdir:
-        shutil.rmtree(work, ignore_errors=True)
-    return 0 if all(r["returncode"] == 0 for r in results) else 1
-
-
-def results_table(results: list[dict]) -> str:
-    """Markdown table of the results (metrics in percent)."""
-    cols = ["P@1", "P@3", "P@5", "PSP@1", "PSP@3", "PSP@5", "nDCG@3", "nDCG@5"]
-    rows = []
-    for r in results:
-        if r.get("returncode") != 0:
-            rows.append([r["method"], *["failed"] + [""] * (len(cols) + 2)])
-            continue
-        m = r["metrics"]
-        rows.append([r["method"], *[f"{100 * m[c]:.2f}" for c in cols], f"{r['train_s']:.1f}",
-                     f"{r['predict_docs_per_s']:.0f}", f"{r['peak_rss_mib']:.0f}"])
-    return markdown_table(["method", *cols, "train s", "predict docs/s", "peak RSS MiB"], rows)
+    new = ["--data", args.data, "--seed", str(args.seed), "--threads", str(args.threads),
+           "--tfidf-max-features", str(args.tfidf_max_features), "--tfidf-min-df", str(args.tfidf_min_df)]
+    for method in filter(None, (m.strip() for m in args.methods.split(","))):
+        new += ["--model", method]
+    for flag, value in (("--max-train", args.max_train), ("--max-test", args.max_test), ("--out", args.out)):
+        if value is not None:
+            new += [flag, str(value)]
+    command = "python benchmarks/peers.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    return run.main(new, command=command)
 
 
 if __name__ == "__main__":

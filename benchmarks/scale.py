@@ -37,6 +37,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import shlex  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -44,17 +45,20 @@ import warnings  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from common import (  # noqa: E402
+from benchmarks.common import (  # noqa: E402
     Timer,
-    machine_info,
     markdown_table,
     package_version,
     peak_rss_own_mib,
+    result_header,
     run_child,
+    time_stages,
     write_json,
 )
+from benchmarks.schema import make_row  # noqa: E402
 
 MIB = 2.0**20
 DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "scale_attentionxml.json"
@@ -109,7 +113,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def run_one(args: argparse.Namespace, n_labels: int) -> dict[str, Any]:
     """Generate, build, train and predict for one label count in this process; returns its measurements."""
     import torch
-    from attentionxml import time_stages
 
     from xmtc import metrics, registry
     from xmtc.data.synthetic import make_synthetic
@@ -253,6 +256,16 @@ HEADERS = ["labels", "tree level sizes", "tree build s", "s/epoch per level", "C
            "leaf update ms dense / sparse"]
 
 
+def schema_row(r: dict[str, Any], preset: str) -> dict[str, Any]:
+    """One label count's measurements as a result row (:mod:`benchmarks.schema`; only P@1 of the metrics)."""
+    r = dict(r)
+    return make_row(f"attentionxml ({preset}), {r['labels']} labels", "single", "synthetic",
+                    n_train=r.pop("n_train", None), n_test=r.pop("n_test", None),
+                    seed=r.get("config", {}).get("seed"), **{"P@1": r.pop("P@1", None)},
+                    train_s=r.pop("fit_s", None), train_cpu_s=r.pop("fit_cpu_s", None),
+                    predict_docs_s=r.pop("predict_docs_s", None), peak_rss_mib=r.pop("peak_rss_mib", None), **r)
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     if args.child is not None:  # one label count in this (child) process
@@ -260,7 +273,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {}
     if args.render is not None:  # only rewrite the table of an earlier result
         result = json.loads(args.render.read_text(encoding="utf-8"))
-        table = markdown_table(HEADERS, [_row(r) for r in result["results"]])
+        table = markdown_table(HEADERS, [_row(r) for r in result["rows"]])
         args.render.with_suffix(".md").write_text(table + "\n", encoding="utf-8")
         print(table)
         return result
@@ -292,8 +305,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             results.append(r)
             print(markdown_table(HEADERS, [_row(r)]), flush=True)
     table = markdown_table(HEADERS, [_row(r) for r in results])
-    result = {"results": results, "argv": sys.argv[1:], "machine": machine_info(),
-              "torch": package_version("torch"), "date": time.strftime("%Y-%m-%d")}
+    argv = list(sys.argv[1:] if argv is None else argv)
+    result = {**result_header("python benchmarks/scale.py " + shlex.join(argv)),
+              "rows": [schema_row(r, args.preset) for r in results], "argv": argv, "torch": package_version("torch")}
     print(table)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import platform
+import shlex
 import socket
 import subprocess
 import sys
@@ -31,6 +32,12 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks.common import dataset_name, machine_info, seeded_rows  # noqa: E402
+from benchmarks.schema import make_row  # noqa: E402
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -39,7 +46,8 @@ def free_port() -> int:
 
 
 def load_texts(data: str | None, split: str, max_docs: int) -> tuple[list[str], str]:
-    """Up to ``max_docs`` documents of ``split`` of dataset folder ``data`` (default: the bundled dataset)."""
+    """A seeded random sample (seed 0, in file order) of at most ``max_docs`` documents of ``split`` of dataset
+    folder ``data`` (default: the bundled dataset)."""
     import warnings
 
     from xmtc.data import bundled_path, load
@@ -47,10 +55,12 @@ def load_texts(data: str | None, split: str, max_docs: int) -> tuple[list[str], 
     path = Path(data) if data else bundled_path()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        (ds,) = load(path, splits=(split,), max_docs=max_docs)
+        (ds,) = load(path, splits=(split,))
     if ds.texts is None:
         raise SystemExit(f"{path}: split {split!r} has no raw texts")
-    return ds.texts, f"{path.name}/{split}"
+    rows = seeded_rows(len(ds.texts), max_docs, 0)
+    texts = ds.texts if rows is None else [ds.texts[i] for i in rows]
+    return texts, f"{path.name}/{split}"
 
 
 def start_server(run: str, port: int, extra: list[str]) -> subprocess.Popen:
@@ -180,6 +190,19 @@ def summarise(lat: np.ndarray, errors: dict[str, int], wall: float, args, source
     }
 
 
+def to_result(s: dict, data: str | None) -> dict:
+    """The summary as a result file (:mod:`benchmarks.schema`): one row without P@k (a load test measures no
+    quality), the serving figures at the top level, the machine as :func:`benchmarks.common.machine_info`."""
+    s = dict(s)
+    row = make_row(f"{s['model']} (xmtc serve, concurrency {s['concurrency']})", "single",
+                   dataset_name(data) if data else s["documents"].split("/")[0], n_labels=s["n_labels"],
+                   requests=s["requests"], concurrency=s["concurrency"],
+                   throughput_docs_s=s["throughput_texts_per_s"], latency_p50_ms=s["latency_ms"]["p50"],
+                   latency_p99_ms=s["latency_ms"]["p99"], errors=s["errors"])
+    return {"command": s.pop("command"), "date": s.pop("date"),
+            "machine": {"description": s.pop("machine"), **machine_info()}, "rows": [row], **s}
+
+
 def markdown(s: dict) -> str:
     lat = s["latency_ms"]
     rows = [("model", f"{s['model']} ({s['n_labels']} labels), {s['run']}"), ("documents", s["documents"]),
@@ -205,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--concurrency", type=int, default=50, help="concurrent clients (default 50)")
     p.add_argument("--texts", type=int, default=1, help="documents per request (default 1)")
     p.add_argument("--k", type=int, default=5, help="labels per document (default 5)")
-    p.add_argument("--max-docs", type=int, default=2000, help="distinct documents read (cycled)")
+    p.add_argument("--max-docs", type=int, default=2000, help="distinct documents sent (a seeded sample, cycled)")
     p.add_argument("--timeout", type=float, default=120.0, help="seconds per request before it is an error")
     p.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     p.add_argument("--server-arg", action="append", default=[], help="extra argument for xmtc serve "
@@ -233,11 +256,11 @@ def main(argv: list[str] | None = None) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
     summary = summarise(lat, errors, wall, args, source, health, health_after)
-    summary["command"] = "python benchmarks/serve_load.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    summary["command"] = "python benchmarks/serve_load.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     print(markdown(summary))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        args.json.write_text(json.dumps(to_result(summary, args.data), indent=1) + "\n", encoding="utf-8")
         print(f"\nwrote {args.json}")
 
 

@@ -17,6 +17,10 @@ from xmtc.models.base import TopK
 from xmtc.models.ensemble import align_topk, average_topk, consensus_topk
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks import schema  # noqa: E402
 
 
 def _top(indices, scores, n_labels) -> TopK:
@@ -24,16 +28,10 @@ def _top(indices, scores, n_labels) -> TopK:
 
 
 def _bench():
-    """benchmarks/ensemble.py as a module (its folder holds the ``common`` helpers it imports)."""
-    path = REPO / "benchmarks" / "ensemble.py"
-    spec = importlib.util.spec_from_file_location("bench_ensemble", path)
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, str(path.parent))
-    try:
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(path.parent))
-    return module
+    """benchmarks/ensemble.py (the ``benchmarks`` package at the repository root)."""
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    return importlib.import_module("benchmarks.ensemble")
 
 
 def test_align_topk_identity_permutation_and_dropped_labels():
@@ -87,20 +85,23 @@ def test_script_consensus_of_parabel_with_itself(tiny_dir, tmp_path):
     result = bench.main(["--data", str(tiny_dir), "--models", str(folder), str(folder), "--parabel",
                          str(folder), "--k", "8", "--threads", "1", "--min-count", "1", "--group-by", "train", "test",
                          "--out", str(out)])
-    rows = {r["name"]: r for r in result["rows"]}
-    assert [r["kind"] for r in result["rows"]] == ["deep", "deep", "average", "parabel", "consensus",
+    rows = {r["model"]: r for r in result["rows"]}
+    assert [r["role"] for r in result["rows"]] == ["deep", "deep", "average", "parabel", "consensus",
                                                      "consensus"]
+    assert [r["kind"] for r in result["rows"]] == ["single", "single", "ensemble", "single", "ensemble",
+                                                     "ensemble"]
     reference = rows["parabel"]
     for r in result["rows"]:
         for metric in ("P@1", "P@3", "P@5", "nDCG@5"):
-            assert r[metric] == pytest.approx(reference[metric], abs=1e-9), (r["name"], metric)
+            assert r[metric] == pytest.approx(reference[metric], abs=1e-9), (r["model"], metric)
         for basis in ("train", "test"):
-            assert r["label_groups"][basis], (r["name"], basis)
+            assert r["label_groups"][basis], (r["model"], basis)
             assert r["label_groups"][basis][0]["AUC"] == pytest.approx(
                 reference["label_groups"][basis][0]["AUC"], abs=1e-9)
     assert reference["P@1"] > 50  # the tiny keyword task is easy
     assert all(not b["beats_both"] for b in result["consensus_beats_parts"])
     saved = json.loads(out.read_text())
     assert saved["n_test"] == len(test)
+    assert schema.validate(saved) == []
     md = out.with_suffix(".md").read_text()
     assert md.startswith("| # |") and "| occurrence (train) |" in md and "| occurrence (test) |" in md

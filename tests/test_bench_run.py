@@ -1,0 +1,70 @@
+"""The benchmark runner (benchmarks/run.py) and its data splits on the tiny keyword task: result files in the
+schema, seeded random subsets (never the first N), validation never from test."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks import run, schema  # noqa: E402
+from benchmarks.common import load_splits, seeded_rows  # noqa: E402
+
+
+def test_seeded_rows_are_a_sorted_random_sample():
+    rows = seeded_rows(1000, 50, seed=3)
+    assert len(rows) == 50 and len(set(rows.tolist())) == 50 and np.all(np.diff(rows) > 0)
+    assert rows.tolist() != list(range(50))
+    np.testing.assert_array_equal(rows, seeded_rows(1000, 50, seed=3))
+    assert rows.tolist() != seeded_rows(1000, 50, seed=4).tolist()
+    assert seeded_rows(10, None, 0) is None and seeded_rows(10, 10, 0) is None
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_load_splits_samples_and_holdout(tiny_dir, tiny_dir_with_valid):
+    import xmtc
+
+    (full,) = xmtc.data.load(tiny_dir, ("train",))
+    s = load_splits(tiny_dir, seed=0, max_train=100, max_test=30, max_valid=20, valid="holdout")
+    assert (len(s.train), len(s.valid), len(s.test)) == (80, 20, 30)
+    assert s.valid_source == "holdout"
+    texts = set(s.train.texts) | set(s.valid.texts)
+    assert texts != set(full.texts[:100]) and texts <= set(full.texts)  # a random sample, not the first 100
+    assert not set(s.train.texts) & set(s.valid.texts)
+    assert s.train.n_labels == len(s.train.label_index) == s.test.Y.shape[1]
+    own = load_splits(tiny_dir_with_valid, seed=0, max_valid=15, valid="valid")
+    (valid,) = xmtc.data.load(tiny_dir_with_valid, ("valid",))
+    assert own.valid_source == "valid" and len(own.valid) == 15 and set(own.valid.texts) <= set(valid.texts)
+    assert len(own.train) == len(xmtc.data.load(tiny_dir_with_valid, ("train",))[0])
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_runner_writes_a_result_file_in_the_schema(tiny_dir, tmp_path):
+    out = tmp_path / "p.json"
+    rc = run.main(["--model", "parabel", "--data", str(tiny_dir), "--max-train", "120", "--max-test", "40",
+                   "--threads", "1", "--set", "n_trees=1", "--out", str(out)])
+    assert rc == 0
+    result = json.loads(out.read_text())
+    assert schema.validate(result) == []
+    (row,) = result["rows"]
+    assert (row["model"], row["kind"], row["dataset"], row["n_train"], row["n_test"]) == \
+        ("parabel", "single", "tiny", 120, 40)
+    assert row["P@1"] > 50  # percent; the keyword task is easy
+    assert row["train_s"] > 0 and row["peak_rss_mib"] > 0 and row["predict_docs_s"] > 0
+    assert result["command"].startswith("python -m benchmarks.run --model parabel")
+    assert result["runs"][0]["config"]["n_trees"] == 1 and result["versions"]["xmtc"]
+    assert out.with_suffix(".md").read_text().startswith("`python -m benchmarks.run")
+
+
+def test_runner_rejects_unknown_models_and_keys(tiny_dir):
+    with pytest.raises(SystemExit):
+        run.main(["--model", "no-such-model", "--data", str(tiny_dir)])
+    with pytest.raises(SystemExit):
+        run.main(["--model", "parabel", "--data", str(tiny_dir), "--set", "no_such_key=1"])
