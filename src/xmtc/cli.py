@@ -165,6 +165,9 @@ def train(
     k: int = typer.Option(5, "--k", "-k", help="Largest cut-off of the final test report."),
     test: bool = typer.Option(
         True, "--test/--no-test", help="Evaluate on the dataset's test split at the end."),
+    tune: bool = typer.Option(
+        False, "--tune", help="Then choose a decision rule for label sets on validation (as xmtc tune); "
+                              "without a valid split a seeded 10% of train is held out for it."),
 ) -> None:
     """Train a model, save it in RUN/model and report test metrics.
 
@@ -226,6 +229,15 @@ def train(
     wanted = ["train"] + ([vname] if vname else []) + (["test"] if test and "test" in available else [])
     ds = _load(data, wanted)
     train_ds, valid_ds, test_ds = ds["train"], ds.get(vname) if vname else None, ds.get("test")
+    holdout = run.get("holdout") if run is not None else None  # label sets (issue 16): xmtc.cli_sets
+    if tune and valid_ds is None and holdout is None:
+        from xmtc.cli_sets import holdout_for
+
+        holdout = holdout_for(cfg)
+    if holdout is not None:
+        from xmtc.data import validation_split
+
+        train_ds, valid_ds = validation_split(train_ds, holdout["fraction"], holdout["seed"], holdout["max_docs"])
 
     out.mkdir(parents=True, exist_ok=True)
     if is_finished(out, run):
@@ -235,10 +247,12 @@ def train(
     else:
         run = {"model": model, "data": str(data), "valid_split": valid_split, "config": cfg.to_dict(),
                "status": STATUS_TRAINING, "started": run["started"] if run else time.strftime("%Y-%m-%d %H:%M:%S"),
-               "xmtc": _version()}
+               "xmtc": _version(), **({"holdout": holdout} if holdout is not None else {})}
         write_json(out / RUN_FILE, run)
         held_out = f"dataset split '{vname}' ({len(valid_ds)} docs)" if valid_ds is not None else \
             "held out from train by the model (its seed)"
+        if holdout is not None:
+            held_out = f"{len(valid_ds)} docs held out from train for --tune (seed {holdout['seed']})"
         info(f"training {model} on {data.name}: {len(train_ds)} docs, {train_ds.n_labels} labels; "
              f"validation: {held_out}")
         t0 = time.perf_counter()
@@ -251,15 +265,22 @@ def train(
         write_json(out / RUN_FILE, run)
     typer.echo(f"trained {model} on {data.name} ({len(train_ds)} docs, {train_ds.n_labels} labels) "
                f"in {seconds:.1f} s; model saved to {out / MODEL_DIR}")
+    if tune:
+        from xmtc.cli_sets import tune_after_training
+
+        typer.echo(tune_after_training(fitted, valid_ds, out / MODEL_DIR, vname, holdout, data))
     if test_ds is None:
         if test:
             info(f"{data.name} has no test split: nothing to evaluate")
         return
     result = _evaluate(fitted, test_ds, k, metrics.inverse_propensity(train_ds.Y))
     result.update(_unseen_summary(test_ds))
+    sets_text = _add_sets(result, fitted, test_ds, train_ds)
     write_json(out / TEST_REPORT, result)
-    shown = {m: v for m, v in result.items() if not m.startswith(("unseen", "docs_with"))}
+    shown = {m: v for m, v in result.items() if not m.startswith(("unseen", "docs_with", "sets"))}
     _print_report(shown, test_ds, "test")
+    if sets_text:
+        typer.echo(sets_text)
     typer.echo(f"report saved to {out / TEST_REPORT}")
 
 
@@ -267,6 +288,17 @@ def _version() -> str:
     import xmtc
 
     return xmtc.__version__
+
+
+def _add_sets(result: dict[str, Any], model, ds, train_ds) -> str | None:
+    """Add the label-set metrics of the model's decision rule as ``result["sets"]``; their table, or None."""
+    from xmtc.cli_sets import format_sets, sets_report
+
+    sets = sets_report(model, ds, train_ds)
+    if sets is None:
+        return None
+    result["sets"] = sets
+    return format_sets(sets)
 
 
 # --------------------------------------------------------------------------------------------- predict
@@ -313,8 +345,12 @@ def predict(
         None, "--output", "-o", help="JSONL output file (default: stdout)."),
     fmt: str = typer.Option("auto", "--format", help="Input format: auto (JSONL when the first line starts "
                             "with '{' or the name ends in .jsonl), text or jsonl."),
+    sets: bool = typer.Option(False, "--sets", help="Label sets chosen by the model's decision rule (xmtc tune) "
+                              "instead of the top k."),
 ) -> None:
     """Top-k labels for new documents, as JSONL {"labels": [...], "scores": [...]} (one line per input).
+
+    With --sets, "labels" is the set the model's saved decision rule chooses (see xmtc tune) and --k is unused.
 
     Examples:
 
@@ -326,6 +362,10 @@ def predict(
     if fmt not in ("auto", "text", "jsonl"):
         raise XMTCError(f"--format must be auto, text or jsonl, but is {fmt!r}")
     model = _load_model(run)
+    if sets and getattr(model, "decision_", None) is None:
+        from xmtc.decision import NO_RULE
+
+        raise XMTCError(NO_RULE)
     names = model.label_index_.names
     sink = open(output, "w", encoding="utf-8") if output is not None else sys.stdout  # noqa: SIM115
     n = 0
@@ -334,10 +374,10 @@ def predict(
         for item in _read_inputs(input, fmt):
             chunk.append(item)
             if len(chunk) == PREDICT_CHUNK:
-                n += _predict_chunk(model, chunk, k, names, sink)
+                n += _predict_chunk(model, chunk, k, names, sink, sets)
                 chunk = []
         if chunk:
-            n += _predict_chunk(model, chunk, k, names, sink)
+            n += _predict_chunk(model, chunk, k, names, sink, sets)
     finally:
         if output is not None:
             sink.close()
@@ -345,7 +385,11 @@ def predict(
         info(f"wrote {n} predictions to {output}")
 
 
-def _predict_chunk(model, chunk: list[tuple[str, Any]], k: int, names: list[str], sink) -> int:
+def _predict_chunk(model, chunk: list[tuple[str, Any]], k: int, names: list[str], sink, sets: bool = False) -> int:
+    if sets:  # the saved decision rule's label sets (xmtc.cli_sets)
+        from xmtc.cli_sets import write_set_rows
+
+        return write_set_rows(model, chunk, sink)
     with contextlib.redirect_stdout(sys.stderr):
         top = model.predict([text for text, _ in chunk], k=k)
     for (_, doc_id), ids, scores in zip(chunk, top.indices, top.scores, strict=True):
@@ -372,6 +416,8 @@ def evaluate(
     Labels are mapped with the model's label index: gold labels it does not know count as misses and are
     reported. Propensities for PSP/PSnDCG come from the dataset's train split (omitted when it has none).
     --json prints keys such as "P@1", "nDCG@3", "PSP@5", "n_docs" and "unseen_label_occurrences".
+    When the model has a decision rule (xmtc tune), the label sets are scored too ("sets": micro-F1,
+    macro-F1, example-F1, precision, recall, F1 by training-frequency group, ECE of the scores).
 
     Examples:
 
@@ -395,10 +441,13 @@ def evaluate(
         info(f"note: {data} has no train split: PSP@k and PSnDCG@k are left out")
     inv_prop = metrics.inverse_propensity(train_ds.Y) if train_ds is not None else None
     result = _evaluate(model, ds[split], k, inv_prop)
+    sets_text = _add_sets(result, model, ds[split], train_ds)
     if as_json:
         typer.echo(json.dumps({**result, **_unseen_summary(ds[split])}))
     else:
-        _print_report(result, ds[split], split)
+        _print_report({m: v for m, v in result.items() if m != "sets"}, ds[split], split)
+        if sets_text:
+            typer.echo(sets_text)
 
 
 # --------------------------------------------------------------------------------------------- configs

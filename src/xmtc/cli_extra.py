@@ -154,7 +154,10 @@ def report(
 
 
 def add_commands(app: typer.Typer) -> None:
-    """Register ``serve``, ``explain`` and ``report`` on the ``xmtc`` typer app."""
+    """Register ``serve``, ``explain``, ``report`` and ``tune`` (:mod:`xmtc.cli_sets`) on the ``xmtc`` app."""
+    from xmtc.cli_sets import tune
+
     app.command("serve")(serve)
     app.command("explain")(explain)
     app.command("report")(report)
+    app.command("tune")(tune)

@@ -37,8 +37,9 @@ if TYPE_CHECKING:
     from xmtc.models.base import TopK
 
 __all__ = [
-    "METRICS", "NO_RULE", "LabelSets", "LabelThresholdRule", "ThresholdRule", "TopKRule", "TopKThresholdRule",
-    "Candidate", "TuneResult", "apply", "apply_csr", "rule_from_dict", "to_sets", "tune",
+    "DECISION_FILE", "METRICS", "NO_RULE", "Candidate", "LabelSets", "LabelThresholdRule", "ThresholdRule",
+    "TopKRule", "TopKThresholdRule", "TuneResult", "apply", "apply_csr", "decision_payload", "parse_decision",
+    "rule_from_dict", "to_sets", "tune",
 ]
 
 METRICS = ("micro-F1", "macro-F1", "example-F1")
@@ -239,6 +240,28 @@ def rule_from_dict(d: Any) -> Rule:
     if kind not in RULES:
         raise XMTCError(f"decision rule: unknown rule {kind!r} (known: {', '.join(RULES)})")
     return RULES[kind].from_dict(d)
+
+
+# ----------------------------------------------------------------------------------------------- the file
+DECISION_FILE = "decision.json"
+DECISION_FORMAT = 1
+
+
+def decision_payload(rule: Rule, tuning: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The JSON object of ``decision.json``: ``{"format": 1, "rule": {...}, "tuning": {...}}``."""
+    return {"format": DECISION_FORMAT, "rule": rule.to_dict(), "tuning": tuning or {}}
+
+
+def parse_decision(payload: Any, source: str = DECISION_FILE) -> tuple[Rule, dict[str, Any]]:
+    """(rule, tuning info) of a :func:`decision_payload` object; XMTCError naming ``source`` when invalid."""
+    if not isinstance(payload, dict) or payload.get("format") != DECISION_FORMAT:
+        raise XMTCError(f"{source}: not a decision rule file of format {DECISION_FORMAT}")
+    try:
+        rule = rule_from_dict(payload.get("rule"))
+    except XMTCError as e:
+        raise XMTCError(f"{source}: {e}") from None
+    tuning = payload.get("tuning")
+    return rule, tuning if isinstance(tuning, dict) else {}
 
 
 # ----------------------------------------------------------------------------------------------- applying

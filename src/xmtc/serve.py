@@ -1,6 +1,7 @@
 """HTTP service over a trained model: ``create_app(model)`` builds a FastAPI app (``xmtc serve RUN`` runs it).
 
-Endpoints: ``POST /predict`` {"texts": [...], "k": 5} -> {"predictions": [{"labels", "scores"}, ...]};
+Endpoints: ``POST /predict`` {"texts": [...], "k": 5} -> {"predictions": [{"labels", "scores"}, ...]}
+(``"mode": "sets"``: the label sets of the model's saved decision rule, see :mod:`xmtc.decision`; ``k`` unused);
 ``POST /explain`` {"text": ..., "label": ...} -> {"label", "tokens", "weights", "spans", ...} (attention
 models);
 ``GET /labels``; ``GET /health``; ``GET /`` (an interactive page); ``GET /docs`` (OpenAPI, FastAPI's default).
@@ -29,7 +30,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -365,6 +366,7 @@ def create_app(model, limits: ServeLimits | None = None, descriptions: dict[str,
         model_config = ConfigDict(extra="forbid")
         texts: list[StrictStr]
         k: StrictInt = 5
+        mode: Literal["topk", "sets"] = "topk"
 
     class Prediction(BaseModel):
         labels: list[str]
@@ -454,18 +456,28 @@ def create_app(model, limits: ServeLimits | None = None, descriptions: dict[str,
               summary="Top-k labels of each text (concurrent requests are micro-batched)")
     async def predict(req: PredictRequest) -> dict[str, Any]:
         check_texts(req.texts)
-        if not 1 <= req.k <= limits.max_k:
+        rule = getattr(model, "decision_", None) if req.mode == "sets" else None  # label sets (issue 16)
+        if req.mode == "sets" and rule is None:
+            from xmtc.decision import NO_RULE
+
+            raise HTTPException(400, NO_RULE)
+        if rule is None and not 1 <= req.k <= limits.max_k:
             raise HTTPException(422, f"k must be between 1 and {limits.max_k}, but is {req.k}")
         try:
-            indices, scores = await batcher.submit(req.texts, req.k)
+            indices, scores = await batcher.submit(req.texts, rule.depth if rule is not None else req.k)
         except asyncio.QueueFull:
             raise HTTPException(503, f"server busy: {limits.max_queue} requests are queued; retry later") \
                 from None
         except XMTCError as e:
             raise HTTPException(400, str(e)) from None
         out = []
-        for ids, vals in zip(indices, scores, strict=True):
-            keep = ids >= 0
+        if rule is not None:
+            from xmtc.models.base import TopK
+
+            chosen = rule.select(TopK(indices, scores, n_labels=len(names)))
+        else:
+            chosen = indices >= 0
+        for ids, vals, keep in zip(indices, scores, chosen, strict=True):
             labels = [names[i] for i in ids[keep]]
             row: dict[str, Any] = {"labels": labels, "scores": [float(s) for s in vals[keep]]}
             if descriptions:
@@ -504,6 +516,7 @@ def create_app(model, limits: ServeLimits | None = None, descriptions: dict[str,
     async def health() -> dict[str, Any]:
         return {"status": "ok", "model": model.name, "n_labels": len(names),
                 "supports_explain": model.supports_explain, "limits": limits.__dict__,
+                "decision_rule": rule.describe() if (rule := getattr(model, "decision_", None)) else None,
                 "batching": batcher.stats.to_dict()}
 
     page = server_page(title)
