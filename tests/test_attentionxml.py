@@ -232,6 +232,32 @@ def test_resume_per_level_matches_uninterrupted_run(data16, tmp_path, monkeypatc
     assert tags.count("level-1") == 3 and tags.count("level-2") == 3  # nothing trained twice
 
 
+def test_shared_encoder_trains_one_bilstm_per_tree(data16, tmp_path, monkeypatch):
+    train, test = data16
+    seen = {}
+    real_loop = ax_module.train_loop
+
+    def recording_loop(module, *, tag, **kw):
+        if tag == "level-2":
+            seen["before"] = {k: v.clone() for k, v in module.encoder.state_dict().items()}
+        result = real_loop(module, tag=tag, **kw)
+        if tag == "level-2":
+            seen["after"] = {k: v.clone() for k, v in module.encoder.state_dict().items()}
+        return result
+
+    monkeypatch.setattr(ax_module, "train_loop", recording_loop)
+    model = AttentionXML(tree_config(share_encoder=True)).fit(train)
+    upper, lower = model.networks_["tree0.level1"], model.networks_["tree0.level2"]
+    assert lower.encoder is upper.encoder and lower.emb is upper.emb
+    assert all(torch.equal(seen["before"][k], seen["after"][k]) for k in seen["before"])  # frozen in level 2
+    top = model.predict(test, k=3)
+    assert metrics.precision_at_k(test.Y, top, 1) > 0.5
+    loaded = xmtc.load(model.save(tmp_path / "m"))
+    assert loaded.networks_["tree0.level2"].encoder is loaded.networks_["tree0.level1"].encoder
+    top2 = loaded.predict(test, k=3)
+    assert np.array_equal(top.indices, top2.indices) and np.allclose(top.scores, top2.scores)
+
+
 def test_explain_aligned_with_tokens(tree_model):
     text = "The report on KALOTON policy, with extra words!"
     tokens, weights = tree_model.explain(text, tree_model.label_index_.names[0])

@@ -66,7 +66,9 @@ class DeepConfig(TrainConfig):
         check(self.vocab_size > 2, f"vocab_size must be > 2, but is {self.vocab_size}")
         check(self.min_count >= 1, f"min_count must be >= 1, but is {self.min_count}")
         check(self.emb_dim > 0, f"emb_dim must be positive, but is {self.emb_dim}")
-        check(self.w2v_epochs >= 0, f"w2v_epochs must be >= 0, but is {self.w2v_epochs}")
+        check(self.w2v_epochs >= 1 or bool(self.embeddings),
+              f"w2v_epochs must be >= 1 (word vectors are trained on the training texts unless 'embeddings' "
+              f"names a file), but is {self.w2v_epochs}")
         check(0 <= self.emb_dropout < 1, f"emb_dropout must be in [0, 1), but is {self.emb_dropout}")
 
 
@@ -342,8 +344,14 @@ class DeepTextModel(XMTCModel):
     def _save_state(self, path: Path) -> list[str]:
         from safetensors.torch import save_file
 
-        tensors = {f"{name}.{key}": value.detach().cpu().contiguous()
-                   for name, net in self.networks_.items() for key, value in net.state_dict().items()}
+        tensors, seen = {}, set()
+        for name, net in self.networks_.items():
+            for key, value in net.state_dict().items():
+                value = value.detach().cpu().contiguous()
+                if value.data_ptr() in seen:  # a module shared by two networks: safetensors wants own storage
+                    value = value.clone()
+                seen.add(value.data_ptr())
+                tensors[f"{name}.{key}"] = value
         save_file(tensors, str(path / WEIGHTS_FILE))
         self.vocab_.to_json(path / VOCAB_FILE)
         state = {"emb_dim": self.emb_dim_, "networks": list(self.networks_), "extra": self._extra_state()}

@@ -66,6 +66,10 @@ class AttentionXMLConfig(DeepConfig):
     candidates: int = doc_field(10, "C: nodes of the level above expanded when training a deeper level")
     random_negatives: int = doc_field(0, "random labels added to each document's training candidates of the "
                                          "levels below the top (the original tops its candidates up to ~1,000)")
+    share_encoder: bool = doc_field(False, "levels below the top reuse the top level's word vectors and BiLSTM, "
+                                           "frozen: they train only their attention and FC layers (one BiLSTM "
+                                           "per tree instead of one per level; the text is encoded once at "
+                                           "prediction)")
     beam: int = doc_field(10, "beam width of the prediction's beam search")
     level_gamma: float | None = doc_field(1.0, "leaf score = p_label * p_parent ** gamma (1: the PLT product); "
                                                "null: choose gamma in {0, 0.25, 0.5, 1} on the validation split")
@@ -159,7 +163,10 @@ class AttentionXML(DeepTextModel):
                 torch.manual_seed(self.config.seed + 1000 * t + d)
                 # levels below the top train on candidates only: there a sparse gradient pays off
                 sparse = self.config.sparse_grad and d > 0
-                nets[self.net_name(t, d)] = AttentionNet(embeddings, size, self.config, sparse=sparse)
+                net = AttentionNet(embeddings, size, self.config, sparse=sparse)
+                if self.config.share_encoder and d > 0:
+                    net.share_encoder_of(nets[self.net_name(t, 0)])
+                nets[self.net_name(t, d)] = net
         return nets
 
     def _children(self, tree: int, level: int) -> torch.Tensor:
@@ -237,9 +244,13 @@ class AttentionXML(DeepTextModel):
 
         tag = f"level-{d + 1}" if cfg.n_trees == 1 else f"tree{t}-level-{d + 1}"
         epochs = cfg.level_epochs[min(d, len(cfg.level_epochs) - 1)] if cfg.level_epochs else cfg.epochs
+        own = None
+        if net.frozen_encoder:  # only this level's attention and FC layers train
+            shared = {id(p) for p in [*net.emb.parameters(), *net.encoder.parameters()]}
+            own = [p for p in net.parameters() if id(p) not in shared]
         self.train_results_[tag] = train_loop(
             net, cfg=cfg, batches=lambda e: self.train_batches(train, e, salt=t), loss=loss,
-            evaluate=evaluate, run_dir=run_dir, tag=tag, resume=resume, epochs=epochs)
+            evaluate=evaluate, run_dir=run_dir, tag=tag, resume=resume, epochs=epochs, parameters=own)
         net.eval()
 
     # ----------------------------------------------------------------- prediction
@@ -250,8 +261,14 @@ class AttentionXML(DeepTextModel):
         levels = self.trees_[t]
         depth = levels.n_levels - 1 if depth is None else depth
 
+        h = None
+        if self.config.share_encoder:  # one BiLSTM pass serves every level
+            h = self.networks_[self.net_name(t, 0)].encode(batch.ids, batch.mask)
+
         def level_fn(d: int):
             net = override if (override is not None and d == depth) else self.networks_[self.net_name(t, d)]
+            if h is not None and (d > 0 or net is self.networks_[self.net_name(t, 0)]):
+                return lambda cand: net.score(h, batch.mask, cand)
             return lambda cand: net(batch.ids, batch.mask, cand)
 
         fns = [level_fn(d) for d in range(depth + 1)]

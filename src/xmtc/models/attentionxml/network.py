@@ -28,13 +28,29 @@ class AttentionNet(nn.Module):
         self.attention = MLAttention(n_labels, self.encoder.out_dim, sparse=sparse)
         self.head = MLP(self.encoder.out_dim, cfg.fc, 1, dropout=cfg.dropout)
 
-    def forward(self, ids: torch.Tensor, mask: torch.Tensor, candidates: torch.Tensor | None = None,
-                return_weights: bool = False):
-        """ids, mask (batch, seq); candidates (batch, c) or None -> logits (batch, c|labels) [, attention]."""
-        h = self.encoder(self.emb(ids), mask)  # (batch, seq, 2*hidden)
+    #: True when ``emb`` and ``encoder`` belong to the level above and stay frozen (``share_encoder``).
+    frozen_encoder: bool = False
+
+    def encode(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """ids, mask (batch, seq) -> token vectors (batch, seq, 2*hidden); no gradient when frozen."""
+        with torch.set_grad_enabled(torch.is_grad_enabled() and not self.frozen_encoder):
+            return self.encoder(self.emb(ids), mask)
+
+    def score(self, h: torch.Tensor, mask: torch.Tensor, candidates: torch.Tensor | None = None,
+              return_weights: bool = False):
+        """Token vectors (batch, seq, 2*hidden) -> logits (batch, c|labels) [, attention (batch, c, seq)]."""
         m, alpha = self.attention(h, mask, candidates, return_weights=True)  # (batch, c, 2*hidden)
         logits = self.head(m).squeeze(-1)  # (batch, c)
         return (logits, alpha) if return_weights else logits
+
+    def forward(self, ids: torch.Tensor, mask: torch.Tensor, candidates: torch.Tensor | None = None,
+                return_weights: bool = False):
+        """ids, mask (batch, seq); candidates (batch, c) or None -> logits (batch, c|labels) [, attention]."""
+        return self.score(self.encode(ids, mask), mask, candidates, return_weights=return_weights)
+
+    def share_encoder_of(self, upper: AttentionNet) -> None:
+        """Use ``upper``'s embedding and BiLSTM (the same modules), frozen while this network trains."""
+        self.emb, self.encoder, self.frozen_encoder = upper.emb, upper.encoder, True
 
     def init_from(self, upper: AttentionNet, parents: np.ndarray) -> None:
         """Copy the level above's weights; each node's attention vector starts as its parent's."""
