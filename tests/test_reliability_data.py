@@ -8,7 +8,9 @@ truncated checkpoints, ensembles of unrelated label sets, plain progress lines w
 from __future__ import annotations
 
 import gzip
+import hashlib
 import io
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -157,3 +159,167 @@ def test_read_text_of_one_document(tmp_path):
     assert lines.read_text(path) == "line one\nline\rtwo"
     with pytest.raises(DataError, match=r"<stdin>:1: not valid UTF-8"):
         lines.read_text(io.TextIOWrapper(io.BytesIO(b"\xff"), encoding="utf-8"), "<stdin>")
+
+
+# --------------------------------------------------------------------------- B. model folders, checkpoints
+def _copy(folder: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(folder, out)
+    return out
+
+
+def _meta(folder: Path) -> dict:
+    return json.loads((folder / "meta.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("change", "pattern"),
+    [
+        (lambda m: [m], r"meta\.json: must be a JSON object .* but is a list"),
+        (lambda m: {**m, "sha256": None}, r"'sha256' must map every file .* but is null"),
+        (lambda m: {**m, "sha256": {}}, r"'sha256' must map every file .* but is \{\}"),
+        (lambda m: {k: v for k, v in m.items() if k != "sha256"}, r"'sha256' must map every file .*missing"),
+        (lambda m: {**m, "sha256": {k: v for k, v in m["sha256"].items() if k != "config.json"}},
+         r"files not covered by the checksums in meta\.json: config\.json"),
+        (lambda m: {**m, "sha256": {**m["sha256"], "config.json": 7}}, r"not a SHA-256 hex digest"),
+        (lambda m: {**m, "sha256": {**m["sha256"], "../x": "0" * 64}}, r"not a file inside the model folder"),
+    ],
+)
+def test_meta_json_without_a_complete_checksum_map_is_refused(parabel_model, tmp_path, change, pattern):
+    from xmtc.errors import ModelLoadError
+
+    folder = _copy(parabel_model, tmp_path)
+    (folder / "meta.json").write_text(json.dumps(change(_meta(folder))))
+    with pytest.raises(ModelLoadError, match=pattern):
+        xmtc.load(folder)
+
+
+def test_a_file_not_covered_by_the_checksums_is_refused(parabel_model, tmp_path):
+    from xmtc.errors import ModelLoadError
+
+    folder = _copy(parabel_model, tmp_path)
+    tree = next(f for f in _meta(folder)["sha256"] if f.endswith(".cbor"))
+    (folder / tree).with_name("tree99.cbor").write_bytes((folder / tree).read_bytes())  # omikuji loads it
+    with pytest.raises(ModelLoadError, match=r"files not covered by the checksums in meta\.json: .*tree99\.cbor"):
+        xmtc.load(folder)
+
+
+def test_meta_json_list_is_a_one_line_cli_error(capsys, parabel_model, tmp_path):
+    folder = _copy(parabel_model, tmp_path)
+    (folder / "meta.json").write_text("[]")
+    docs = tmp_path / "docs.txt"
+    docs.write_text("fishing quotas\n")
+    line = one_error_line(*call(capsys, "predict", folder, "--input", docs)[::2])
+    assert "must be a JSON object" in line
+
+
+class Killed(BaseException):
+    """Stands for SIGKILL in the middle of a save (nothing after it runs)."""
+
+
+def test_a_killed_resave_is_reported_as_incompletely_written(parabel_model, tmp_path, monkeypatch):
+    from xmtc.errors import ModelLoadError
+    from xmtc.models.baselines.parabel import ParabelModel
+
+    model = xmtc.load(parabel_model)
+    folder = model.save(tmp_path / "m")
+    real = ParabelModel._save_state
+
+    def killed_half_way(self, path):
+        files = real(self, path)
+        (path / files[0]).write_bytes(b"half")  # one state file rewritten, meta.json not yet
+        raise Killed
+
+    monkeypatch.setattr(ParabelModel, "_save_state", killed_half_way)
+    with pytest.raises(Killed):
+        model.save(folder)
+    monkeypatch.setattr(ParabelModel, "_save_state", real)
+    with pytest.raises(ModelLoadError, match=r"incompletely written \(a save was interrupted\?\); re-save it or "
+                                             r"re-run training with --resume") as e:
+        xmtc.load(folder)
+    assert "tampered" not in str(e.value)
+    model.save(folder)  # re-saving repairs it
+    assert not (folder / ".saving").exists()
+    assert xmtc.load(folder).label_index_.names == model.label_index_.names
+
+
+def test_a_killed_first_save_is_reported_as_incompletely_written(parabel_model, tmp_path, monkeypatch):
+    from xmtc.errors import ModelLoadError
+    from xmtc.models.baselines.parabel import ParabelModel
+
+    model = xmtc.load(parabel_model)
+
+    def killed(self, path):
+        raise Killed
+
+    monkeypatch.setattr(ParabelModel, "_save_state", killed)
+    with pytest.raises(Killed):
+        model.save(tmp_path / "m")
+    with pytest.raises(ModelLoadError, match=r"incompletely written.*no meta\.json"):
+        xmtc.load(tmp_path / "m")
+
+
+def test_a_resave_removes_files_of_the_earlier_save(parabel_model, tmp_path):
+    folder = _copy(parabel_model, tmp_path)
+    meta = _meta(folder)
+    (folder / "old_state.npz").write_bytes(b"from an earlier save")
+    meta["sha256"]["old_state.npz"] = hashlib.sha256(b"from an earlier save").hexdigest()
+    (folder / "meta.json").write_text(json.dumps(meta))
+    model = xmtc.load(folder)
+    model.save(folder)
+    assert not (folder / "old_state.npz").exists()
+    assert "old_state.npz" not in _meta(folder)["sha256"]
+    xmtc.load(folder)
+
+
+def test_missing_file_says_incomplete_not_tampered(parabel_model, tmp_path):
+    from xmtc.errors import ModelLoadError
+
+    folder = _copy(parabel_model, tmp_path)
+    (folder / "label_index.json").unlink()
+    with pytest.raises(ModelLoadError, match=r"incompletely written.*label_index\.json listed in meta\.json is "
+                                             r"missing"):
+        xmtc.load(folder)
+
+
+@pytest.mark.parametrize("cut", [0, 10, 200, -40])
+def test_truncated_checkpoint_is_one_clear_error(tmp_path, cut):
+    import torch
+    from torch import nn
+
+    from xmtc.errors import XMTCError
+    from xmtc.train import TrainConfig, train_loop
+
+    X, Y = torch.randn(16, 4), (torch.randn(16, 2) > 0).float()
+    cfg = TrainConfig.from_dict({"seed": 1, "epochs": 2, "batch_size": 8, "lr": 0.05, "progress": False,
+                                 "device": "cpu", "patience": 0})
+
+    def run(resume: bool):
+        torch.manual_seed(0)
+        module = nn.Linear(4, 2)
+        return train_loop(module, cfg=cfg, batches=lambda e: [range(0, 8), range(8, 16)],
+                          loss=lambda m, rows: nn.functional.binary_cross_entropy_with_logits(
+                              m(X[list(rows)]), Y[list(rows)]),
+                          run_dir=tmp_path, resume=resume)
+
+    run(False)
+    ckpt = tmp_path / "checkpoints" / "model.pt"
+    data = ckpt.read_bytes()
+    ckpt.write_bytes(data[:cut] if cut >= 0 else data[:len(data) + cut])
+    with pytest.raises(XMTCError, match=r"model\.pt: cannot resume from this checkpoint: .*(truncated or corrupt|"
+                                        r"corrupt).*delete it") as e:
+        run(True)
+    assert "\n" not in str(e.value)
+
+
+def test_checkpoint_of_something_else_is_refused(tmp_path):
+    import torch
+
+    from xmtc.errors import XMTCError
+    from xmtc.train.checkpoint import load_checkpoint
+
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "x.pt")
+    with pytest.raises(XMTCError, match=r"x\.pt: .*not a checkpoint of the xmtc training loop"):
+        load_checkpoint(tmp_path / "x.pt")

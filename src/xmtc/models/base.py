@@ -11,9 +11,12 @@ file), ``config.json``, ``label_index.json`` and the model's own state files (sa
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import hashlib
 import json
+import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +31,7 @@ from xmtc.data.split import Dataset
 from xmtc.errors import ConfigError, ModelLoadError, XMTCError
 
 FORMAT_VERSION = 1
+SAVING_MARKER = ".saving"  # exists in a model folder while save() writes it
 
 
 @dataclass
@@ -179,14 +183,26 @@ class XMTCModel:
 
     # ----------------------------------------------------------------- persistence
     def save(self, path: str | Path) -> Path:
-        """Write the model folder ``path`` (created if needed). Returns the path."""
+        """Write the model folder ``path`` (created if needed). Returns the path.
+
+        A marker file (:data:`SAVING_MARKER`) exists while the files are written and ``meta.json`` is replaced
+        atomically last, so a save that is killed half way leaves a folder that :meth:`load` reports as
+        incompletely written (not as tampered with). Files an earlier save into the same folder wrote and this
+        one does not are removed (every file of a model folder must be covered by ``meta.json``).
+        """
         self._check_fitted()
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
+        old_files = _previous_files(path)
+        marker = path / SAVING_MARKER
+        marker.write_text(json.dumps({"pid": os.getpid(), "started": time.time()}) + "\n", encoding="utf-8")
         self.config.to_json(path / "config.json")
         self.label_index_.to_json(path / "label_index.json")
         written = self._save_state(path) or []
-        files = ["config.json", "label_index.json", *written]
+        files = list(dict.fromkeys(["config.json", "label_index.json", *map(str, written)]))
+        for stale in old_files - set(files):
+            with contextlib.suppress(OSError):
+                (path / stale).unlink()
         meta = {
             "model": self.name,
             "format": FORMAT_VERSION,
@@ -194,23 +210,21 @@ class XMTCModel:
             "n_labels": len(self.label_index_),
             "sha256": {f: _sha256(path / f) for f in files},
         }
-        (path / "meta.json").write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        tmp = path / f".meta.json.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path / "meta.json")
+        marker.unlink()
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> XMTCModel:
-        """Rebuild from a folder written by :meth:`save`; verifies format version and file hashes."""
+        """Rebuild from a folder written by :meth:`save`; verifies the format version and that every file of
+        the folder is covered by an unchanged checksum in ``meta.json``."""
         path = Path(path)
         meta = read_meta(path)
         if meta.get("model") != cls.name:
             raise ModelLoadError(f"{path}: holds a {meta.get('model')!r} model, not {cls.name!r}")
-        for fname, digest in meta.get("sha256", {}).items():
-            f = path / fname
-            if not f.is_file():
-                raise ModelLoadError(f"{path}: file {fname} is missing")
-            if _sha256(f) != digest:
-                raise ModelLoadError(f"{f}: contents changed since the model was saved (checksum mismatch); "
-                                     "refusing to load a tampered model")
+        verify_files(path, meta)
         config = cls.Config.from_json(path / "config.json")
         model = cls(config)
         model.label_index_ = LabelIndex.from_json(path / "label_index.json")
@@ -229,21 +243,121 @@ class XMTCModel:
         raise NotImplementedError
 
 
+INCOMPLETE = ("the model folder looks incompletely written (a save was interrupted?); re-save it or re-run "
+              "training with --resume")
+
+
+def _incomplete(path: Path, detail: str) -> ModelLoadError:
+    return ModelLoadError(f"{path}: {INCOMPLETE} ({detail})")
+
+
 def read_meta(path: Path) -> dict[str, Any]:
-    """``meta.json`` of a model folder, checked for a compatible format version."""
+    """``meta.json`` of a model folder, checked for its shape, a compatible format version and a checksum map.
+
+    Raises:
+        ModelLoadError: no or invalid ``meta.json`` (a folder with model files but no ``meta.json``, or with
+            the marker of a save in progress, is reported as incompletely written).
+    """
+    path = Path(path)
     f = path / "meta.json"
+    interrupted = (path / SAVING_MARKER).is_file()
     if not f.is_file():
+        if interrupted or any((path / name).is_file() for name in ("config.json", "label_index.json")):
+            raise _incomplete(path, "it has model files but no meta.json")
         raise ModelLoadError(f"{path}: not an xmtc model folder (no meta.json)")
     try:
         meta = json.loads(f.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ModelLoadError(f"{f}: invalid JSON ({e.msg})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        if interrupted:
+            raise _incomplete(path, f"meta.json is unreadable: {e}") from None
+        raise ModelLoadError(f"{f}: invalid JSON ({getattr(e, 'msg', e)})") from None
+    if not isinstance(meta, dict):
+        raise ModelLoadError(f"{f}: must be a JSON object with 'model', 'format' and 'sha256', but is a "
+                             f"{_json_type(meta)}; re-save the model")
     fmt = meta.get("format")
     if fmt != FORMAT_VERSION:
+        versions = meta.get("versions")
+        xmtc_version = versions.get("xmtc", "?") if isinstance(versions, dict) else "?"
         raise ModelLoadError(f"{path}: model folder format {fmt!r} is not supported by this xmtc "
                              f"(expects {FORMAT_VERSION}); retrain or use the xmtc version that wrote it "
-                             f"({meta.get('versions', {}).get('xmtc', '?')})")
+                             f"({xmtc_version})")
+    digests = meta.get("sha256")
+    if not isinstance(digests, dict) or not digests:
+        shown = "missing" if digests is None and "sha256" not in meta else json.dumps(digests)[:40]
+        raise ModelLoadError(f"{f}: 'sha256' must map every file of the model folder to its SHA-256, but is "
+                             f"{shown}; refusing to load a model whose files cannot be verified")
+    bad = [k for k, v in digests.items()
+           if not isinstance(v, str) or len(v) != 64 or any(c not in "0123456789abcdef" for c in v)]
+    if bad:
+        raise ModelLoadError(f"{f}: the checksum of {bad[0]} is not a SHA-256 hex digest "
+                             f"({json.dumps(digests[bad[0]])[:40]}); refusing to load")
+    unsafe = [k for k in digests if Path(k).is_absolute() or ".." in Path(k).parts or k in ("", "meta.json")]
+    if unsafe:
+        raise ModelLoadError(f"{f}: 'sha256' lists {unsafe[0]!r}, which is not a file inside the model folder")
     return meta
+
+
+def folder_files(path: Path) -> set[str]:
+    """Relative POSIX paths of every file under the model folder ``path`` except ``meta.json`` and the marker
+    of a save in progress."""
+    out = set()
+    for f in Path(path).rglob("*"):
+        if f.is_file() or f.is_symlink():
+            rel = f.relative_to(path).as_posix()
+            if rel not in ("meta.json", SAVING_MARKER):
+                out.add(rel)
+    return out
+
+
+def verify_files(path: Path, meta: dict[str, Any]) -> None:
+    """Check that the checksum map of ``meta`` (from :func:`read_meta`) covers exactly the files of ``path``
+    and that every file is unchanged.
+
+    Raises:
+        ModelLoadError: a listed file is missing, a file is not covered, or a checksum differs; when the folder
+            holds the marker of an interrupted save (or a listed file is missing), the message says that the
+            folder looks incompletely written and how to recover.
+    """
+    path = Path(path)
+    digests: dict[str, str] = meta["sha256"]
+    interrupted = (path / SAVING_MARKER).is_file()
+    present = folder_files(path)
+    missing = sorted(set(digests) - present)
+    if missing:
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        raise _incomplete(path, f"file {missing[0]}{more} listed in meta.json is missing")
+    extra = sorted(present - set(digests))
+    if extra:
+        shown = ", ".join(extra[:5]) + (f" (and {len(extra) - 5} more)" if len(extra) > 5 else "")
+        if interrupted:
+            raise _incomplete(path, f"files not in meta.json: {shown}")
+        raise ModelLoadError(f"{path}: files not covered by the checksums in meta.json: {shown}; a model folder "
+                             "holds only the files its save wrote (remove them, or re-save the model)")
+    for fname in sorted(digests):
+        f = path / fname
+        if _sha256(f) != digests[fname]:
+            if interrupted:
+                raise _incomplete(path, f"{fname} differs from its checksum in meta.json")
+            raise ModelLoadError(f"{f}: contents changed since the model was saved (checksum mismatch); "
+                                 "refusing to load a tampered or corrupted model (re-save it or re-run training)")
+
+
+def _previous_files(path: Path) -> set[str]:
+    """Files the checksum map of an earlier save into ``path`` lists (empty when there is none)."""
+    try:
+        meta = json.loads((path / "meta.json").read_text(encoding="utf-8"))
+        digests = meta.get("sha256") if isinstance(meta, dict) else None
+    except (OSError, ValueError):
+        return set()
+    if not isinstance(digests, dict):
+        return set()
+    return {k for k in digests if isinstance(k, str) and k and not Path(k).is_absolute()
+            and ".." not in Path(k).parts and k != "meta.json"}
+
+
+def _json_type(value: object) -> str:
+    return {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(
+        type(value), "null" if value is None else type(value).__name__)
 
 
 def _sha256(path: Path) -> str:
@@ -330,16 +444,10 @@ def load_model(path: str | Path) -> XMTCModel:
     class must be registered (:func:`xmtc.registry.load` registers the built-in ones first).
     """
     path = Path(path)
-    if not (path / "meta.json").is_file() and (path / "model" / "meta.json").is_file():
+    if not (path / "meta.json").is_file() and (path / "model").is_dir():
         path = path / "model"
-    meta_file = path / "meta.json"
-    if not meta_file.is_file():
-        raise ModelLoadError(f"{path}: not an xmtc model folder (no meta.json)")
-    try:
-        meta = json.loads(meta_file.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
-        raise ModelLoadError(f"{meta_file}: invalid JSON ({e.msg})") from None
-    name = meta.get("model") if isinstance(meta, dict) else None
+    meta = read_meta(path)
+    name = meta.get("model")
     if not isinstance(name, str):
-        raise ModelLoadError(f"{meta_file}: missing 'model' entry")
+        raise ModelLoadError(f"{path / 'meta.json'}: missing 'model' entry (the model name)")
     return model_class(name).load(path)

@@ -170,7 +170,9 @@ def train_loop(
              "best_state": None, "swa_state": None, "swa_count": 0, "finished": False, "seconds": 0.0}
     history: list[dict[str, Any]] = []
     if resume and ckpt_path is not None and ckpt_path.is_file():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=True)
+        from xmtc.train.checkpoint import load_checkpoint  # truncated/corrupt: one clear error
+
+        ckpt = load_checkpoint(ckpt_path, device)
         module.load_state_dict(ckpt["model"])
         if (sparse_optimizer is not None) != ("sparse_optimizer" in ckpt):
             raise XMTCError(f"{ckpt_path}: checkpoint was written {'without' if sparse_params else 'with'} "
