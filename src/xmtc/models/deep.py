@@ -254,12 +254,13 @@ class DeepTextModel(XMTCModel):
 
     def _build_vocab(self, tokens: list[list[str]]) -> np.ndarray:
         """Vocabulary of the training tokens and its word vectors (vocab, dim) float32."""
-        from xmtc.text import Vocab, load_word_vectors, train_word2vec
+        from xmtc.text import Vocab, load_embeddings, train_word2vec
 
         cfg = self.config
         self.vocab_ = Vocab.build(tokens, min_count=cfg.min_count, max_size=cfg.vocab_size)
-        if cfg.embeddings:
-            vectors = load_word_vectors(cfg.embeddings, self.vocab_)
+        if cfg.embeddings:  # a named set (xmtc.text.pretrained) or a word2vec/GloVe text file
+            asked = cfg.emb_dim if "emb_dim" in cfg.explicit_fields() else None  # the vectors' dim wins otherwise
+            vectors, _ = load_embeddings(cfg.embeddings, self.vocab_, dim=asked, seed=cfg.seed)
         else:
             vectors = train_word2vec(tokens, self.vocab_, dim=cfg.emb_dim, epochs=cfg.w2v_epochs,
                                      seed=cfg.seed)

@@ -141,27 +141,45 @@ def load_word_vectors_with_stats(path: str | Path, vocab: Vocab, dim: int | None
         raise DataError(f"{path}: no word vectors in the file")
     found = {**lowered, **exact}
     matrix = _fill_matrix(vocab, file_dim, {vocab.tokens[i]: v for i, v in found.items()}, seed)
-    n_words = max(len(vocab) - 2, 1)
-    total = max(int(vocab.counts[2:].sum()), 1)
-    covered = int(sum(vocab.counts[i] for i in found if i >= 2))
-    stats = {"found": float(len(found)), "vocab_words": float(len(vocab) - 2),
-             "coverage": len([i for i in found if i >= 2]) / n_words, "token_coverage": covered / total,
-             "file_words": float(n_file)}
+    stats = {**coverage_stats(vocab, list(found)), "file_words": float(n_file)}
     log.info("%s: vectors for %d of %d vocabulary words (%.1f%%, %.1f%% of token occurrences)", path,
              len(found), len(vocab) - 2, 100 * stats["coverage"], 100 * stats["token_coverage"])
     return matrix, stats
 
 
-def _fill_matrix(vocab: Vocab, dim: int, vectors: dict[str, np.ndarray], seed: int) -> np.ndarray:
-    """Matrix (len(vocab), dim): known vectors, PAD zeros, the rest small uniform random from ``seed``."""
-    if vectors:
-        known = np.stack(list(vectors.values())).astype(np.float32)
-        scale = float(known.std()) or 0.1
-    else:
-        scale = 0.1
+def coverage_stats(vocab: Vocab, found: Sequence[int] | np.ndarray) -> dict[str, float]:
+    """Coverage of ``vocab`` by the ids ``found`` (those with a pretrained vector).
+
+    Returns:
+        ``found`` (ids with a vector), ``vocab_words`` (len(vocab) - 2), ``coverage`` (share of the vocab words,
+        ids >= 2, with a vector) and ``token_coverage`` (their share of corpus occurrences, from ``vocab.counts``).
+    """
+    ids = np.asarray(found, dtype=np.int64)
+    words = ids[ids >= 2]
+    total = max(int(vocab.counts[2:].sum()), 1)
+    return {"found": float(len(ids)), "vocab_words": float(len(vocab) - 2),
+            "coverage": len(words) / max(len(vocab) - 2, 1),
+            "token_coverage": int(vocab.counts[words].sum()) / total}
+
+
+def fill_rows(n_rows: int, dim: int, ids: np.ndarray, rows: np.ndarray, seed: int) -> np.ndarray:
+    """Matrix (n_rows, dim): ``rows[j]`` at row ``ids[j]``, row 0 (PAD) zeros, the rest uniform random.
+
+    The random rows are uniform in ``[-a, a]`` with ``a`` the standard deviation of ``rows`` (0.1 when there
+    are none), drawn from ``numpy.random.default_rng(seed)``.
+    """
+    scale = (float(rows.std()) or 0.1) if len(rows) else 0.1
     rng = np.random.default_rng(seed)
-    matrix = rng.uniform(-scale, scale, size=(len(vocab), dim)).astype(np.float32)  # (V, dim)
-    for word, vec in vectors.items():
-        matrix[vocab.index(word)] = vec
+    matrix = rng.uniform(-scale, scale, size=(n_rows, dim)).astype(np.float32)  # (V, dim)
+    if len(ids):
+        matrix[np.asarray(ids, dtype=np.int64)] = rows
     matrix[PAD] = 0.0
     return matrix
+
+
+def _fill_matrix(vocab: Vocab, dim: int, vectors: dict[str, np.ndarray], seed: int) -> np.ndarray:
+    """Matrix (len(vocab), dim): known vectors, PAD zeros, the rest small uniform random from ``seed``."""
+    ids = np.asarray([vocab.index(w) for w in vectors], dtype=np.int64)
+    rows = (np.stack(list(vectors.values())).astype(np.float32) if vectors
+            else np.zeros((0, dim), dtype=np.float32))
+    return fill_rows(len(vocab), dim, ids, rows, seed)
