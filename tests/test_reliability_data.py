@@ -323,3 +323,74 @@ def test_checkpoint_of_something_else_is_refused(tmp_path):
     torch.save({"weights": torch.zeros(2)}, tmp_path / "x.pt")
     with pytest.raises(XMTCError, match=r"x\.pt: .*not a checkpoint of the xmtc training loop"):
         load_checkpoint(tmp_path / "x.pt")
+
+
+# --------------------------------------------------------------------------- C. ensembles, unknown gold labels
+def _relabelled(data, names):
+    from xmtc.data import Dataset, LabelIndex
+
+    return Dataset(Y=data.Y, label_index=LabelIndex(names), texts=data.texts, name="other")
+
+
+def test_ensemble_of_disjoint_label_sets_is_refused(tiny_data, parabel_model, tmp_path):
+    from xmtc.errors import XMTCError
+    from xmtc.models.baselines.parabel import ParabelConfig
+    from xmtc.models.ensemble import EnsembleConfig
+
+    train = tiny_data[0]
+    emo = tmp_path / "emo"
+    xmtc.create("parabel", ParabelConfig(n_trees=1)).fit(
+        _relabelled(train, [f"emotion{i}" for i in range(train.n_labels)])).save(emo)
+    cfg = EnsembleConfig(members=[str(parabel_model), str(emo)])
+    with pytest.raises(XMTCError, match=rf"member 1 \({emo}\) shares 0 of its 8 labels \(0%\) with member 0 "
+                                        r"\(.*\), which has 8 labels .*allow_disjoint_labels=true"):
+        xmtc.create("ensemble", cfg).fit()
+    union = xmtc.create("ensemble", cfg.replace(allow_disjoint_labels=True)).fit()
+    assert len(union.label_index_) == 16
+    union.save(tmp_path / "ens")
+    assert xmtc.load(tmp_path / "ens").config.allow_disjoint_labels is True
+
+
+def test_ensemble_of_partly_overlapping_members(tiny_data, parabel_model, tmp_path):
+    from xmtc.errors import XMTCError
+    from xmtc.models.baselines.parabel import ParabelConfig
+    from xmtc.models.ensemble import EnsembleConfig, check_label_overlap
+
+    names = tiny_data[0].label_names
+    half = names[:4] + [f"x{i}" for i in range(4)]  # shares 4 of 8 both ways: accepted (50%)
+    folder = tmp_path / "half"
+    xmtc.create("parabel", ParabelConfig(n_trees=1)).fit(_relabelled(tiny_data[0], half)).save(folder)
+    xmtc.create("ensemble", EnsembleConfig(members=[str(parabel_model), str(folder)])).fit()
+    check_label_overlap([names, names[:4] + ["extra"]])  # 4 of 5 own, 4 of 8 of member 0
+    with pytest.raises(XMTCError, match=r"member 1 shares 3 of its 3 labels \(100%\) with member 0, which has 8 "
+                                        r"labels \(38% of them shared\)"):
+        check_label_overlap([names, names[:3]])
+
+
+def test_unknown_gold_labels_share(tiny_data, tmp_path):
+    import warnings
+
+    from conftest import UNSEEN_LABEL, write_tiny_dataset
+
+    from xmtc.data import LabelIndex, unknown_gold_labels
+
+    train, test = tiny_data
+    assert unknown_gold_labels(test).share == 0.0
+    other = LabelIndex([f"emotion{i}" for i in range(28)])
+    all_unknown = unknown_gold_labels(test, other)
+    assert all_unknown.share == 1.0 and all_unknown.docs_all_unknown == len(test)
+    assert "of the evaluation data are unknown to the model's label index" in all_unknown.message()
+    lists = unknown_gold_labels([["a", "b"], ["c"], []], LabelIndex(["a"]))
+    assert (lists.unknown, lists.total, lists.docs, lists.docs_all_unknown) == (2, 3, 2, 1)
+    assert lists.examples == ("b", "c")
+    folder = write_tiny_dataset(tmp_path / "d")  # its first test document has one label unseen in train
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        (own,) = xmtc.data.load(folder, ("test",))
+        (loaded,) = xmtc.data.load(folder, ("test",), label_index=other)  # as evaluate loads it
+    got = unknown_gold_labels(own)
+    assert got.unknown == 1 and got.share == pytest.approx(1 / (own.Y.nnz + 1)) and got.examples == (UNSEEN_LABEL,)
+    knows_it = LabelIndex([*own.label_names, UNSEEN_LABEL])
+    assert unknown_gold_labels(own, knows_it).unknown == 0
+    got = unknown_gold_labels(loaded)
+    assert got.share == 1.0 and got.unknown == got.total == own.Y.nnz + 1

@@ -9,7 +9,7 @@ from xmtc.data.io import (
     find_datasets,
     load,
 )
-from xmtc.data.labels import Hierarchy, LabelIndex
+from xmtc.data.labels import Hierarchy, LabelIndex, UnknownGold, unknown_gold_labels
 from xmtc.data.split import Dataset, validation_split
 from xmtc.data.synthetic import make_synthetic
 
@@ -18,6 +18,7 @@ __all__ = [
     "Dataset",
     "Hierarchy",
     "LabelIndex",
+    "UnknownGold",
     "UnseenLabelsWarning",
     "bundled_path",
     "canonical_split",
@@ -25,5 +26,6 @@ __all__ = [
     "find_datasets",
     "load",
     "make_synthetic",
+    "unknown_gold_labels",
     "validation_split",
 ]

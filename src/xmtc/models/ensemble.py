@@ -18,6 +18,10 @@ resolves the relative path against the ensemble folder first (an ensemble folder
 together), then falls back to the recorded absolute path (the ensemble folder alone was copied elsewhere), and
 refuses a member whose ``meta.json`` (which itself pins the hashes of all the member's files) changed since
 the ensemble was saved. The ``members`` list in ``config.json`` is kept as the user gave it, for information.
+
+Members must be models of the same task: each member shares at least half of its labels with member 0, and
+those are at least half of member 0's labels (:func:`check_label_overlap`); ``allow_disjoint_labels=true``
+combines members over the union of their labels anyway.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from xmtc.errors import ModelLoadError, XMTCError
 from xmtc.models.base import TopK, XMTCModel, _sha256, check_k, load_model, register
 
 _MEMBERS_FILE = "members.json"
+MIN_LABEL_OVERLAP = 0.5  # share of its labels each member must have in common with member 0 (both ways)
 
 
 # --------------------------------------------------------------------------- combinators
@@ -202,6 +207,10 @@ class EnsembleConfig(Config):
     method: str = doc_field("average", "'average' (weighted mean score) or 'consensus' (1 - prod(1 - P_i))")
     weights: list[float] | None = doc_field(None, "per-member weights for 'average' (default: equal)")
     member_k: int = doc_field(50, "candidates taken from each member before combining (at least the asked k)")
+    allow_disjoint_labels: bool = doc_field(
+        False, "combine members whose label sets overlap little, over the union of their labels (false: each "
+        f"member must share at least {MIN_LABEL_OVERLAP:.0%} of its labels with member 0, and those must be at "
+        f"least {MIN_LABEL_OVERLAP:.0%} of member 0's labels)")
     seed: int = doc_field(0, "unused (nothing random); kept for the shared config contract")
 
     def validate(self) -> None:
@@ -263,6 +272,8 @@ class EnsembleModel(XMTCModel):
                 raise ModelLoadError(f"ensemble member {i}: {p} changed since the ensemble was saved "
                                      "(meta.json checksum mismatch)")
             members.append(load_model(p))
+        if not self.config.allow_disjoint_labels:
+            check_label_overlap([m.label_index_.names for m in members], paths)
         # the ensemble's label space: the first member's labels, then labels only later members know
         names = list(members[0].label_index_.names)
         seen = set(names)
@@ -314,6 +325,41 @@ class EnsembleModel(XMTCModel):
         self._attach(paths, digests)
         if self.label_index_.names != saved_names:
             raise ModelLoadError(f"{path}: the members' labels no longer match label_index.json")
+
+
+def label_overlap(a: Sequence[str], b: Sequence[str]) -> tuple[int, float, float]:
+    """(shared labels, share of ``a``'s labels that ``b`` knows, share of ``b``'s labels that ``a`` knows)."""
+    shared = len(set(a) & set(b))
+    return shared, shared / max(len(set(a)), 1), shared / max(len(set(b)), 1)
+
+
+def check_label_overlap(label_sets: Sequence[Sequence[str]], paths: Sequence[str | Path] | None = None,
+                        min_overlap: float = MIN_LABEL_OVERLAP) -> None:
+    """Refuse members whose labels overlap too little to be averaged (members of unrelated tasks).
+
+    Rule: every member ``i >= 1`` shares at least ``min_overlap`` of its own labels with member 0, and those
+    shared labels are at least ``min_overlap`` of member 0's labels. Averaging a 4,271-label EUR-Lex model with
+    a 28-label emotions model passes neither: a label one member does not know scores 0 there, so the result
+    mixes two unrelated rankings.
+
+    Raises:
+        XMTCError: names the first failing member, the figures, and ``allow_disjoint_labels``.
+    """
+    def name(i: int) -> str:
+        return f"member {i}" + (f" ({paths[i]})" if paths is not None else "")
+
+    ref = label_sets[0]
+    for i, labels in enumerate(label_sets[1:], start=1):
+        shared, own_share, ref_share = label_overlap(labels, ref)
+        if own_share < min_overlap or ref_share < min_overlap:
+            n_own, n_ref = len(set(labels)), len(set(ref))
+            raise XMTCError(
+                f"ensemble: {name(i)} shares {shared:,} of its {n_own:,} labels ({own_share:.0%}) with {name(0)}, "
+                f"which has {n_ref:,} labels ({ref_share:.0%} of them shared); members must share at least "
+                f"{min_overlap:.0%} of their labels both ways, or their averaged scores mix unrelated tasks. "
+                "To combine them over the union of their labels anyway, set allow_disjoint_labels=true "
+                "(xmtc ensemble --allow-label-union)"
+            )
 
 
 def _member_path(folder: Path, stored: str, absolute: str | None) -> Path:
