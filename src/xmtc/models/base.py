@@ -5,7 +5,8 @@ Every model module imports ``register`` from here, never from :mod:`xmtc.registr
 above, which imports the built-in models (:mod:`xmtc.models.catalog`) on first use, so the imports run one way.
 
 A saved model is a folder: ``meta.json`` (model name, format and library versions, SHA-256 of every state
-file), ``config.json``, ``label_index.json`` and the model's own state files (safetensors, ``.npz`` read with
+file), ``config.json``, ``label_index.json``, an optional ``decision.json`` (the decision rule for label sets,
+:func:`save_decision`) and the model's own state files (safetensors, ``.npz`` read with
 ``allow_pickle=False``, JSON). Loading never unpickles and refuses a folder whose files were changed.
 """
 
@@ -20,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -29,6 +30,9 @@ from xmtc.config import Config
 from xmtc.data.labels import LabelIndex
 from xmtc.data.split import Dataset
 from xmtc.errors import ConfigError, ModelLoadError, XMTCError
+
+if TYPE_CHECKING:
+    from xmtc.decision import LabelSets
 
 FORMAT_VERSION = 1
 SAVING_MARKER = ".saving"  # exists in a model folder while save() writes it
@@ -119,6 +123,8 @@ class XMTCModel:
 
     name: ClassVar[str] = ""
     Config: ClassVar[type[Config]] = Config
+    decision_: Any = None  # decision rule for label sets (xmtc.decision), saved as decision.json
+    decision_info_: dict[str, Any] | None = None  # how it was tuned (metric, validation documents, scores)
 
     def __init__(self, config: Config | None = None):
         config = config if config is not None else self.Config()
@@ -152,6 +158,16 @@ class XMTCModel:
 
     def _predict(self, data: Dataset | Sequence[str], k: int) -> TopK:
         raise NotImplementedError
+
+    def predict_sets(self, data: Dataset | Sequence[str], rule: Any = None) -> LabelSets:
+        """The label set of each document chosen by ``rule`` (default: the saved rule, see ``xmtc tune``) from
+        the top ``rule.depth`` candidates: a :class:`~xmtc.decision.LabelSets` (ids and scores per document)."""
+        from xmtc.decision import NO_RULE, to_sets
+
+        rule = rule if rule is not None else self.decision_
+        if rule is None:
+            raise XMTCError(NO_RULE)
+        return to_sets(self.predict(data, k=rule.depth), rule)
 
     def explain(self, text: str, label: str | int) -> tuple[list[str], np.ndarray]:
         """Per-token attention weights of ``text`` for ``label`` (models with label attention only).
@@ -198,7 +214,7 @@ class XMTCModel:
         marker.write_text(json.dumps({"pid": os.getpid(), "started": time.time()}) + "\n", encoding="utf-8")
         self.config.to_json(path / "config.json")
         self.label_index_.to_json(path / "label_index.json")
-        written = self._save_state(path) or []
+        written = [*(self._save_state(path) or []), *_write_decision(self, path)]
         files = list(dict.fromkeys(["config.json", "label_index.json", *map(str, written)]))
         for stale in old_files - set(files):
             with contextlib.suppress(OSError):
@@ -232,6 +248,7 @@ class XMTCModel:
             raise ModelLoadError(f"{path}: label_index.json has {len(model.label_index_)} labels, "
                                  f"meta.json says {meta.get('n_labels')}")
         model._load_state(path)
+        model.decision_, model.decision_info_ = _read_decision(path)
         return model
 
     def _save_state(self, path: Path) -> list[str]:
@@ -358,6 +375,51 @@ def _previous_files(path: Path) -> set[str]:
 def _json_type(value: object) -> str:
     return {list: "list", str: "string", int: "number", float: "number", bool: "boolean"}.get(
         type(value), "null" if value is None else type(value).__name__)
+
+
+# --------------------------------------------------------------------------- decision.json (label sets, issue 16)
+def _write_decision(model: XMTCModel, path: Path) -> list[str]:
+    """Write ``decision.json`` for ``model.decision_`` during :meth:`XMTCModel.save` (no rule: no file)."""
+    if model.decision_ is None:
+        return []
+    from xmtc.decision import DECISION_FILE, decision_payload
+
+    payload = decision_payload(model.decision_, model.decision_info_)
+    (path / DECISION_FILE).write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    return [DECISION_FILE]
+
+
+def save_decision(path: str | Path, rule: Any, tuning: dict[str, Any] | None = None) -> Path:
+    """Add (or replace) the decision rule of the saved model folder ``path``: writes ``decision.json`` and
+    records its SHA-256 in the checksum map of ``meta.json`` (replaced atomically, the save marker around both,
+    like :meth:`XMTCModel.save`). Returns the file written."""
+    from xmtc.decision import DECISION_FILE, decision_payload
+
+    path = Path(path)
+    meta = read_meta(path)
+    marker = path / SAVING_MARKER
+    marker.write_text(json.dumps({"pid": os.getpid(), "started": time.time()}) + "\n", encoding="utf-8")
+    f = path / DECISION_FILE
+    f.write_text(json.dumps(decision_payload(rule, tuning), indent=2) + "\n", encoding="utf-8")
+    meta["sha256"][DECISION_FILE] = _sha256(f)
+    tmp = path / f".meta.json.{os.getpid()}.tmp"
+    tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path / "meta.json")
+    marker.unlink()
+    return f
+
+
+def _read_decision(path: Path) -> tuple[Any, dict[str, Any] | None]:
+    """(rule, tuning info) from ``decision.json`` of a verified model folder, (None, None) when it has none."""
+    from xmtc.decision import DECISION_FILE, parse_decision
+
+    f = path / DECISION_FILE
+    if not f.is_file():
+        return None, None
+    try:
+        return parse_decision(json.loads(f.read_text(encoding="utf-8")), str(f))
+    except (ValueError, XMTCError) as e:
+        raise ModelLoadError(f"{f}: invalid decision rule ({e})") from None
 
 
 def _sha256(path: Path) -> str:
