@@ -11,6 +11,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -394,3 +395,101 @@ def test_unknown_gold_labels_share(tiny_data, tmp_path):
     assert unknown_gold_labels(own, knows_it).unknown == 0
     got = unknown_gold_labels(loaded)
     assert got.share == 1.0 and got.unknown == got.total == own.Y.nnz + 1
+
+
+# --------------------------------------------------------------------------- D. progress output off a terminal
+class FakeClock:
+    def __init__(self):
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_training_progress_off_a_terminal_is_one_plain_line_per_epoch(capsys, monkeypatch, tmp_path):
+    import torch
+    from torch import nn
+
+    from xmtc.train import TrainConfig, train_loop
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    X, Y = torch.randn(64, 4), (torch.randn(64, 2) > 0).float()
+    cfg = TrainConfig.from_dict({"seed": 1, "epochs": 3, "batch_size": 2, "lr": 0.05, "progress": True,
+                                 "device": "cpu", "patience": 0})
+    train_loop(nn.Linear(4, 2), cfg=cfg, batches=lambda e: [range(i, i + 2) for i in range(0, 64, 2)],
+               loss=lambda m, rows: nn.functional.binary_cross_entropy_with_logits(m(X[list(rows)]),
+                                                                                   Y[list(rows)]))
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    lines = err.splitlines()
+    assert len(lines) == 3, err
+    for epoch, line in enumerate(lines, start=1):
+        assert line.startswith(f"model epoch {epoch}/3: done 32/32 batch (100%) in "), line
+        assert "loss=" in line
+
+
+def test_plain_progress_every_interval_and_at_the_end():
+    from xmtc.progress import PlainProgress
+
+    clock, out = FakeClock(), io.StringIO()
+    bar = PlainProgress(range(100), desc="level-1 epoch 2/5", interval=30, stream=out, unit="batch", clock=clock)
+    for i in bar:
+        clock.now += 1.0
+        if i == 50:
+            bar.set_postfix(loss="0.1234")
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 4, lines  # at 30, 60, 90 s and the end
+    assert lines[0] == "level-1 epoch 2/5: 30/100 batch (30%) in 30s, 1 batch/s"
+    assert lines[-1] == "level-1 epoch 2/5: done 100/100 batch (100%) in 1m40s, 1 batch/s, loss=0.1234"
+    out2 = io.StringIO()
+    for i in PlainProgress(range(10), desc="x", stream=out2, clock=clock):
+        if i == 3:
+            break
+    assert out2.getvalue() == "x: stopped 3/10 it (30%) in 0s\n"
+
+
+def test_progress_is_tqdm_on_a_terminal_only(monkeypatch):
+    from xmtc.progress import PlainProgress, progress
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    assert type(progress([1], desc="d", stream=Tty())).__module__.startswith("tqdm")
+    assert isinstance(progress([1], desc="d", stream=io.StringIO()), PlainProgress)
+    items = [1, 2]
+    assert progress(items, enabled=False) is items
+    monkeypatch.setenv("TQDM_DISABLE", "1")
+    silent = io.StringIO()
+    assert list(progress(items, stream=silent)) == items and silent.getvalue() == ""
+
+
+def test_carriage_return_filter_keeps_final_states():
+    from xmtc.progress import CarriageReturnFilter
+
+    out: list[bytes] = []
+    clock = FakeClock()
+    f = CarriageReturnFilter(out.append, interval=30, clock=clock, line_start=re.compile(rb"\d\d:\d\d "))
+    for i in range(1, 161):
+        f.feed(f"\rExamples {i} / 160 [{'=' * (i // 10)}>] {100 * i / 160:.2f} % ".encode())
+    f.feed(b"12:00 log line\n")  # written right after the bar, without a line end of its own
+    for i in range(1, 9):
+        clock.now += 10.0
+        f.feed(f"\rLabels {i} / 8 [==>] ".encode())
+    f.feed(b"\r8 / 16 [==>] 50.00 % \r16 / 16 [=====] 100.00 % ")
+    f.finish()
+    assert out == [b"Examples 160 / 160 [================>] 100.00 %\n", b"12:00 log line\n",
+                   b"Labels 3 / 8 [==>]\n", b"Labels 6 / 8 [==>]\n", b"Labels 8 / 8 [==>]\n",
+                   b"16 / 16 [=====] 100.00 %\n"]
+
+
+def test_omikuji_progress_off_a_terminal_is_plain_lines(tiny_data, capfd):
+    from xmtc.models.baselines.parabel import ParabelConfig
+
+    xmtc.create("parabel", ParabelConfig(n_trees=1, verbose=True)).fit(tiny_data[0])
+    out, err = capfd.readouterr()
+    assert "\r" not in err
+    assert "Examples 160 / 160" in err and "100.00 %" in err
+    assert len(err) < 3000, err  # was ~7 kB of \r updates on one line for 160 documents
+    assert "omikuji" not in out  # its log lines go to stderr, not into predict's JSONL on stdout

@@ -369,8 +369,7 @@ def _save_checkpoint(path: Path, module: nn.Module, optimizer, state: dict[str, 
 
 
 def _progress(iterable, total, desc: str, enabled: bool):
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
+    # a tqdm bar on a terminal; elsewhere (log file, CI, nohup) one plain line per epoch and every 30 s
+    from xmtc.progress import progress
 
-    return tqdm(iterable, total=total, desc=desc, leave=False, dynamic_ncols=True, mininterval=1.0)
+    return progress(iterable, total=total, desc=desc, enabled=enabled, unit="batch")

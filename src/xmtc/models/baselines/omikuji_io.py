@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -161,16 +163,24 @@ def omikuji_predict(model, X: sp.csr_matrix, k: int, beam_size: int) -> tuple[np
     return out_idx, out_val
 
 
+_LOG_LINE = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")  # omikuji's log lines start with a timestamp
+
+
 @contextlib.contextmanager
 def omikuji_output(verbose: bool, what: str):
-    """Hide omikuji's log and progress output (written by Rust straight to file descriptors 1 and 2).
+    """Hide or tidy omikuji's log and progress output (written by Rust straight to file descriptors 1 and 2).
 
-    The output goes to a temporary file instead; when omikuji fails (``RuntimeError``), its last lines are put
-    into the raised :class:`XMTCError`. While this is active, anything else the process writes to fds 1/2 is
-    hidden too. With ``verbose`` nothing is redirected.
+    Without ``verbose`` the output goes to a temporary file; when omikuji fails (``RuntimeError``), its last
+    lines are put into the raised :class:`XMTCError`. With ``verbose`` on a terminal nothing is redirected.
+    With ``verbose`` elsewhere (a log file, CI, ``nohup``) the output is passed on to stderr as plain lines:
+    omikuji's ``\r``-redrawn progress bars become their final states, plus the current state every 30 s while
+    a bar runs (:class:`~xmtc.progress.CarriageReturnFilter`), and its log lines go to stderr, not stdout.
+    While this is active, anything else the process writes to fds 1/2 takes the same way.
     """
+    from xmtc.progress import CarriageReturnFilter, is_terminal
+
     saved = None
-    if not verbose:
+    if not (verbose and is_terminal()):
         try:
             saved = [os.dup(1), os.dup(2)]
         except OSError:  # no standard file descriptors (e.g. a daemon): nothing to hide
@@ -183,22 +193,61 @@ def omikuji_output(verbose: bool, what: str):
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    log = tempfile.TemporaryFile()
+    log = tempfile.TemporaryFile(mode="a+b")  # O_APPEND: the reader's offset never moves the writers'
+
+    def to_stderr(data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(saved[1], view):]
+            except OSError:  # stderr closed: drop the output, never fail the computation
+                return
+
+    lines = CarriageReturnFilter(to_stderr if verbose else (lambda data: None), line_start=_LOG_LINE)
+    read_at = 0
+
+    def pump() -> None:
+        nonlocal read_at
+        while chunk := os.pread(log.fileno(), 1 << 16, read_at):
+            read_at += len(chunk)
+            lines.feed(chunk)
+        lines.tick()
+
+    stop = threading.Event()
+
+    def follow() -> None:  # passes the output on while omikuji runs (it may run for many minutes)
+        while not stop.wait(0.5):
+            pump()
+
+    reader = threading.Thread(target=follow, name="omikuji-output", daemon=True) \
+        if verbose and hasattr(os, "pread") else None
+    failure = None
     try:
         os.dup2(log.fileno(), 1)
         os.dup2(log.fileno(), 2)
-        failure = None
+        if reader is not None:
+            reader.start()
         try:
             yield
         except RuntimeError as e:
             failure = e
         finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
             os.dup2(saved[0], 1)
             os.dup2(saved[1], 2)
+            stop.set()
+            if reader is not None:
+                reader.join()
+            if verbose or failure is not None:
+                if hasattr(os, "pread"):
+                    pump()
+                else:  # pragma: no cover - no pread (Windows): everything at the end
+                    log.seek(0)
+                    lines.feed(log.read())
+                lines.finish()
         if failure is not None:
-            log.seek(0)
-            text = log.read().decode(errors="replace").replace("\r", "\n")
-            detail = "; ".join([ln for ln in text.splitlines() if ln.strip()][-5:])
+            detail = "; ".join(line.decode(errors="replace") for line in lines.lines[-5:])
             said = f" (omikuji said: {detail})" if detail else ""
             raise XMTCError(f"omikuji failed while {what}: {failure}{said}")
     finally:
