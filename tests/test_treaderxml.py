@@ -192,6 +192,14 @@ def test_output_bias_starts_at_label_log_odds():
 
 
 # --------------------------------------------------------------------------------------------- the model
+def _tiny(**changes) -> TReaderXMLConfig:
+    """The tiny config with ``changes``, where only the fields tiny_config sets and ``changes`` count as the
+    user's (``replace`` would make every field explicit, so an ``ablation`` preset would fill nothing)."""
+    base = TReaderXML.tiny_config()
+    data = {k: v for k, v in base.to_dict().items() if k in base.explicit_fields()}
+    return TReaderXMLConfig.from_dict({**data, **changes})
+
+
 def _with_label_hierarchy(train: Dataset) -> Dataset:
     """The tiny data with a hierarchy between its own labels (lab1..lab7 -> lab0) and descriptions."""
     names = train.label_index.names
@@ -247,7 +255,7 @@ def test_shortlist_model_round_trips_and_checks_its_files(fitted, tmp_path):
 
 def test_ablation_zero_has_no_teacher_branch(tiny_data, tmp_path):
     train, test = tiny_data
-    model = TReaderXML(TReaderXML.tiny_config().replace(ablation=0, epochs=2, decay_epochs=0)).fit(train)
+    model = TReaderXML(_tiny(ablation=0, epochs=2, decay_epochs=0)).fit(train)
     assert model.teacher_ is None and model.networks_["network"].read_y is None
     assert len(model.networks_["network"].read_x.layers) == 0
     path = model.save(tmp_path / "m")
@@ -257,8 +265,9 @@ def test_ablation_zero_has_no_teacher_branch(tiny_data, tmp_path):
 
 
 def test_cli_trains_an_ablation(tiny_dir, tmp_path, xmtc_cli):
-    cfg = TReaderXML.tiny_config().replace(epochs=2, decay_epochs=0)
-    (tmp_path / "cfg.json").write_text(cfg.to_json())
+    cfg = _tiny(epochs=2, decay_epochs=0)  # a JSON of the fields set, so that ablation=1 fills the rest
+    (tmp_path / "cfg.json").write_text(json.dumps({k: v for k, v in cfg.to_dict().items()
+                                                   if k in cfg.explicit_fields()}))
     res = xmtc_cli("train", "--model", "treaderxml", "--data", tiny_dir, "--out", tmp_path / "run",
                    "--config", tmp_path / "cfg.json", "--set", "ablation=1")
     assert res.returncode == 0, str(res)
