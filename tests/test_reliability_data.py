@@ -493,3 +493,44 @@ def test_omikuji_progress_off_a_terminal_is_plain_lines(tiny_data, capfd):
     assert "Examples 160 / 160" in err and "100.00 %" in err
     assert len(err) < 3000, err  # was ~7 kB of \r updates on one line for 160 documents
     assert "omikuji" not in out  # its log lines go to stderr, not into predict's JSONL on stdout
+
+
+# --------------------------------------------------------------------------- E. installs
+def _check_imports():
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / ".ci" / "check_imports.py"
+    spec = importlib.util.spec_from_file_location("check_imports", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_import_check_tells_broken_from_missing_modules(tmp_path, monkeypatch):
+    ci = _check_imports()
+    (tmp_path / "abi_broken_mod.py").write_text("raise ImportError('pyarrow requires NumPy 2.0 or newer')\n")
+    (tmp_path / "dep_missing_mod.py").write_text("import no_such_dependency_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    kind, detail = ci.try_import("abi_broken_mod")
+    assert kind == "failed" and "NumPy 2.0" in detail
+    assert ci.try_import("dep_missing_mod")[0] == "failed"  # installed, but its own dependency is missing
+    assert ci.try_import("no_such_module_xyz")[0] == "missing"  # optional and not installed
+    assert ci.try_import("json") is None
+    assert "xmtc.data.lines" in ci.xmtc_modules() and "xmtc.progress" in ci.xmtc_modules()
+    assert {"torch", "omikuji"} <= {m.split(".")[0] for m in ci.source_imports()}
+
+
+def test_dev_extra_has_no_benchmark_peers():
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
+    names = {re.split(r"[<>=!\[; ]", r)[0].lower() for r in extras["dev"]}
+    assert not names & {"libpecos", "napkinxc"}  # libpecos pins numpy<2, pyarrow needs numpy>=2
+    assert {"libpecos", "napkinxc"} <= {re.split(r"[<>=!\[; ]", r)[0].lower() for r in extras["bench"]}
+    commands = [line.strip() for line in (Path(__file__).resolve().parents[1] / ".ci" / "run").read_text().splitlines()
+                if line.strip() and not line.startswith(("#", " "))]
+    steps = ["pip install torch==2.13.0", "pip install -e '.[dev]'", "python .ci/check_imports.py", "pip check",
+             'python -m pytest -m "not slow" -q']
+    at = [next(i for i, c in enumerate(commands) if c.startswith(step)) for step in steps]
+    assert at == sorted(at), commands
