@@ -24,7 +24,7 @@ from xmtc.models.maacf.label_groups import (
     sample_negatives,
     shortlist_recall,
 )
-from xmtc.models.maacf.model import MAACF, MAACFConfig
+from xmtc.models.maacf.model import MAACF, MAACFConfig, fuse_scores
 from xmtc.models.maacf.network import MAACFNet
 from xmtc.models.maacf.pairs import bpr_loss
 from xmtc.train import TrainConfig, train_loop
@@ -254,11 +254,76 @@ def test_parabel_shortlist_is_saved_with_the_model(tiny_data, tmp_path):
     np.testing.assert_array_equal(registry.load(path).predict(test, k=4).indices, top.indices)
 
 
+# --------------------------------------------------------------------------------------------- score fusion
+def test_fuse_scores():
+    logits = torch.tensor([[2.0, -1.0, 0.5]])
+    logp = torch.log(torch.tensor([[0.1, 0.8, 0.5]]))
+    key, score = fuse_scores(logits, logp, 0.0)
+    assert torch.equal(key, logits) and torch.allclose(score, torch.sigmoid(logits))
+    key, score = fuse_scores(logits, None, 3.0)
+    assert torch.equal(key, logits), "no shortlist scores: the network alone"
+    key, score = fuse_scores(logits, logp, math.inf)
+    assert torch.equal(key, logp) and torch.allclose(score, torch.tensor([[0.1, 0.8, 0.5]]))
+    key, score = fuse_scores(logits, logp, 2.0)
+    assert torch.allclose(key, logits + 2 * logp) and torch.allclose(score, torch.sigmoid(logits + 2 * logp))
+
+
+@pytest.fixture(scope="module")
+def untrained_parabel(tiny_data) -> MAACF:
+    """A MAACF+ over a parabel shortlist whose network learned nothing (one step at lr 1e-9)."""
+    return _fit(tiny_data[0], epochs=1, lr=1e-9, shortlist="parabel", shortlist_size=4)
+
+
+def test_fusion_on_validation_keeps_the_shortlist_order_when_the_network_learned_nothing(
+        untrained_parabel, tiny_data, tmp_path):
+    _, test = tiny_data
+    model = untrained_parabel
+    parabel = metrics.precision_at_k(test.Y, model.shortlister_.predict(test, k=5), 1)
+    top = model.predict(test, k=5)
+    assert metrics.precision_at_k(test.Y, top, 1) >= parabel, "fusion cannot fall below the shortlist"
+    assert model.fusion_weight_ > 0 and model.stats_["fusion_weight"] == _json_weight(model.fusion_weight_)
+    table = model.stats_["fusion_validation"]
+    assert set(table) == {"0.0", "0.25", "0.5", "1.0", "2.0", "4.0", "8.0", "inf"}
+    assert max(table.values()) == table[str(_json_weight(model.fusion_weight_))], "the best on validation"
+    loaded = registry.load(model.save(tmp_path / "m"))
+    assert loaded.fusion_weight_ == model.fusion_weight_ and loaded.stats_ == model.stats_
+    np.testing.assert_array_equal(loaded.predict(test, k=5).indices, top.indices)
+    model.fusion_weight_ = 0.0  # the network alone reorders the shortlist by noise
+    try:
+        assert metrics.precision_at_k(test.Y, model.predict(test, k=5), 1) < parabel
+    finally:
+        model.fusion_weight_ = loaded.fusion_weight_
+
+
+def _json_weight(w: float):
+    return "inf" if math.isinf(w) else w
+
+
+def test_fusion_inf_is_the_shortlist_order_and_fixed_weights_are_kept(untrained_parabel, tiny_data):
+    _, test = tiny_data
+    model = untrained_parabel
+    saved = model.fusion_weight_
+    try:
+        model.fusion_weight_ = math.inf
+        top, own = model.predict(test, k=4), model.shortlister_.predict(test, k=4)
+        np.testing.assert_allclose(top.scores, own.scores, rtol=1e-5)  # equal scores may swap places
+        assert all(set(a) == set(b) for a, b in zip(top.indices.tolist(), own.indices.tolist(), strict=True))
+    finally:
+        model.fusion_weight_ = saved
+    train = tiny_data[0]
+    for fusion, weight in [("none", 0.0), (0.5, 0.5), ("shortlist", math.inf)]:
+        m = _fit(train, epochs=1, shortlist="parabel", shortlist_size=4, fusion=fusion)
+        assert m.fusion_weight_ == weight and "fusion_validation" not in m.stats_
+    assert _fit(train, epochs=1).fusion_weight_ == 0.0, "no parabel shortlist: nothing to fuse"
+
+
 @pytest.mark.parametrize("bad, message", [
     ({"aspects": ["gru"]}, "aspects entries"), ({"aspects": []}, "at least one"),
     ({"variant": "x"}, "variant"),
     ({"shortlist": "tree"}, "shortlist"), ({"predictor_layers": 0}, "predictor_layers"),
     ({"group_size": -1}, "group_size"), ({"negatives": 0}, "negatives"),
+    ({"fusion": "best"}, "fusion"), ({"fusion": -1.0}, "fusion"), ({"fusion": True}, "fusion"),
+    ({"fusion_grid": [-1.0]}, "fusion_grid"),
 ])
 def test_config_errors(bad, message):
     with pytest.raises(ConfigError, match=message):
@@ -331,6 +396,7 @@ def test_parabel_rerank_keeps_candidates_aligned_with_their_scores(tiny_data, mo
     MAACF+ run whose P@1 equalled the popularity baseline: the cause was training, not misalignment)."""
     train, test = tiny_data
     model = _fit(train, epochs=1, shortlist="parabel", shortlist_size=4)
+    model.fusion_weight_ = 0.0  # the network alone ranks
     cand = model.shortlist_candidates(test)  # (n, 4) in the parabel order
     net = model.networks_["network"]
     monkeypatch.setattr(net, "score", lambda s, labels: -torch.arange(

@@ -26,32 +26,40 @@ small label sets), ``parabel`` (top ``shortlist_size`` of a sparse Parabel label
 first; the default above ``shortlist_size`` labels) or ``head`` (top ``shortlist_size`` of a linear head over
 the mean aspect vector, trained alongside). ``hard_negatives`` draws some training negatives from the same
 shortlist, so that the reranker sees the confusable labels it has to order at prediction time.
+
+Score fusion (``fusion``): a parabel shortlist is ranked by ``logit + w * log p_parabel``, with w chosen on the
+validation split after training among ``fusion_grid`` and w = inf (the shortlist's own order), so a network
+that learned nothing gives back the shortlist's order instead of reordering it by noise or popularity.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
 
+from xmtc import metrics
 from xmtc.config import check, doc_field
 from xmtc.data.split import Dataset
 from xmtc.errors import ModelLoadError, XMTCError
-from xmtc.models.base import register
+from xmtc.models.base import TopK, register
 from xmtc.models.deep import DeepConfig, DeepTextModel, Encoded, TextBatch, bce_loss
 from xmtc.models.maacf.label_groups import nearest_label_groups, sample_hard_negatives, sample_negatives
 from xmtc.models.maacf.network import MAACFNet, PairBatch
 from xmtc.models.maacf.pairs import _PairBatches, bpr_loss
-from xmtc.train import train_loop
+from xmtc.train import autocast, train_loop
 
 ASPECTS = ("cnn", "lstm", "transformer")
 VARIANTS = ("maacf", "mcf", "encoder")
 SHORTLISTS = ("auto", "all", "head", "parabel")
+FUSIONS = ("auto", "none", "shortlist")
 SHORTLIST_DIR = "shortlist"
 
 
@@ -88,6 +96,14 @@ class MAACFConfig(DeepConfig):
     shortlist_size: int = doc_field(100, "candidate labels per document from the shortlist")
     hard_negatives: int = doc_field(0, "of the Neg negatives per positive, how many are drawn from the "
                                        "document's shortlist (head or parabel) instead of uniformly")
+    fusion: str | float = doc_field("auto", "parabel shortlist: rank by logit + w * log p_parabel; 'auto' (w "
+                                            "chosen on the validation split from fusion_grid and the "
+                                            "shortlist's own order), a number (w fixed), 'shortlist' (the "
+                                            "shortlist's own order, w = inf) or 'none' (the network alone, "
+                                            "w = 0)")
+    fusion_grid: list[float] = doc_field([0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0],
+                                         "fusion weights w tried by fusion='auto' (w = inf, the shortlist's "
+                                         "own order, is always tried too)")
     head_weight: float = doc_field(1.0, "weight of the linear head's BCE loss (shortlist 'head')")
     head_detach: bool = doc_field(True, "train the head on detached aspect vectors (the encoders learn from "
                                         "the pairwise loss only, as in the paper)")
@@ -120,6 +136,15 @@ class MAACFConfig(DeepConfig):
         check(0 <= self.hard_negatives <= self.negatives,
               f"hard_negatives must be in [0, negatives={self.negatives}], but is {self.hard_negatives}")
         check(self.head_weight >= 0, f"head_weight must be >= 0, but is {self.head_weight}")
+        if isinstance(self.fusion, str):
+            check(self.fusion in FUSIONS, f"fusion must be a number >= 0 or one of {FUSIONS}, but is "
+                                          f"{self.fusion!r}")
+        else:
+            check(isinstance(self.fusion, (int, float)) and not isinstance(self.fusion, bool)
+                  and math.isfinite(self.fusion) and self.fusion >= 0,
+                  f"fusion must be a number >= 0 or one of {FUSIONS}, but is {self.fusion!r}")
+        check(len(self.fusion_grid) > 0 and all(math.isfinite(w) and w >= 0 for w in self.fusion_grid),
+              f"fusion_grid must be finite weights >= 0, but is {self.fusion_grid}")
 
 
 @register("maacf")
@@ -127,8 +152,9 @@ class MAACF(DeepTextModel):
     """MAACF+: document-label matching with multi-aspect co-attention, label groups and an NCF predictor.
 
     Fitted state (besides :class:`~xmtc.models.deep.DeepTextModel`'s): ``groups_`` int64 (L, k) label groups,
-    ``shortlister_`` (a fitted ``parabel`` model with ``shortlist='parabel'``), ``tokenizer_`` (transformer
-    aspect).
+    ``shortlister_`` (a fitted ``parabel`` model with ``shortlist='parabel'``), ``fusion_weight_`` (w of
+    ``logit + w * log p_parabel``; inf = the shortlist's own order, 0 = the network alone), ``stats_`` (the
+    validation table of the fusion weights, saved), ``tokenizer_`` (transformer aspect).
     """
 
     Config = MAACFConfig
@@ -138,6 +164,8 @@ class MAACF(DeepTextModel):
         self.groups_: np.ndarray | None = None
         self.shortlister_ = None
         self.tokenizer_ = None
+        self.fusion_weight_: float = 0.0
+        self.stats_: dict[str, Any] = {}
 
     @classmethod
     def tiny_config(cls) -> MAACFConfig:
@@ -191,7 +219,8 @@ class MAACF(DeepTextModel):
                 self.tokenizer_ = load_tokenizer()
             out["sub"] = subword_ids(self.tokenizer_, data.texts, cfg.transformer_max_len)
         if candidates and self.shortlist_kind == "parabel":
-            out["cand"] = self.shortlister_.predict(data.texts, k=cfg.shortlist_size).indices.astype(np.int64)
+            out["cand"], out["cand_logp"] = _candidates(self.shortlister_.predict(data.texts,
+                                                                                  k=cfg.shortlist_size))
         return out
 
     def _pair_batch(self, tb: TextBatch, side: dict) -> PairBatch:
@@ -202,6 +231,8 @@ class MAACF(DeepTextModel):
             batch.sub_ids, batch.sub_mask = pad_subwords([side["sub"][i] for i in tb.rows], tb.ids.device)
         if side["cand"] is not None:
             batch.candidates = torch.from_numpy(side["cand"][tb.rows]).to(tb.ids.device)
+        if side.get("cand_logp") is not None:
+            batch.cand_logp = torch.from_numpy(side["cand_logp"][tb.rows]).to(tb.ids.device)
         return batch
 
     # ----------------------------------------------------------------- networks and training
@@ -226,15 +257,79 @@ class MAACF(DeepTextModel):
         def batches(epoch: int):
             return _PairBatches(self, self.train_batches(train, epoch), side_train)
 
+        fixed = self._fixed_fusion()
+        during = fixed if fixed is not None and math.isfinite(fixed) else 0.0  # 'auto': the network alone
+
         def evaluate(module: nn.Module) -> float:
             def topk(b: TextBatch, k: int):
-                return self._topk(module, self._pair_batch(b, side_v), k)
+                return self._topk(module, self._pair_batch(b, side_v), k, fusion=during)
 
             return self.validation_score(valid, topk)
 
         self.train_results_["network"] = train_loop(
             net, cfg=cfg, batches=batches, loss=self.pair_loss, evaluate=evaluate, run_dir=run_dir,
             tag="network", resume=resume, parameters=self._param_groups(net))
+        net.eval()
+        self.stats_ = {}
+        if self.shortlist_kind != "parabel":
+            self.fusion_weight_ = 0.0  # no shortlist scores to fuse with
+        elif fixed is not None:
+            self.fusion_weight_ = fixed
+        else:
+            self.fusion_weight_, table = self._choose_fusion(net, valid, side_v)
+            self.stats_["fusion_validation"] = table
+        self.stats_["fusion_weight"] = _weight_json(self.fusion_weight_)
+
+    def _fixed_fusion(self) -> float | None:
+        """The fusion weight the config fixes (0 for 'none', inf for 'shortlist'), None for 'auto'."""
+        f = self.config.fusion
+        if isinstance(f, str):
+            return {"auto": None, "none": 0.0, "shortlist": math.inf}[f]
+        return float(f)
+
+    def _choose_fusion(self, net: MAACFNet, valid: Encoded, side: dict) -> tuple[float, dict[str, list]]:
+        """The fusion weight w with the best validation ``select_metric`` (ties: the higher nDCG@5, then the
+        larger w) among ``fusion_grid`` and inf (the shortlist's own order).
+
+        Returns:
+            (w, {str(w): [select_metric, nDCG@5] in percent}).
+        """
+        cfg = self.config
+        cand, logits, logp = self.shortlist_logits(net, valid, side)
+        name, k = cfg.select_metric.split("@")
+        fn = metrics.precision_at_k if name == "P" else metrics.ndcg_at_k
+        kk = max(int(k), 5)
+        table, best = {}, None
+        for w in sorted(set(float(x) for x in cfg.fusion_grid)) + [math.inf]:
+            key, _ = fuse_scores(torch.from_numpy(logits), torch.from_numpy(logp), w)
+            key = key.numpy().copy()
+            key[cand < 0] = -np.inf
+            order = np.argsort(-key, axis=1, kind="stable")[:, :kk]  # (n, kk)
+            idx = np.take_along_axis(cand, order, 1)
+            val = np.take_along_axis(key, order, 1)
+            top = TopK(np.where(np.isfinite(val), idx, -1), val, n_labels=self.n_labels_)
+            score = (float(fn(valid.Y, top, int(k))), float(metrics.ndcg_at_k(valid.Y, top, 5)))
+            table[str(_weight_json(w))] = [round(100 * v, 4) for v in score]
+            if best is None or (score, w) > best[:2]:
+                best = (score, w)
+        return best[1], table
+
+    def shortlist_logits(self, net: MAACFNet, data: Encoded,
+                         side: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The parabel shortlist of ``data`` with the network's logits and the shortlist's log-scores.
+
+        Returns:
+            (candidates int64 (n, c) with -1 padding, network logits float32 (n, c), log p_parabel float32
+            (n, c), -inf at padding).
+        """
+        cand, logp = side["cand"], side["cand_logp"]
+        logits = np.zeros(cand.shape, dtype=np.float32)
+        with torch.no_grad(), autocast(self.device_, self.config.bf16):
+            for tb in self.eval_batches(data):
+                batch = self._pair_batch(tb, side)
+                s = net.encode(batch)
+                logits[tb.rows] = net.score(s, batch.candidates.clamp(min=0)).float().cpu().numpy()
+        return cand, logits, logp
 
     def _param_groups(self, net: MAACFNet) -> list[dict]:
         """Optimizer groups: the pretrained transformer layers get ``transformer_lr_scale`` times the lr."""
@@ -248,10 +343,14 @@ class MAACF(DeepTextModel):
         return groups
 
     def _fit_shortlister(self, train: Encoded):
+        from xmtc.models.base import load_model
         from xmtc.models.baselines.parabel import ParabelModel
+        from xmtc.train.distributed import share_object
 
         data = Dataset(Y=train.Y, label_index=self.label_index_, texts=train.texts, split="train")
-        return ParabelModel(ParabelModel.Config()).fit(data)
+        # data-parallel (torchrun): omikuji is unseeded, so rank 0 fits it and every rank loads rank 0's copy
+        return share_object(lambda: ParabelModel(ParabelModel.Config()).fit(data), lambda m, path: m.save(path),
+                            load_model)
 
     def pair_loss(self, net: MAACFNet, batch: PairBatch) -> torch.Tensor:
         """BPR loss (Eq. 10) over positives x ``negatives`` sampled negatives, plus the head's BCE if any.
@@ -300,8 +399,13 @@ class MAACF(DeepTextModel):
         return torch.from_numpy(pos).to(device), torch.from_numpy(mask).to(device)
 
     # ----------------------------------------------------------------- prediction
-    def _topk(self, net: MAACFNet, batch: PairBatch, k: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """Top-k (label ids (b, k'), sigmoid scores) of one batch; -1 marks empty shortlist slots."""
+    def _topk(self, net: MAACFNet, batch: PairBatch, k: int,
+              fusion: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-k (label ids (b, k'), scores) of one batch; -1 marks empty shortlist slots.
+
+        Scores are sigmoid(logit), or with a parabel shortlist sigmoid(logit + w * log p_parabel) for the
+        fusion weight w (``fusion``, default ``fusion_weight_``), and p_parabel itself for w = inf.
+        """
         s = net.encode(batch)
         kind = self.shortlist_kind
         if kind == "encoder":
@@ -316,10 +420,13 @@ class MAACF(DeepTextModel):
             cand = torch.topk(net.head_logits(s).float(), size, dim=1).indices  # (batch, c)
         else:
             cand = batch.candidates
-        logits = net.score(s, cand.clamp(min=0)).float().masked_fill(cand < 0, float("-inf"))  # (batch, c)
-        val, pos = torch.topk(logits, min(k, cand.shape[1]), dim=1)
+        logits = net.score(s, cand.clamp(min=0)).float()  # (batch, c)
+        w = self.fusion_weight_ if fusion is None else fusion
+        key, score = fuse_scores(logits, batch.cand_logp, w)
+        key = key.masked_fill(cand < 0, float("-inf"))
+        val, pos = torch.topk(key, min(k, cand.shape[1]), dim=1)
         idx = torch.gather(cand, 1, pos).masked_fill(~torch.isfinite(val), -1)
-        return idx, torch.sigmoid(val)
+        return idx, torch.gather(score, 1, pos)
 
     def _score_labels(self, net: MAACFNet, s: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """Logits (batch, len(labels)) of every document with the same 1-D ``labels``, in chunks."""
@@ -381,6 +488,13 @@ class MAACF(DeepTextModel):
         return out
 
     # ----------------------------------------------------------------- persistence
+    def _extra_state(self) -> dict[str, Any]:
+        return {"fusion_weight": _weight_json(self.fusion_weight_), "stats": self.stats_}
+
+    def _set_extra_state(self, state: dict[str, Any]) -> None:
+        self.fusion_weight_ = float(state.get("fusion_weight", 0.0))  # folders from before the fusion: 0
+        self.stats_ = dict(state.get("stats", {}))
+
     def _save_extra(self, path: Path) -> list[str]:
         if self.shortlister_ is None:
             return []
@@ -401,3 +515,30 @@ class MAACF(DeepTextModel):
         self.groups_ = self.networks_["network"].groups.cpu().numpy()
 
 
+def fuse_scores(logits: torch.Tensor, logp: torch.Tensor | None,
+                weight: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Score fusion with the shortlist: (ranking key, reported score), both (batch, c).
+
+    ``weight`` 0 (or no shortlist scores): the network alone, key = logit, score = sigmoid(logit);
+    inf: the shortlist's own order, key = log p, score = p; else key = logit + weight * log p and score =
+    sigmoid(key).
+    """
+    if logp is None or weight == 0:
+        return logits, torch.sigmoid(logits)
+    if math.isinf(weight):
+        return logp, logp.exp()
+    key = logits + weight * logp
+    return key, torch.sigmoid(key)
+
+
+def _candidates(top: TopK) -> tuple[np.ndarray, np.ndarray]:
+    """A shortlist's (label ids int64 (n, c), -1 padding; log-scores float32 (n, c), -inf at padding)."""
+    idx = top.indices.astype(np.int64)
+    with np.errstate(divide="ignore"):
+        logp = np.log(np.clip(top.scores, 1e-30, None)).astype(np.float32)
+    return idx, np.where(idx >= 0, logp, -np.inf).astype(np.float32)
+
+
+def _weight_json(w: float) -> float | str:
+    """A fusion weight for JSON: inf as the string 'inf' (``float('inf')`` reads it back)."""
+    return "inf" if math.isinf(w) else float(w)

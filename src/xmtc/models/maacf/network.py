@@ -30,12 +30,14 @@ class PairBatch:
         sub_ids: (batch, sub_seq) int64 sub-word ids, or None without a transformer aspect.
         sub_mask: (batch, sub_seq) bool, or None.
         candidates: (batch, c) int64 shortlisted label ids (-1 padding), or None.
+        cand_logp: (batch, c) float32 log-scores of the parabel shortlist (-inf padding), or None.
     """
 
     text: TextBatch
     sub_ids: torch.Tensor | None = None
     sub_mask: torch.Tensor | None = None
     candidates: torch.Tensor | None = None
+    cand_logp: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return len(self.text)
