@@ -23,6 +23,7 @@ from xmtc.models.treaderxml.teacher import (
     build_items,
     doc_vectors,
     gather_csr,
+    id_texts,
     resolve_parent_mode,
     shortlist,
     shortlist_recall,
@@ -50,6 +51,7 @@ def test_ablation_ids_set_teacher_and_reading():
     ({"bottleneck": 30, "heads": 4}, "bottleneck must be a positive multiple of heads"),
     ({"parents": "grandparents"}, "parents must be one of"),
     ({"n_neighbours": 0}, "n_neighbours must be positive, but is 0"),
+    ({"teacher_encoder": "bert"}, "teacher_encoder must be one of"),
 ])
 def test_invalid_config_values_are_config_errors(change, match):
     with pytest.raises(ConfigError, match=match):
@@ -148,6 +150,59 @@ def test_training_documents_never_use_their_own_labels():
         assert 2 + i not in items, f"document {i} sees its own private label"
         assert (0 if i < 3 else 1) in items  # the topic label of its neighbours
         assert len(items & ({2, 3, 4} if i < 3 else {5, 6, 7})) == 2  # its two neighbours' private labels
+
+
+def _tiny_teachers(tiny_data, max_len: int = 64) -> tuple[dict[str, TeacherKnowledge], list, sp.csr_matrix]:
+    """Both teachers of the tiny keyword task (word2vec on its training texts), the test ids and gold labels."""
+    from xmtc.text import train_word2vec
+
+    train, test = tiny_data
+    tokens = [tokenize(t) for t in train.texts]
+    vocab = Vocab.build(tokens)
+    vectors = train_word2vec(tokens, vocab, dim=16, epochs=5, seed=0)
+    L = train.n_labels
+    ids = [vocab.encode(t, max_len) for t in tokens]
+    teachers = {enc: TeacherKnowledge.build(ids, train.Y, encoder=enc, word_vectors=vectors,
+                                            item_bags=sp.eye(L, len(vocab), format="csr"),
+                                            label_items=sp.eye(L, format="csr"), n_neighbours=5, size=L)
+                for enc in ("tfidf", "mean_w2v")}
+    return teachers, [vocab.encode(tokenize(t), max_len) for t in test.texts], test.Y
+
+
+def test_tfidf_teacher_votes_recall_at_least_the_mean_vector_teachers(tiny_data):
+    teachers, test_ids, Y = _tiny_teachers(tiny_data)
+    assert teachers["tfidf"].encoder == "tfidf" and teachers["mean_w2v"].encoder == "mean_w2v"
+    recall = {}
+    for enc, t in teachers.items():
+        top, _ = top_per_row(t.query(test_ids).label_scores, 3)  # the teacher's 3 best-voted labels
+        recall[enc] = shortlist_recall(top, Y)
+        own = t.query(training=True)  # training documents: neighbours among the others
+        assert shortlist_recall(top_per_row(own.label_scores, 3)[0], t.base_Y) > 0.5
+    assert recall["tfidf"] >= recall["mean_w2v"] and recall["tfidf"] > 0.8, recall
+
+
+def test_tfidf_teacher_reads_only_the_models_truncated_known_tokens(tiny_data, tmp_path):
+    ids = [np.array([5, 1, 7, 5]), np.array([1]), np.array([9, 8, 7, 6])]
+    assert id_texts(ids) == ["5 7 5", "", "9 8 7 6"]  # unknown (1) dropped
+    teachers, test_ids, _ = _tiny_teachers(tiny_data, max_len=4)
+    t = teachers["tfidf"]
+    assert all(term.isdigit() and int(term) > 1 for term in t.tfidf.terms)  # terms = the model's token ids
+    assert np.diff(t.base_vectors.indptr).max() <= 4  # the first max_len = 4 tokens only
+    assert (t.vectors(test_ids)[:, :] > 0).sum(axis=1).max() <= 4
+    path = tmp_path / "m"
+    path.mkdir()
+    files = t.save(path)
+    assert sorted(files) == ["teacher.npz", "teacher_tfidf.idf.npz", "teacher_tfidf.vocab.json"]
+    loaded = TeacherKnowledge.load(path, t.base_Y.shape[1], t.item_bags.shape[1])
+    assert loaded.encoder == "tfidf" and loaded.word_vectors is None
+    np.testing.assert_array_equal(loaded.query(test_ids).items, t.query(test_ids).items)
+    np.testing.assert_array_equal(loaded.query(training=True).items, t.query(training=True).items)
+    w2v = teachers["mean_w2v"]
+    (tmp_path / "w").mkdir()
+    assert w2v.save(tmp_path / "w") == ["teacher.npz"]
+    again = TeacherKnowledge.load(tmp_path / "w", w2v.base_Y.shape[1], w2v.item_bags.shape[1])
+    assert again.encoder == "mean_w2v"
+    np.testing.assert_array_equal(again.query(test_ids).items, w2v.query(test_ids).items)
 
 
 def test_top_per_row_matches_sorting():

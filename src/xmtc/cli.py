@@ -25,6 +25,20 @@ from typing import Any
 
 import typer
 
+from xmtc.cli_checks import (
+    MAX_UNKNOWN_SHARE,
+    AtomicOutput,
+    check_known_labels,
+    check_out_folder,
+    check_same_training_data,
+    check_train_inputs,
+    checkpoint_mismatch,
+    expand_set_pairs,
+    run_provenance,
+    train_fingerprint,
+    unknown_label_share,
+    validation_note,
+)
 from xmtc.cli_extra import add_commands
 from xmtc.errors import ConfigError, DataError, XMTCError
 from xmtc.runs import (
@@ -33,6 +47,7 @@ from xmtc.runs import (
     STATUS_DONE,
     STATUS_TRAINING,
     TEST_REPORT,
+    check_model_inputs,
     is_finished,
     model_dir,
     read_run,
@@ -155,7 +170,8 @@ def train(
     config: Path | None = typer.Option(
         None, "--config", "-c", help="JSON config file (template: xmtc print-config NAME)."),
     set_: list[str] = typer.Option(
-        [], "--set", "-s", help="Override one config field, key=value (repeatable)."),
+        [], "--set", "-s", help="Override config fields, key=value (repeatable; several pairs after one "
+                                "--set also work: --set epochs=5 lr=0.002)."),
     resume: bool = typer.Option(
         False, "--resume", help="Continue the run in --out from its last checkpoint."),
     valid_split: str = typer.Option(
@@ -189,6 +205,7 @@ def train(
     _check_k(k)
     cls = registry.get(model)
     out = out.expanduser()
+    check_out_folder(out)
     run = read_run(out)
     if run is not None and not resume:
         raise XMTCError(f"{out} already holds a run ({RUN_FILE}); add --resume to continue it, "
@@ -229,6 +246,10 @@ def train(
     wanted = ["train"] + ([vname] if vname else []) + (["test"] if test and "test" in available else [])
     ds = _load(data, wanted)
     train_ds, valid_ds, test_ds = ds["train"], ds.get(vname) if vname else None, ds.get("test")
+    check_train_inputs(model, cls, train_ds)
+    fingerprint, previous = train_fingerprint(train_ds), run
+    if run is not None and not is_finished(out, run):
+        check_same_training_data(run, fingerprint, out)
     holdout = run.get("holdout") if run is not None else None  # label sets (issue 16): xmtc.cli_sets
     if tune and valid_ds is None and holdout is None:
         from xmtc.cli_sets import holdout_for
@@ -248,16 +269,21 @@ def train(
         run = {"model": model, "data": str(data), "valid_split": valid_split, "config": cfg.to_dict(),
                "status": STATUS_TRAINING, "started": run["started"] if run else time.strftime("%Y-%m-%d %H:%M:%S"),
                "xmtc": _version(), **({"holdout": holdout} if holdout is not None else {})}
+        run.update(run_provenance(cfg, previous, fingerprint))
         write_json(out / RUN_FILE, run)
-        held_out = f"dataset split '{vname}' ({len(valid_ds)} docs)" if valid_ds is not None else \
-            "held out from train by the model (its seed)"
+        held_out = validation_note(model, cls, vname, valid_ds)
         if holdout is not None:
             held_out = f"{len(valid_ds)} docs held out from train for --tune (seed {holdout['seed']})"
         info(f"training {model} on {data.name}: {len(train_ds)} docs, {train_ds.n_labels} labels; "
              f"validation: {held_out}")
         t0 = time.perf_counter()
-        with _notes():
-            fitted = cls(cfg).fit(train_ds, valid_ds, run_dir=out, resume=resume)
+        try:
+            with _notes():
+                fitted = cls(cfg).fit(train_ds, valid_ds, run_dir=out, resume=resume)
+        except RuntimeError as e:
+            if resume and (error := checkpoint_mismatch(e, out)) is not None:
+                raise error from None
+            raise
         seconds = time.perf_counter() - t0
         fitted.save(out / MODEL_DIR)
         run.update(status=STATUS_DONE, train_seconds=round(seconds, 3), n_train=len(train_ds),
@@ -273,6 +299,8 @@ def train(
         if test:
             info(f"{data.name} has no test split: nothing to evaluate")
         return
+    if (unknown := unknown_label_share(test_ds, fitted)).share > MAX_UNKNOWN_SHARE:
+        info(f"warning: {unknown.message('the test split')} They count as misses in the metrics below.")
     result = _evaluate(fitted, test_ds, k, metrics.inverse_propensity(train_ds.Y))
     result.update(_unseen_summary(test_ds))
     sets_text = _add_sets(result, fitted, test_ds, train_ds)
@@ -302,8 +330,12 @@ def _add_sets(result: dict[str, Any], model, ds, train_ds) -> str | None:
 
 
 # --------------------------------------------------------------------------------------------- predict
-def _read_inputs(path: str, fmt: str) -> Iterator[tuple[str, Any]]:
-    """Yield (text, id or None) from a text file (one document a line), JSONL ({"text": ...}) or stdin (-)."""
+def _read_inputs(path: str, fmt: str, empty: list[int] | None = None) -> Iterator[tuple[str, Any]]:
+    """Yield (text, id or None) from a text file (one document a line), JSONL ({"text": ...}) or stdin (-).
+
+    One item per input line, so that row i of the output is line i of the input: an empty line (or an empty
+    JSONL "text") is an empty document, and its line number is appended to ``empty``.
+    """
     from xmtc.data.lines import iter_lines  # the one line splitter of every reader (\n only, \r\n ok)
 
     if path == "-":
@@ -315,12 +347,15 @@ def _read_inputs(path: str, fmt: str) -> Iterator[tuple[str, Any]]:
         fh, name = p, str(p)
     with contextlib.closing(iter_lines(fh, name)) as lines:
         for lineno, line in enumerate(lines, start=1):
+            if not line.strip():  # an empty document, in either format (the format is decided by a non-empty line)
+                if empty is not None:
+                    empty.append(lineno)
+                yield "", None
+                continue
             if fmt == "auto":
                 fmt = "jsonl" if name.removesuffix(".gz").endswith((".jsonl", ".ndjson")) or \
                     line.lstrip().startswith("{") else "text"
             if fmt == "jsonl":
-                if not line.strip():
-                    continue
                 try:
                     obj = json.loads(line)
                 except json.JSONDecodeError as e:
@@ -330,8 +365,8 @@ def _read_inputs(path: str, fmt: str) -> Iterator[tuple[str, Any]]:
                 text, doc_id = obj["text"], obj.get("id")
             else:
                 text, doc_id = line, None
-            if not text.strip():
-                raise DataError(f"{name}:{lineno}: empty document")
+            if not text.strip() and empty is not None:
+                empty.append(lineno)
             yield text, doc_id
 
 
@@ -350,6 +385,10 @@ def predict(
 ) -> None:
     """Top-k labels for new documents, as JSONL {"labels": [...], "scores": [...]} (one line per input).
 
+    Row i of the output is always line i of the input: an empty line is predicted as an empty document (a note
+    on stderr counts them). --output is written through a temporary file renamed at the end, so an error
+    leaves an existing file as it was; it may not be the input file.
+
     With --sets, "labels" is the set the model's saved decision rule chooses (see xmtc tune) and --k is unused.
 
     Examples:
@@ -367,22 +406,29 @@ def predict(
 
         raise XMTCError(NO_RULE)
     names = model.label_index_.names
-    sink = open(output, "w", encoding="utf-8") if output is not None else sys.stdout  # noqa: SIM115
+    sink = AtomicOutput(output, input) if output is not None else sys.stdout
+    empty: list[int] = []
     n = 0
     try:
         chunk: list[tuple[str, Any]] = []
-        for item in _read_inputs(input, fmt):
+        for item in _read_inputs(input, fmt, empty):
             chunk.append(item)
             if len(chunk) == PREDICT_CHUNK:
                 n += _predict_chunk(model, chunk, k, names, sink, sets)
                 chunk = []
         if chunk:
             n += _predict_chunk(model, chunk, k, names, sink, sets)
-    finally:
+    except BaseException:
         if output is not None:
-            sink.close()
+            sink.discard()
+        raise
     if output is not None:
+        sink.commit()
         info(f"wrote {n} predictions to {output}")
+    if empty:
+        shown = ", ".join(map(str, empty[:5])) + (", ..." if len(empty) > 5 else "")
+        info(f"note: {len(empty)} of {n} input lines are empty (line {shown}): predicted as empty documents, so "
+             "that row i of the output is line i of the input")
 
 
 def _predict_chunk(model, chunk: list[tuple[str, Any]], k: int, names: list[str], sink, sets: bool = False) -> int:
@@ -436,6 +482,8 @@ def evaluate(
         raise DataError(f"{data}: no split {split!r} (found: {', '.join(available) or 'none'})")
     wanted = [split] + (["train"] if "train" in available and split != "train" else [])
     ds = _load(data, wanted, label_index=model.label_index_)
+    check_model_inputs(model, ds[split])
+    check_known_labels(ds[split], model)
     train_ds = ds.get("train")
     if train_ds is None:
         info(f"note: {data} has no train split: PSP@k and PSnDCG@k are left out")
@@ -542,8 +590,14 @@ def ensemble(
     members: list[Path] = typer.Argument(..., help="Run (or model) folders of the member models."),
     out: Path = typer.Option(..., "--out", "-o", help="Run folder to create for the ensemble."),
     method: str = typer.Option("average", "--method", help="How scores are combined: average or consensus."),
+    allow_label_union: bool = typer.Option(
+        False, "--allow-label-union", help="Combine members whose label sets overlap little (models of "
+                                           "different tasks), over the union of their labels."),
 ) -> None:
     """Combine trained models into one 'ensemble' model (saved in OUT/model; members are referenced by path).
+
+    Members must be models of the same task: each shares at least half of its labels with the first member
+    (and those are at least half of the first member's labels); --allow-label-union combines them anyway.
 
     Example:
 
@@ -554,11 +608,12 @@ def ensemble(
     if len(members) < 2:
         raise XMTCError(f"an ensemble needs at least 2 member runs, got {len(members)}")
     out = out.expanduser()
+    check_out_folder(out)
     if (out / MODEL_DIR).exists() or (out / RUN_FILE).exists():
         raise XMTCError(f"{out} already holds a run; choose another --out")
     folders = [str(model_dir(m.expanduser()).resolve()) for m in members]
     cls = registry.get("ensemble")
-    cfg = cls.Config().replace(members=folders, method=method)
+    cfg = cls.Config().replace(members=folders, method=method, allow_disjoint_labels=allow_label_union)
     model = cls(cfg).fit(None)  # loads and checks the members; nothing is trained
     model.save(out / MODEL_DIR)
     write_json(out / RUN_FILE, {"model": "ensemble", "data": None, "config": cfg.to_dict(), "status": STATUS_DONE,
@@ -590,8 +645,14 @@ def fail(message: str) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the ``xmtc`` script and ``python -m xmtc``."""
     click_errors = _click_exception_types()
+    argv = expand_set_pairs(list(sys.argv[1:] if argv is None else argv))
     try:
-        app(args=argv, prog_name="xmtc", standalone_mode=False)
+        rc = app(args=argv, prog_name="xmtc", standalone_mode=False)
+        # typer turns Ctrl-C into Exit(130), which standalone_mode=False *returns*: exit with it, not with 0
+        if isinstance(rc, int) and not isinstance(rc, bool) and rc != 0:
+            if rc == 130:
+                typer.echo("interrupted", err=True)
+            raise SystemExit(rc)
     except (typer.Exit, typer.Abort) as e:
         raise SystemExit(getattr(e, "exit_code", 1)) from None
     except click_errors as e:
@@ -599,6 +660,8 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(0) from None
         ctx = getattr(e, "ctx", None)
         hint = f" (see: {ctx.command_path} --help)" if ctx is not None else ""
+        if "unexpected extra argument" in e.format_message() and ctx is not None and ctx.info_name == "train":
+            hint = " (every config field is set with --set key=value; see: xmtc train --help)"
         fail(f"{e.format_message()}{hint}")
     except XMTCError as e:
         fail(str(e))
@@ -609,6 +672,8 @@ def main(argv: list[str] | None = None) -> None:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         raise SystemExit(1) from None
+    except OSError as e:  # FileExistsError, a full disk, ...: the system's reason and the file, not a traceback
+        fail(f"{e.strerror}: {e.filename}" if e.strerror and e.filename else (e.strerror or str(e)))
     except KeyboardInterrupt:
         typer.echo("interrupted", err=True)
         raise SystemExit(130) from None

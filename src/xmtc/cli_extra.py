@@ -93,6 +93,12 @@ def explain(
         raise XMTCError(f"--k must be a positive integer, but is {k}")
     if input is not None:
         text = _read_document(input)
+    else:
+        from xmtc.cli_checks import check_text_argument
+
+        check_text_argument(text, "--text")
+        if not text.strip():
+            raise XMTCError("--text: the document is empty")
     folder = resolve_model_dir(run)
     model = load(folder)
     descriptions = load_label_descriptions(run, data)

@@ -191,8 +191,14 @@ def _coerce(hint: Any, value: Any, key: str, source: str) -> Any:
         raise ConfigError(f"{source}: {key} must be true or false, but is {value!r}")
     if hint is str and not isinstance(value, str):
         raise ConfigError(f"{source}: {key} must be a string, but is {value!r}")
-    if origin is tuple and isinstance(value, list):
-        return tuple(value)
-    if origin is list and isinstance(value, tuple):
-        return list(value)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{source}: {key} must be a list (JSON, e.g. [1, 2]), but is {value!r}")
+        if origin is list and len(args) == 1:
+            value = [_coerce(args[0], v, f"{key}[{i}]", source) for i, v in enumerate(value)]
+        elif origin is tuple and len(args) == 2 and args[1] is Ellipsis:
+            value = [_coerce(args[0], v, f"{key}[{i}]", source) for i, v in enumerate(value)]
+        return tuple(value) if origin is tuple else list(value)
+    if origin is dict and not isinstance(value, dict):
+        raise ConfigError(f"{source}: {key} must be a JSON object, but is {value!r}")
     return value

@@ -28,7 +28,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from xmtc.errors import DataError, XMTCError
-from xmtc.runs import resolve_model_dir
+from xmtc.runs import check_model_inputs, resolve_model_dir
 
 __all__ = ["RunResult", "build_report", "decile_precision", "evaluate_run", "render_report"]
 
@@ -318,6 +318,7 @@ def build_report(runs: Sequence[str | Path], data: str | Path, out: str | Path, 
                 warnings.simplefilter("ignore")  # unseen test labels: counted as misses through n_gold
                 cache[key] = load(data, splits=("train", split), label_index=model.label_index_)
         train, test = cache[key]
+        check_model_inputs(model, test)
         results.append(evaluate_run(model, train, test, name=name, path=str(run)))
     plots = _plots(results, out)
     info = {"data": str(data), "split": split, "date": time.strftime("%Y-%m-%d %H:%M"), "xmtc": __version__}

@@ -4,7 +4,10 @@ A *run folder* (``--out RUN`` of ``xmtc train``) holds
 
 * ``run.json`` (:data:`RUN_FILE`): model name, data path, validation split, full config, ``status``
   (:data:`STATUS_TRAINING` while training, :data:`STATUS_DONE` once the model is saved), start time, xmtc
-  version and, when done, ``train_seconds``, ``n_train``, ``n_valid``, ``n_labels``;
+  version, ``preset_fields`` (config field -> the preset that filled it, e.g. ``"preset=fast"``),
+  ``explicit_fields`` (the fields the user set), ``train_data`` (documents, labels and a sha256 of the
+  training split: ``--resume`` refuses changed data) and, when done, ``train_seconds``, ``n_train``,
+  ``n_valid``, ``n_labels``;
 * ``model/`` (:data:`MODEL_DIR`): the saved model folder (``meta.json`` and weights, see
   :mod:`xmtc.models.base`);
 * ``metrics.jsonl`` (:data:`METRICS_FILE`) and ``checkpoints/`` (:data:`CHECKPOINTS_DIR`): written by the
@@ -27,7 +30,7 @@ from xmtc.errors import ModelLoadError, XMTCError
 
 __all__ = [
     "CHECKPOINTS_DIR", "METRICS_FILE", "MODEL_DIR", "MODEL_META", "RUN_FILE", "STATUS_DONE", "STATUS_TRAINING",
-    "TEST_REPORT", "is_finished", "model_dir", "read_run", "resolve_model_dir", "write_json",
+    "TEST_REPORT", "check_model_inputs", "is_finished", "model_dir", "read_run", "resolve_model_dir", "write_json",
 ]
 
 RUN_FILE = "run.json"
@@ -51,8 +54,45 @@ def model_dir(run: Path) -> Path:
         raise ModelLoadError(f"{run}: no such run or model folder")
     if (run / RUN_FILE).is_file():
         raise ModelLoadError(f"{run}: the run has no saved model yet ({run / MODEL_DIR} is missing); "
-                             f"finish it with: xmtc train --out {run} --model NAME --resume")
+                             f"finish it with: xmtc train --out {run} --model {_run_model(run)} --resume")
     raise ModelLoadError(f"{run}: not a run folder (no {RUN_FILE}) or model folder (no {MODEL_META})")
+
+
+def _run_model(run: Path) -> str:
+    """The model name recorded in ``run/run.json`` (``NAME`` when it cannot be read)."""
+    try:
+        name = json.loads((run / RUN_FILE).read_text(encoding="utf-8")).get("model")
+    except (OSError, ValueError, AttributeError):
+        name = None
+    return name if isinstance(name, str) and name else "NAME"
+
+
+def check_model_inputs(model, ds) -> None:
+    """Refuse a dataset split whose inputs ``model`` cannot read: a split without raw texts (sparse features
+    only) for a model that reads texts; the message says which model would fit.
+
+    Raises:
+        XMTCError: naming the split, the model and what to do instead.
+    """
+    if getattr(ds, "texts", None) is not None or not _reads_texts(model):
+        return
+    where = f"{ds.name}/{ds.split}" if getattr(ds, "split", None) else repr(ds.name)
+    if getattr(model, "featurizer_", None) is not None:  # a label-tree model fitted on texts (TF-IDF)
+        raise XMTCError(f"{where} has sparse features only (no raw texts), but this {model.name} model was "
+                        f"trained on raw texts (its own TF-IDF features); evaluate it on data with texts, or "
+                        f"train a {model.name} model on this dataset's features (xmtc train --model "
+                        f"{model.name} --data ...)")
+    raise XMTCError(f"{where} has sparse features only (no raw texts), which the {model.name} model cannot "
+                    "read; train a sparse model such as 'parabel' on this dataset")
+
+
+def _reads_texts(model) -> bool:
+    members = getattr(model, "members_", None)
+    if members:
+        return any(_reads_texts(m) for m in members)
+    if hasattr(model, "featurizer_"):
+        return model.featurizer_ is not None
+    return True
 
 
 def resolve_model_dir(run: str | Path) -> Path:

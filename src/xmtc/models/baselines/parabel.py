@@ -90,6 +90,7 @@ class OmikujiConfig(Config):
     verbose: bool = doc_field(False, "show omikuji's log lines and progress bars (hidden by default)")
 
     def validate(self) -> None:
+        check(0 <= self.seed < 2**32, f"seed must be in 0..{2**32 - 1}, but is {self.seed}")
         check(self.n_threads >= 0, f"n_threads must be >= 0, but is {self.n_threads}")
         check(self.tfidf_max_features > 0,
               f"tfidf_max_features must be positive, but is {self.tfidf_max_features}")

@@ -3,9 +3,10 @@ with the text by a dual cooperative network of masked / plain multi-head self-at
 
 Paper -> code (details and every deviation: docs/MODELS.md, section TReaderXML):
 
-* Teacher knowledge (Section 3.2, Eq. 1-2, Algorithm 1) -> :mod:`xmtc.models.treaderxml.teacher`: mean word vectors,
-  cosine top-k neighbours among the training texts (never the document itself), their labels plus parent
-  labels as the ranked item list ``SET_nearest``; items are encoded from their descriptions (``E_y'``).
+* Teacher knowledge (Section 3.2, Eq. 1-2, Algorithm 1) -> :mod:`xmtc.models.treaderxml.teacher`: TF-IDF of the
+  model's tokens (default; ``teacher_encoder="mean_w2v"`` = Eq. 1's mean word vectors), cosine top-k neighbours
+  among the training texts (never the document itself), their labels plus parent labels as the ranked item
+  list ``SET_nearest``; items are encoded from their descriptions (``E_y'``).
 * Encoding ``E_x = Encode(x)`` -> the shared :class:`~xmtc.models.layers.Embedding` (the items use the same
   table, so both live in one space).
 * Reading (Eq. 3-15) -> :class:`Reading` of :class:`SelfAttention` blocks: MMHSA (causal mask, Eq. 8-9),
@@ -38,12 +39,11 @@ from xmtc.models.deep import DeepConfig, DeepTextModel, Encoded, TextBatch, bce_
 from xmtc.models.treaderxml.network import TReaderNet, parse_reading
 from xmtc.models.treaderxml.teacher import (
     PARENT_MODES,
+    TEACHER_ENCODERS,
     TeacherKnowledge,
     build_items,
-    doc_vectors,
     gather_csr,
     resolve_parent_mode,
-    round_fp16,
     shortlist,
     shortlist_recall,
     top_per_row,
@@ -79,6 +79,9 @@ class TReaderXMLConfig(DeepConfig):
     heads: int = doc_field(4, "h, attention heads of every (M)MHSA layer")
     bottleneck: int = doc_field(256, "size of the hidden bottleneck W^HB of the Interaction (Eq. 17)")
     dropout: float = doc_field(0.2, "dropout on the pooled Interaction output")
+    teacher_encoder: str = doc_field("tfidf", "document vectors of the teacher's neighbour search: 'tfidf' "
+                                              "(TF-IDF of the tokens the model reads; a deviation) or "
+                                              "'mean_w2v' (the paper's Eq. 1: mean word vectors)")
     n_neighbours: int = doc_field(10, "k, nearest training texts of the teacher (Eq. 2)")
     teacher_size: int = doc_field(64, "K, most teacher items (labels + parents) per text, best first")
     desc_words: int = doc_field(4, "description words kept per teacher item (paper: 4 for EURLex, 16 for "
@@ -111,6 +114,8 @@ class TReaderXMLConfig(DeepConfig):
         check(self.bottleneck > 0 and self.bottleneck % self.heads == 0,
               f"bottleneck must be a positive multiple of heads ({self.heads}), but is {self.bottleneck}")
         check(0 <= self.dropout < 1, f"dropout must be in [0, 1), but is {self.dropout}")
+        check(self.teacher_encoder in TEACHER_ENCODERS,
+              f"teacher_encoder must be one of {TEACHER_ENCODERS}, but is {self.teacher_encoder!r}")
         check(self.n_neighbours > 0, f"n_neighbours must be positive, but is {self.n_neighbours}")
         check(self.teacher_size > 0, f"teacher_size must be positive, but is {self.teacher_size}")
         check(self.desc_words > 0, f"desc_words must be positive, but is {self.desc_words}")
@@ -178,7 +183,9 @@ class TReaderXML(DeepTextModel):
                resume: bool) -> None:
         cfg = self.config
         self._prepare_teacher(train, embeddings)
-        know_train = self._knowledge(train, training=True)
+        # data-parallel (torchrun): the training split's neighbour lists come from rank 0 (one kNN search)
+        know_train = self._shared(lambda: self._knowledge(train, training=True), vars,
+                                  lambda shared: _SplitKnowledge(**shared))
         know_valid = self._knowledge(valid)
         self._record_stats(valid, know_valid)
         self.networks_ = {k: v.to(self.device_) for k, v in self._make_networks(embeddings).items()}
@@ -220,17 +227,17 @@ class TReaderXML(DeepTextModel):
         self.parent_mode_ = resolve_parent_mode(cfg.parents, hierarchy, self.label_index_) if cfg.teacher \
             else "none"
         if self.parent_mode_ == "tree" or self.use_shortlist_:
-            self.clusters_ = self._leaf_clusters(train)
+            self.clusters_ = self._shared(lambda: self._leaf_clusters(train), lambda c: {"clusters": c},
+                                          lambda shared: shared["clusters"])  # data-parallel: rank 0's tree
         if self._needs_teacher():
             bags, label_items, _ = build_items(self.label_index_, self._tokenize_one, self.vocab_,
                                                mode=self.parent_mode_, hierarchy=hierarchy,
                                                descriptions=descriptions, desc_words=cfg.desc_words,
                                                clusters=self.clusters_)
-            words = round_fp16(embeddings)
-            self.teacher_ = TeacherKnowledge(word_vectors=words, base_vectors=doc_vectors(train.ids, words),
-                                             base_Y=sp.csr_matrix(train.Y, dtype=np.float32), item_bags=bags,
-                                             label_items=label_items, n_neighbours=cfg.n_neighbours,
-                                             size=cfg.teacher_size)
+            self.teacher_ = TeacherKnowledge.build(train.ids, train.Y, encoder=cfg.teacher_encoder,
+                                                   word_vectors=embeddings, item_bags=bags,
+                                                   label_items=label_items, n_neighbours=cfg.n_neighbours,
+                                                   size=cfg.teacher_size)
 
     def _tokenize_one(self, text: str) -> list[str]:
         return self._tokenize([text])[0]
@@ -339,7 +346,7 @@ class TReaderXML(DeepTextModel):
     def _save_extra(self, path: Path) -> list[str]:
         files = []
         if self.teacher_ is not None:
-            files.append(self.teacher_.save(path))
+            files += self.teacher_.save(path)
         if self.clusters_ is not None:
             files.append(save_arrays(path, CLUSTER_FILE, {"clusters": self.clusters_}))
         return files

@@ -5,7 +5,10 @@ For every document the teacher gives a short ranked list of *teacher items* (the
 bag of description words; the network encodes it as the weighted mean of its word vectors (``Encode(T_k)``),
 and the encodings form the teacher sequence ``E_y'``.
 
-* Document vectors (Eq. 1): mean of the (fixed, pre-training) word vectors of the document's known tokens.
+* Document vectors: ``encoder="tfidf"`` (default, a deviation): TF-IDF rows of the very tokens the model reads
+  (truncated at ``max_len``, in its vocabulary; :class:`xmtc.features.TfidfFeaturizer` over the token ids);
+  ``encoder="mean_w2v"`` (Eq. 1): mean of the (fixed, pre-training) word vectors of the document's known tokens.
+  On EURLEX57K mean word vectors are nearly all alike (see docs/MODELS.md), TF-IDF neighbours are far better.
 * Neighbours (Eq. 2): exact cosine top-k by batched matrix products (:func:`xmtc.features.knn`); a training
   document never counts itself (``exclude_self``), so its own labels cannot leak into its teacher knowledge.
 * Label subset (Algorithm 1): label scores ``S @ Y_base`` (row ``i`` of ``S`` holds each neighbour's share of
@@ -23,17 +26,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 
 from xmtc.data.labels import Hierarchy, LabelIndex
-from xmtc.errors import ModelLoadError
+from xmtc.errors import DataError, ModelLoadError
 from xmtc.models.base import load_arrays, save_arrays
 
+if TYPE_CHECKING:
+    from xmtc.features import TfidfFeaturizer
+
 PARENT_MODES = ("auto", "index", "all", "tree", "none")
+#: document representations of the neighbour search; saved as a code in ``teacher.npz`` (params[2]).
+TEACHER_ENCODERS = ("mean_w2v", "tfidf")
 TEACHER_FILE = "teacher.npz"
+TFIDF_PREFIX = "teacher_tfidf"
 
 
 def round_fp16(x: np.ndarray) -> np.ndarray:
@@ -62,6 +72,28 @@ def bag_matrix(ids: Sequence[np.ndarray], n_vocab: int) -> sp.csr_matrix:
 def doc_vectors(ids: Sequence[np.ndarray], word_vectors: np.ndarray) -> np.ndarray:
     """Eq. 1: mean word vector of each document, float32 (n, d) rounded to float16 precision."""
     return round_fp16(bag_matrix(ids, word_vectors.shape[0]) @ word_vectors)
+
+
+def id_texts(ids: Sequence[np.ndarray]) -> list[str]:
+    """Token id arrays -> texts of their known ids (``"17 4 17"``; pad 0 and unknown 1 dropped): the terms of the
+    teacher's TF-IDF are exactly the tokens the model reads, whatever the tokenizer would make of the words."""
+    return [" ".join(map(str, a[a > 1].tolist())) for a in (np.asarray(x, dtype=np.int64) for x in ids)]
+
+
+def fit_tfidf(ids: Sequence[np.ndarray]) -> tuple[TfidfFeaturizer, sp.csr_matrix]:
+    """TF-IDF (sublinear tf, smoothed idf, L2 rows; terms in at least 2 documents, or in 1 when no term is
+    shared) over the token ids of the base documents, and their rows rounded to float16 precision."""
+    from xmtc.features import TfidfFeaturizer
+
+    texts = id_texts(ids)
+    try:
+        tfidf = TfidfFeaturizer(max_features=None, min_df=2)
+        X = tfidf.fit_transform(texts)
+    except DataError:
+        tfidf = TfidfFeaturizer(max_features=None, min_df=1)
+        X = tfidf.fit_transform(texts)
+    X.data = round_fp16(X.data)
+    return tfidf, X
 
 
 def resolve_parent_mode(mode: str, hierarchy: Hierarchy | None, index: LabelIndex) -> str:
@@ -180,26 +212,57 @@ class TeacherKnowledge:
     """Everything the teacher needs at prediction time (saved as ``teacher.npz``).
 
     Attributes:
-        word_vectors: float32 (V, d), the word vectors of Eq. 1 (before fine-tuning, float16 precision).
-        base_vectors: float32 (n_base, d) document vectors of the training documents.
+        word_vectors: float32 (V, d), the word vectors of Eq. 1 (before fine-tuning, float16 precision); None
+            with the TF-IDF encoder.
+        base_vectors: the training documents' vectors: float32 (n_base, d) mean word vectors, or CSR
+            (n_base, F) TF-IDF rows (float16 precision).
         base_Y: CSR (n_base, L) their labels.
         item_bags: CSR (n_items, V) word weights of each item (rows sum to 1).
         label_items: CSR (L, n_items) label -> {itself, its parent items}.
         n_neighbours: k of the nearest-neighbour search.
         size: K, most teacher items per document.
+        tfidf: the TF-IDF over token ids (encoder ``tfidf``), or None (encoder ``mean_w2v``, Eq. 1).
     """
 
-    word_vectors: np.ndarray
-    base_vectors: np.ndarray
+    word_vectors: np.ndarray | None
+    base_vectors: np.ndarray | sp.csr_matrix
     base_Y: sp.csr_matrix
     item_bags: sp.csr_matrix
     label_items: sp.csr_matrix
     n_neighbours: int
     size: int
+    tfidf: TfidfFeaturizer | None = None
+
+    @classmethod
+    def build(cls, ids: Sequence[np.ndarray], Y: sp.csr_matrix, *, encoder: str, word_vectors: np.ndarray,
+              item_bags: sp.csr_matrix, label_items: sp.csr_matrix, n_neighbours: int,
+              size: int) -> TeacherKnowledge:
+        """Teacher knowledge of the training documents ``ids`` (the model's truncated token ids) with labels
+        ``Y``, searched by ``encoder`` (:data:`TEACHER_ENCODERS`)."""
+        if encoder not in TEACHER_ENCODERS:
+            raise ValueError(f"encoder must be one of {TEACHER_ENCODERS}, but is {encoder!r}")
+        common = {"base_Y": sp.csr_matrix(Y, dtype=np.float32), "item_bags": item_bags,
+                  "label_items": label_items, "n_neighbours": n_neighbours, "size": size}
+        if encoder == "tfidf":
+            tfidf, base = fit_tfidf(ids)
+            return cls(word_vectors=None, base_vectors=base, tfidf=tfidf, **common)
+        words = round_fp16(word_vectors)
+        return cls(word_vectors=words, base_vectors=doc_vectors(ids, words), **common)
+
+    @property
+    def encoder(self) -> str:
+        """``tfidf`` or ``mean_w2v`` (Eq. 1)."""
+        return "mean_w2v" if self.tfidf is None else "tfidf"
 
     @property
     def n_items(self) -> int:
         return self.item_bags.shape[0]
+
+    def vectors(self, ids: Sequence[np.ndarray]) -> np.ndarray | sp.csr_matrix:
+        """Search vectors of documents (token id arrays): TF-IDF rows (CSR) or mean word vectors (Eq. 1)."""
+        if self.tfidf is not None:
+            return self.tfidf.transform(id_texts(ids))
+        return doc_vectors(ids, self.word_vectors)
 
     def query(self, ids: Sequence[np.ndarray] | None = None, *, training: bool = False) -> TeacherOutput:
         """Teacher items of documents (token id arrays), or of the training documents themselves.
@@ -208,12 +271,9 @@ class TeacherKnowledge:
             ids: token ids of the query documents (ignored with ``training``).
             training: neighbours of the base (training) documents among themselves, never themselves.
         """
-        if training:
-            q = self.base_vectors
-        else:
-            q = doc_vectors(ids, self.word_vectors)
         from xmtc.features import knn
 
+        q = self.base_vectors if training else self.vectors(ids)
         nb, sim = knn(q, self.base_vectors, self.n_neighbours, exclude_self=training)  # (n, k') each
         n, k = nb.shape
         weight = np.maximum(sim, 1e-6).astype(np.float32)  # every neighbour's labels enter SET_nearest
@@ -239,33 +299,59 @@ class TeacherKnowledge:
             slots=torch.from_numpy(slots).to(device))
 
     # ----------------------------------------------------------------- persistence
-    def save(self, path: Path) -> str:
-        arrays = {"word_vectors": self.word_vectors.astype(np.float16),
-                  "base_vectors": self.base_vectors.astype(np.float16),
-                  "params": np.asarray([self.n_neighbours, self.size], dtype=np.int64)}
-        for name in ("base_Y", "item_bags", "label_items"):
+    def save(self, path: Path) -> list[str]:
+        """Write ``teacher.npz`` (and the TF-IDF's ``teacher_tfidf.*`` files); returns the file names."""
+        code = TEACHER_ENCODERS.index(self.encoder)
+        arrays = {"params": np.asarray([self.n_neighbours, self.size, code], dtype=np.int64)}
+        names = ["base_Y", "item_bags", "label_items"]
+        if self.tfidf is None:
+            arrays.update({"word_vectors": self.word_vectors.astype(np.float16),
+                           "base_vectors": self.base_vectors.astype(np.float16)})
+        else:
+            names.append("base_vectors")
+        for name in names:
             m = sp.csr_matrix(getattr(self, name))
-            arrays.update({f"{name}_data": m.data, f"{name}_indices": m.indices, f"{name}_indptr": m.indptr,
+            data = m.data.astype(np.float16) if name == "base_vectors" else m.data
+            arrays.update({f"{name}_data": data, f"{name}_indices": m.indices, f"{name}_indptr": m.indptr,
                            f"{name}_shape": np.asarray(m.shape, dtype=np.int64)})
-        return save_arrays(path, TEACHER_FILE, arrays)
+        files = [save_arrays(path, TEACHER_FILE, arrays)]
+        if self.tfidf is not None:
+            files += self.tfidf.save(path, prefix=TFIDF_PREFIX)
+        return files
 
     @classmethod
     def load(cls, path: Path, n_labels: int, n_vocab: int) -> TeacherKnowledge:
         a = load_arrays(path, TEACHER_FILE)
+
+        def csr(name: str) -> sp.csr_matrix:
+            return sp.csr_matrix((a[f"{name}_data"].astype(np.float32), a[f"{name}_indices"],
+                                  a[f"{name}_indptr"]), shape=tuple(a[f"{name}_shape"]))
+
         try:
-            mats = {name: sp.csr_matrix((a[f"{name}_data"], a[f"{name}_indices"], a[f"{name}_indptr"]),
-                                        shape=tuple(a[f"{name}_shape"]))
-                    for name in ("base_Y", "item_bags", "label_items")}
-            k, size = (int(v) for v in a["params"])
-            t = cls(word_vectors=a["word_vectors"].astype(np.float32),
-                    base_vectors=a["base_vectors"].astype(np.float32), n_neighbours=k, size=size, **mats)
-        except (KeyError, ValueError) as e:
+            params = [int(v) for v in a["params"]]
+            k, size = params[:2]
+            encoder = TEACHER_ENCODERS[params[2]] if len(params) > 2 else "mean_w2v"  # older folders: Eq. 1
+            mats = {name: csr(name) for name in ("base_Y", "item_bags", "label_items")}
+            if encoder == "tfidf":
+                from xmtc.features import TfidfFeaturizer
+
+                words, base = None, csr("base_vectors")
+                tfidf = TfidfFeaturizer.load(path, prefix=TFIDF_PREFIX)
+            else:
+                words, base = a["word_vectors"].astype(np.float32), a["base_vectors"].astype(np.float32)
+                tfidf = None
+            t = cls(word_vectors=words, base_vectors=base, n_neighbours=k, size=size, tfidf=tfidf, **mats)
+        except (KeyError, ValueError, IndexError) as e:
             raise ModelLoadError(f"{path / TEACHER_FILE}: incomplete teacher knowledge ({e})") from None
-        checks = [(t.word_vectors.shape[0], n_vocab, "word vectors"), (t.base_Y.shape[1], n_labels, "base_Y"),
+        checks = [(t.base_Y.shape[1], n_labels, "base_Y"),
                   (t.label_items.shape[0], n_labels, "label_items"),
                   (t.item_bags.shape[1], n_vocab, "item_bags"),
                   (t.base_vectors.shape[0], t.base_Y.shape[0], "base_vectors"),
                   (t.label_items.shape[1], t.item_bags.shape[0], "label_items columns")]
+        if tfidf is None:
+            checks.append((t.word_vectors.shape[0], n_vocab, "word vectors"))
+        else:
+            checks.append((t.base_vectors.shape[1], tfidf.n_features, "base_vectors columns (TF-IDF terms)"))
         for got, want, what in checks:
             if got != want:
                 raise ModelLoadError(f"{path / TEACHER_FILE}: {what} has {got} rows/columns, expected {want}")
