@@ -243,7 +243,8 @@ def test_head_shortlist_reranks_its_candidates(tiny_data):
 def test_parabel_shortlist_is_saved_with_the_model(tiny_data, tmp_path):
     train, test = tiny_data
     model = _fit(train, epochs=2, shortlist="parabel", shortlist_size=4, hard_negatives=2)
-    assert model.shortlist_kind == "parabel" and model.networks_["network"].head is None
+    assert model.shortlist_kind == "parabel"
+    assert model.stats_["shortlist_folds"] == 3 and 0 < model.stats_["train_shortlist_recall"] <= 100
     top = model.predict(test, k=4)
     cand = model.shortlist_candidates(test)
     for r in range(len(test)):
@@ -317,13 +318,65 @@ def test_fusion_inf_is_the_shortlist_order_and_fixed_weights_are_kept(untrained_
     assert _fit(train, epochs=1).fusion_weight_ == 0.0, "no parabel shortlist: nothing to fuse"
 
 
+# --------------------------------------------------------------------------------------- cross-fitted shortlists
+class _Memorizer:
+    """A stand-in shortlister with 100 % in-sample and 0 % held-out recall: it returns the gold labels of the
+    documents it was trained on and nothing (-1) for any other document."""
+
+    made: list[_Memorizer] = []
+
+    def __init__(self):
+        self.seen: dict[str, list[int]] = {}
+        self.asked: list[str] = []
+        _Memorizer.made.append(self)
+
+    def fit(self, data):
+        self.seen = {t: data.Y.indices[data.Y.indptr[r]:data.Y.indptr[r + 1]].tolist()
+                     for r, t in enumerate(data.texts)}
+        self.n_labels = data.Y.shape[1]
+        return self
+
+    def predict(self, data, k):
+        from xmtc.models.base import TopK
+
+        texts = data.texts if hasattr(data, "texts") else list(data)
+        self.asked += texts
+        idx = np.full((len(texts), k), -1, dtype=np.int32)
+        for r, t in enumerate(texts):
+            got = self.seen.get(t, [])[:k]
+            idx[r, : len(got)] = got
+        return TopK(idx, np.where(idx >= 0, 0.9, -np.inf).astype(np.float32), n_labels=self.n_labels)
+
+
+@pytest.mark.parametrize("folds", [1, 3])
+def test_training_shortlists_are_cross_fitted(tiny_data, monkeypatch, folds):
+    monkeypatch.setattr(MAACF, "_new_shortlister", lambda self: _Memorizer())
+    _Memorizer.made = []
+    model = _fit(tiny_data[0], epochs=1, shortlist="parabel", shortlist_size=8, hard_negatives=2,
+                 shortlist_folds=folds, fusion="none")
+    final, *fold_models = _Memorizer.made
+    assert model.shortlister_ is final, "prediction uses the Parabel trained on all training documents"
+    n = len(final.seen)
+    assert model.stats_["shortlist_folds"] == folds
+    if folds == 1:  # in-sample: the memorizer's gold labels, recall 100 %
+        assert not fold_models and model.stats_["train_shortlist_recall"] == 100.0
+        return
+    assert len(fold_models) == 3
+    assert model.stats_["train_shortlist_recall"] == 0.0, "every training shortlist comes from a fold model " \
+                                                          "that did not see the document"
+    for m in fold_models:
+        assert not set(m.asked) & set(m.seen), "a fold model predicts only documents it was not trained on"
+    assert sorted(t for m in fold_models for t in m.asked) == sorted(final.seen)
+    assert sum(len(m.seen) for m in fold_models) == 2 * n
+
+
 @pytest.mark.parametrize("bad, message", [
     ({"aspects": ["gru"]}, "aspects entries"), ({"aspects": []}, "at least one"),
     ({"variant": "x"}, "variant"),
     ({"shortlist": "tree"}, "shortlist"), ({"predictor_layers": 0}, "predictor_layers"),
     ({"group_size": -1}, "group_size"), ({"negatives": 0}, "negatives"),
     ({"fusion": "best"}, "fusion"), ({"fusion": -1.0}, "fusion"), ({"fusion": True}, "fusion"),
-    ({"fusion_grid": [-1.0]}, "fusion_grid"),
+    ({"fusion_grid": [-1.0]}, "fusion_grid"), ({"shortlist_folds": 0}, "shortlist_folds"),
 ])
 def test_config_errors(bad, message):
     with pytest.raises(ConfigError, match=message):

@@ -25,7 +25,9 @@ so scoring every label costs an MLP per label. ``shortlist`` picks the labels to
 small label sets), ``parabel`` (top ``shortlist_size`` of a sparse Parabel label-tree model on TF-IDF, trained
 first; the default above ``shortlist_size`` labels) or ``head`` (top ``shortlist_size`` of a linear head over
 the mean aspect vector, trained alongside). ``hard_negatives`` draws some training negatives from the same
-shortlist, so that the reranker sees the confusable labels it has to order at prediction time.
+shortlist, so that the reranker sees the confusable labels it has to order at prediction time; with Parabel
+the training documents' shortlists are cross-fitted (``shortlist_folds``: each comes from a Parabel that did
+not see the document), because Parabel's in-sample top labels are nearly all gold.
 
 Score fusion (``fusion``): a parabel shortlist is ranked by ``logit + w * log p_parabel``, with w chosen on the
 validation split after training among ``fusion_grid`` and w = inf (the shortlist's own order), so a network
@@ -51,7 +53,12 @@ from xmtc.data.split import Dataset
 from xmtc.errors import ModelLoadError, XMTCError
 from xmtc.models.base import TopK, register
 from xmtc.models.deep import DeepConfig, DeepTextModel, Encoded, TextBatch, bce_loss
-from xmtc.models.maacf.label_groups import nearest_label_groups, sample_hard_negatives, sample_negatives
+from xmtc.models.maacf.label_groups import (
+    nearest_label_groups,
+    sample_hard_negatives,
+    sample_negatives,
+    shortlist_recall,
+)
 from xmtc.models.maacf.network import MAACFNet, PairBatch
 from xmtc.models.maacf.pairs import _PairBatches, bpr_loss
 from xmtc.train import autocast, train_loop
@@ -96,6 +103,9 @@ class MAACFConfig(DeepConfig):
     shortlist_size: int = doc_field(100, "candidate labels per document from the shortlist")
     hard_negatives: int = doc_field(0, "of the Neg negatives per positive, how many are drawn from the "
                                        "document's shortlist (head or parabel) instead of uniformly")
+    shortlist_folds: int = doc_field(3, "parabel shortlist with hard_negatives: the training documents' "
+                                        "shortlists come from k-fold Parabel models that did not see them "
+                                        "(cross-fitting); 1 = the final Parabel's in-sample predictions")
     fusion: str | float = doc_field("auto", "parabel shortlist: rank by logit + w * log p_parabel; 'auto' (w "
                                             "chosen on the validation split from fusion_grid and the "
                                             "shortlist's own order), a number (w fixed), 'shortlist' (the "
@@ -121,7 +131,7 @@ class MAACFConfig(DeepConfig):
         check(self.shortlist in SHORTLISTS,
               f"shortlist must be one of {SHORTLISTS}, but is {self.shortlist!r}")
         for name in ("dim", "negatives", "max_positives", "predictor_hidden", "cnn_filters", "cnn_chunks",
-                     "lstm_hidden", "transformer_max_len", "shortlist_size", "label_chunk"):
+                     "lstm_hidden", "transformer_max_len", "shortlist_size", "label_chunk", "shortlist_folds"):
             check(getattr(self, name) > 0, f"{name} must be positive, but is {getattr(self, name)}")
         check(self.group_size >= 0, f"group_size must be >= 0, but is {self.group_size}")
         check(1 <= self.predictor_layers <= 6,
@@ -245,13 +255,23 @@ class MAACF(DeepTextModel):
 
     def _train(self, train: Encoded, valid: Encoded, embeddings: np.ndarray, *, run_dir: Path | None,
                resume: bool) -> None:
+        from xmtc.models.base import load_model
+        from xmtc.train.distributed import share, share_object
+
         cfg = self.config
+        self.stats_ = {}
         self.groups_ = nearest_label_groups(train.Y, cfg.group_size)
         if self.shortlist_kind == "parabel":
-            self.shortlister_ = self._fit_shortlister(train)
+            # data-parallel (torchrun): omikuji is unseeded, so rank 0 fits it and every rank loads rank 0's copy
+            self.shortlister_ = share_object(lambda: self._fit_shortlister(train.texts, train.Y),
+                                             lambda m, path: m.save(path), load_model)
         self.networks_ = {name: net.to(self.device_) for name, net in self._make_networks(embeddings).items()}
         net = self.networks_["network"]
-        side_train = self._side_inputs(train, candidates=cfg.hard_negatives > 0)
+        side_train = self._side_inputs(train, candidates=False)
+        if cfg.hard_negatives > 0 and self.shortlist_kind == "parabel":
+            got = share(lambda: self._training_shortlist(train))  # rank 0's (unseeded omikuji) on every rank
+            side_train["cand"] = got["cand"]
+            self.stats_.update(shortlist_folds=got["folds"], train_shortlist_recall=got["recall"])
         side_v = self._side_inputs(valid)
 
         def batches(epoch: int):
@@ -270,7 +290,6 @@ class MAACF(DeepTextModel):
             net, cfg=cfg, batches=batches, loss=self.pair_loss, evaluate=evaluate, run_dir=run_dir,
             tag="network", resume=resume, parameters=self._param_groups(net))
         net.eval()
-        self.stats_ = {}
         if self.shortlist_kind != "parabel":
             self.fusion_weight_ = 0.0  # no shortlist scores to fuse with
         elif fixed is not None:
@@ -342,15 +361,44 @@ class MAACF(DeepTextModel):
             groups.append({"params": tuned, "lr_scale": self.config.transformer_lr_scale})
         return groups
 
-    def _fit_shortlister(self, train: Encoded):
-        from xmtc.models.base import load_model
+    def _new_shortlister(self):
+        """An unfitted Parabel (default config; omikuji threads = ``threads``, 0 = all cores)."""
         from xmtc.models.baselines.parabel import ParabelModel
-        from xmtc.train.distributed import share_object
 
-        data = Dataset(Y=train.Y, label_index=self.label_index_, texts=train.texts, split="train")
-        # data-parallel (torchrun): omikuji is unseeded, so rank 0 fits it and every rank loads rank 0's copy
-        return share_object(lambda: ParabelModel(ParabelModel.Config()).fit(data), lambda m, path: m.save(path),
-                            load_model)
+        return ParabelModel(ParabelModel.Config(n_threads=self.config.threads))
+
+    def _fit_shortlister(self, texts: Sequence[str], Y: sp.csr_matrix):
+        """A Parabel trained on ``texts`` with labels ``Y`` (CSR (n, L) in this model's label space)."""
+        data = Dataset(Y=sp.csr_matrix(Y), label_index=self.label_index_, texts=list(texts), split="train")
+        return self._new_shortlister().fit(data)
+
+    def _training_shortlist(self, train: Encoded) -> dict[str, Any]:
+        """The parabel shortlist of every training document, for the hard negatives.
+
+        Cross-fitted with ``shortlist_folds`` k > 1: the documents are split into k seeded folds and the
+        shortlist of a document comes from a Parabel trained on the other k - 1 folds, so the hard negatives are
+        the labels Parabel confuses on documents it has not seen (in-sample it ranks the gold labels first: its
+        training recall is far above the held-out one). k = 1: the final Parabel's in-sample predictions. The
+        Parabel used at prediction (``shortlister_``) is always the one trained on all training documents.
+
+        Returns:
+            {"cand": int64 (n, c) label ids with -1 padding, "folds": k, "recall": recall of the training
+            labels in percent}.
+        """
+        cfg = self.config
+        size, n = cfg.shortlist_size, len(train)
+        folds = min(cfg.shortlist_folds, n)
+        if folds <= 1:
+            cand, _ = _candidates(self.shortlister_.predict(train.texts, k=size))
+        else:
+            fold = np.random.default_rng(cfg.seed).permutation(n) % folds  # (n,) fold of each document
+            cand = np.full((n, size), -1, dtype=np.int64)
+            for f in range(folds):
+                held, rest = np.flatnonzero(fold == f), np.flatnonzero(fold != f)
+                model = self._fit_shortlister([train.texts[i] for i in rest], train.Y[rest])
+                got, _ = _candidates(model.predict([train.texts[i] for i in held], k=size))
+                cand[held, : got.shape[1]] = got
+        return {"cand": cand, "folds": folds, "recall": round(100 * shortlist_recall(cand, train.Y), 2)}
 
     def pair_loss(self, net: MAACFNet, batch: PairBatch) -> torch.Tensor:
         """BPR loss (Eq. 10) over positives x ``negatives`` sampled negatives, plus the head's BCE if any.
