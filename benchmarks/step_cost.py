@@ -1,0 +1,107 @@
+"""CPU cost of one AttentionXML training step, per configuration, on synthetic batches of EURLEX57K's shape.
+
+    python benchmarks/step_cost.py [--labels 4271] [--threads 1] [--steps 6] [--out FILE.json]
+
+It answers two questions of the deep-core recipe (issue 14) without a full training run:
+
+* flat vs tree: the cost of one step of a flat network over all ``--labels`` labels, against the steps of the
+  two levels of the ``fast`` tree (256 cluster nodes at the top, ~C*M + R candidates at the leaves);
+* what the speed options save: bf16 autocast, a frozen shared encoder at the leaf level (``share_encoder``),
+  frozen word vectors (``freeze_embeddings``).
+
+Each row is the median over ``--steps`` steps (after one warm-up step) of the process CPU seconds
+(``time.process_time``, all threads) and wall seconds of forward + backward + Adam step, batch 64 x 256 tokens,
+``fast`` sizes (BiLSTM 96 per direction, FC 128, 100-d vectors, 50k vocabulary). CPU seconds, not wall seconds,
+so a busy machine distorts the figures less; they are still a micro-benchmark, not an epoch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from benchmarks.common import machine_info, write_json  # noqa: E402
+from benchmarks.schema import make_row  # noqa: E402
+
+
+def step_cost(n_labels: int, candidates: int, *, bf16: bool, frozen_encoder: bool, freeze_embeddings: bool,
+              steps: int, batch: int = 64, seq: int = 256, seed: int = 0) -> dict[str, float]:
+    """Median CPU and wall seconds of one training step of an AttentionNet (``candidates=0``: all labels)."""
+    from xmtc.models.attentionxml import AttentionXMLConfig
+    from xmtc.models.attentionxml.network import AttentionNet
+
+    torch.manual_seed(seed)
+    cfg = AttentionXMLConfig(preset="fast", freeze_embeddings=freeze_embeddings)
+    vectors = np.random.default_rng(seed).standard_normal((cfg.vocab_size, cfg.emb_dim)).astype(np.float32)
+    net = AttentionNet(vectors, n_labels, cfg)
+    if frozen_encoder:
+        net.share_encoder_of(AttentionNet(vectors, 8, cfg))
+    params = [p for p in net.parameters() if p.requires_grad and not (
+        frozen_encoder and any(p is q for q in [*net.emb.parameters(), *net.encoder.parameters()]))]
+    opt = torch.optim.Adam(params, lr=1e-3)
+    ids = torch.randint(2, cfg.vocab_size, (batch, seq))
+    mask = torch.ones(batch, seq, dtype=torch.bool)
+    cand = torch.randint(0, n_labels, (batch, candidates)) if candidates else None
+    cpu, wall = [], []
+    for _ in range(steps + 1):
+        c0, w0 = time.process_time(), time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = net(ids, mask, cand).float()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - w0)
+    return {"cpu_s": float(np.median(cpu[1:])), "wall_s": float(np.median(wall[1:]))}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--labels", type=int, default=4271, help="labels of the flat network (EURLEX57K: 4,271)")
+    p.add_argument("--top", type=int, default=256, help="nodes of the tree's top level (fast: ~L/16.7)")
+    p.add_argument("--leaf-candidates", type=int, default=200, help="leaf candidates (C=12 clusters x ~16.7)")
+    p.add_argument("--random-negatives", type=int, default=100, help="random labels added at the leaves")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--steps", type=int, default=6)
+    p.add_argument("--out", type=Path, default=None)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    leaf = args.leaf_candidates + args.random_negatives
+    cases = [  # (row name, labels, candidates, bf16, frozen encoder, frozen vectors)
+        ("flat, all labels, fp32", args.labels, 0, False, False, False),
+        ("flat, all labels, bf16", args.labels, 0, True, False, False),
+        ("tree level 1 (top nodes), fp32", args.top, 0, False, False, False),
+        ("tree level 1 (top nodes), bf16", args.top, 0, True, False, False),
+        ("tree leaf level, fp32", args.labels, leaf, False, False, False),
+        ("tree leaf level, bf16", args.labels, leaf, True, False, False),
+        ("tree leaf level, bf16, frozen vectors", args.labels, leaf, True, False, True),
+        ("tree leaf level, bf16, shared frozen encoder", args.labels, leaf, True, True, False),
+    ]
+    rows = []
+    for name, n_labels, cand, bf16, frozen, freeze_emb in cases:
+        cost = step_cost(n_labels, cand, bf16=bf16, frozen_encoder=frozen, freeze_embeddings=freeze_emb,
+                         steps=args.steps)
+        row = make_row(f"attentionxml step: {name}", "single", "synthetic", n_train=None, n_test=None, seed=0)
+        row.update(step_cpu_s=round(cost["cpu_s"], 4), step_wall_s=round(cost["wall_s"], 4), labels=n_labels,
+                   candidates=cand, bf16=bf16, threads=args.threads)
+        rows.append(row)
+        print(f"{name:48s} cpu {cost['cpu_s']:.3f} s  wall {cost['wall_s']:.3f} s", flush=True)
+    if args.out:
+        write_json(args.out, {"command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
+                              "date": time.strftime("%Y-%m-%d"), "machine": machine_info(), "rows": rows})
+
+
+if __name__ == "__main__":
+    main()
