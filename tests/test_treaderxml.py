@@ -52,6 +52,7 @@ def test_ablation_ids_set_teacher_and_reading():
     ({"parents": "grandparents"}, "parents must be one of"),
     ({"n_neighbours": 0}, "n_neighbours must be positive, but is 0"),
     ({"teacher_encoder": "bert"}, "teacher_encoder must be one of"),
+    ({"teacher_prior_init": [1.0]}, "teacher_prior_init must be two finite numbers"),
 ])
 def test_invalid_config_values_are_config_errors(change, match):
     with pytest.raises(ConfigError, match=match):
@@ -99,6 +100,28 @@ def test_network_scores_all_labels_or_candidates_consistently():
     part = net(ids, mask, tb, cand)  # (2, 3)
     torch.testing.assert_close(part[0, :2], full[0, [5, 1]])
     torch.testing.assert_close(part[1], full[1, [0, 2, 3]])
+
+
+def test_teacher_prior_marks_each_label_the_teacher_proposes():
+    torch.manual_seed(0)
+    cfg = TReaderXMLConfig(bottleneck=8, heads=4, dropout=0.0, emb_dropout=0.0, reading="")
+    assert cfg.teacher_prior and cfg.teacher_prior_init == [8.0, 2.0]  # on by default, at a useful scale
+    vectors = np.random.default_rng(0).normal(size=(10, 8)).astype(np.float32)
+    net = TReaderNet(vectors, 6, cfg).eval()
+    torch.testing.assert_close(net.prior.detach(), torch.tensor([8.0, 2.0]))
+    ids = torch.tensor([[2, 3, 4], [5, 6, 0]])
+    teacher = TeacherKnowledge(vectors, vectors[:2], sp.csr_matrix((2, 6)), sp.csr_matrix(np.eye(6, 10, k=2,
+                               dtype=np.float32)), sp.eye(6, format="csr"), n_neighbours=1, size=3)
+    tb = teacher.batch(np.array([[0, 4, -1], [1, -1, -1]]), torch.device("cpu"))
+    votes = torch.tensor([[0.75, 0, 0, 0, 0.25, 0], [0, 1.0, 0, 0, 0, 0]])  # (b, L) vote shares
+    plain = net(ids, ids != 0, tb)
+    with_prior = net(ids, ids != 0, tb, prior=votes)
+    torch.testing.assert_close(with_prior - plain, 8 * votes + 2 * (votes > 0).float())  # label by label
+    cand = torch.tensor([[4, 2, -1], [1, 0, 3]])
+    part = net(ids, ids != 0, tb, cand, prior=torch.gather(votes, 1, cand.clamp(min=0)))
+    torch.testing.assert_close(part[:, :2], with_prior.gather(1, cand.clamp(min=0))[:, :2])
+    off = TReaderNet(vectors, 6, cfg.replace(teacher_prior=False))
+    assert off.prior is None and TReaderNet(vectors, 6, cfg.replace(teacher=False)).prior is None
 
 
 # --------------------------------------------------------------------------------------------- teacher
@@ -280,7 +303,8 @@ def test_fit_uses_hierarchy_parents_and_records_recall(fitted):
     stats = model.stats_
     assert 0 < stats["teacher_label_recall"] <= 1 and 0 < stats["shortlist_recall"] <= 1
     assert 0 <= stats["teacher_parent_items_per_doc"] <= 1  # only lab0 can come in as a parent alone
-    assert model.networks_["network"].prior.abs().sum() > 0  # the teacher-prior extension was trained
+    prior = model.networks_["network"].prior.detach()
+    assert (prior != torch.tensor([8.0, 2.0])).all()  # both teacher-prior scalars moved from their start
     top = model.predict(test, k=5)
     assert metrics.precision_at_k(test.Y, top, 1) >= 0.5
     labels = model.teacher_labels(test.texts[:2], k=3)

@@ -97,8 +97,11 @@ class TReaderXMLConfig(DeepConfig):
     shortlist_labels: int = doc_field(100, "best teacher labels in the shortlist")
     shortlist_clusters: int = doc_field(16, "label-tree leaf clusters (best summed teacher score) whose "
                                             "labels all join the shortlist")
-    teacher_prior: bool = doc_field(False, "extension, not in the paper: add a learned multiple of each "
-                                           "label's teacher vote share to its logit")
+    teacher_prior: bool = doc_field(True, "extension, not in the paper: add a * (the label's teacher vote "
+                                          "share) + b * (1 if the teacher proposes it) to each label's "
+                                          "logit, a and b learned; false = the paper's pooled route only")
+    teacher_prior_init: list[float] = doc_field([8.0, 2.0], "initial (a, b) of teacher_prior (from 0 they move "
+                                                            "one learning-rate step per update: far too slow)")
     lr: float = doc_field(1e-4, "Adam learning rate (paper: 1e-4)")
     lr_decay: float = doc_field(0.1, "after convergence, train on with lr * lr_decay (the paper's 'learning "
                                      "rate attenuation')")
@@ -128,6 +131,8 @@ class TReaderXMLConfig(DeepConfig):
         check(self.shortlist_labels > 0, f"shortlist_labels must be positive, but is {self.shortlist_labels}")
         check(self.shortlist_clusters >= 0,
               f"shortlist_clusters must be >= 0, but is {self.shortlist_clusters}")
+        check(len(self.teacher_prior_init) == 2 and all(np.isfinite(v) for v in self.teacher_prior_init),
+              f"teacher_prior_init must be two finite numbers (a, b), but is {self.teacher_prior_init}")
         check(0 < self.lr_decay <= 1, f"lr_decay must be in (0, 1], but is {self.lr_decay}")
         check(self.decay_epochs >= 0, f"decay_epochs must be >= 0, but is {self.decay_epochs}")
 

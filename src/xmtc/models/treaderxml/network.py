@@ -96,7 +96,8 @@ class TReaderNet(nn.Module):
         self.interaction = SelfAttention(cfg.bottleneck, cfg.heads, causal=True)
         self.dropout = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(cfg.bottleneck, n_labels)  # W^Output
-        self.prior = nn.Parameter(torch.zeros(2)) if cfg.teacher and cfg.teacher_prior else None
+        self.prior = nn.Parameter(torch.tensor([float(v) for v in cfg.teacher_prior_init])) \
+            if cfg.teacher and cfg.teacher_prior else None  # (a, b) of the teacher-prior extension
 
     def init_output_bias(self, Y: sp.csr_matrix) -> None:
         """Start every label's bias at the log-odds of its training frequency (instead of 0, where the
@@ -144,6 +145,6 @@ class TReaderNet(nn.Module):
         else:
             c = candidates.clamp(min=0)
             logits = torch.bmm(self.out.weight[c], z.unsqueeze(-1)).squeeze(-1) + self.out.bias[c]  # (b, C)
-        if self.prior is not None and prior is not None:
+        if self.prior is not None and prior is not None:  # per label: a * vote share + b * [proposed]
             logits = logits + self.prior[0] * prior + self.prior[1] * (prior > 0).to(logits.dtype)
         return logits
