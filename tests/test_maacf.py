@@ -118,10 +118,12 @@ def test_bpr_loss_is_eq_10():
 
 
 # --------------------------------------------------------------------------------------------- the network
-def _net(variant: str, k: int = 2, layers: int = 2, product: bool = False) -> tuple[MAACFNet, np.ndarray]:
+def _net(variant: str, k: int = 2, layers: int = 2, product: bool = False, tables: str = "one",
+         head: bool = False) -> tuple[MAACFNet, np.ndarray]:
     torch.manual_seed(0)
     cfg = MAACF.tiny_config().replace(variant=variant, dim=4, group_size=k, predictor_layers=layers,
-                                      predictor_hidden=5, predictor_input="product" if product else "concat")
+                                      predictor_hidden=5, predictor_input="product" if product else "concat",
+                                      label_tables=tables, encoder_head=head)
     groups = np.array([[1, 2], [0, -1], [-1, -1], [2, 0]])[:, :k]
     net = MAACFNet(np.random.default_rng(0).normal(size=(10, 16)).astype(np.float32), groups, cfg, head=False)
     with torch.no_grad():
@@ -144,7 +146,8 @@ def _reference_logit(net: MAACFNet, groups: np.ndarray, s: torch.Tensor, z: int)
     if members is None:
         H = net.fuse(Hz)
     else:
-        h = [net.group_emb.weight[m] for m in members]
+        table = net.group_emb if net.group_emb is not None else net.label_emb  # two tables, or one
+        h = [table.weight[m] for m in members]
         if net.variant == "maacf":
             h_n = []
             for s_n in s:  # Eq. 4-5 per aspect
@@ -158,13 +161,15 @@ def _reference_logit(net: MAACFNet, groups: np.ndarray, s: torch.Tensor, z: int)
             Hg = sum((alpha[i] * h[i] for i in range(len(h))), torch.zeros_like(Hz))
         H = net.fuse(torch.cat([Hz, Hg]))  # Eq. 8
     x = torch.cat([S, H, S * H]) if net.product else torch.cat([S, H])
-    return float(net.predictor(x)[0])  # Eq. 9
+    head = net.head.weight[z] @ s.mean(0) + net.head.bias[z] if net.add_head else 0.0  # encoder head
+    return float(net.predictor(x)[0] + head)  # Eq. 9
 
 
-@pytest.mark.parametrize("variant,k,layers,product", [("maacf", 2, 2, False), ("maacf", 0, 1, False),
-                                                      ("mcf", 2, 3, False), ("maacf", 2, 2, True)])
-def test_score_matches_the_equations(variant, k, layers, product):
-    net, groups = _net(variant, k, layers, product)
+@pytest.mark.parametrize("variant,k,layers,product,tables,head", [
+    ("maacf", 2, 2, False, "one", False), ("maacf", 0, 1, False, "one", False), ("mcf", 2, 3, False, "two", False),
+    ("maacf", 2, 2, True, "two", False), ("maacf", 2, 2, True, "one", True), ("mcf", 2, 2, False, "one", True)])
+def test_score_matches_the_equations(variant, k, layers, product, tables, head):
+    net, groups = _net(variant, k, layers, product, tables, head)
     s = torch.randn(2, 2, 4)  # (batch, n aspects, D)
     labels = torch.tensor([[0, 1, 2, 3], [3, 2, 1, 0]])
     with torch.no_grad():
@@ -174,6 +179,32 @@ def test_score_matches_the_equations(variant, k, layers, product):
                 ref = _reference_logit(net, groups, s[b], int(labels[b, c]))
                 assert got[b, c].item() == pytest.approx(ref, rel=1e-4, abs=1e-5)
     assert len([m for m in net.predictor.net if isinstance(m, torch.nn.Linear)]) == layers
+    assert (net.group_emb is not None) == (tables == "two" and k > 0)
+
+
+@pytest.mark.parametrize("tables", ["one", "two"])
+def test_one_label_table_makes_group_members_share_the_labels_own_embeddings(tables):
+    """One table (the default): a label's vector as a group member is its own H_z, so the gradient of a pair
+    (document, label 0) reaches the H_z rows of 0's group members 1 and 2; two tables keep them apart."""
+    assert MAACFConfig().label_tables == "one"
+    net, _ = _net("maacf", layers=1, tables=tables)  # a linear predictor: no dead ReLU hides the gradient
+    net.score(torch.randn(1, 2, 4), torch.tensor([[0]])).sum().backward()
+    touched = (net.label_emb.weight.grad.abs().sum(1) > 0).tolist()
+    assert touched == ([True, True, True, False] if tables == "one" else [True, False, False, False])
+    if tables == "two":
+        assert (net.group_emb.weight.grad.abs().sum(1) > 0).tolist() == [False, True, True, False]
+
+
+def test_encoder_head_is_added_to_the_pair_logit():
+    assert MAACFConfig().encoder_head and not MAACFConfig().head_detach
+    net, _ = _net("maacf", head=True)
+    s, labels = torch.randn(2, 2, 4), torch.tensor([[0, 1, 3], [2, 2, 0]])
+    with torch.no_grad():
+        full = net.score(s, labels)
+        net.add_head = False
+        alone = net.score(s, labels)
+    head = net.head_logits(s).gather(1, labels)  # (batch, c) of the full head over all labels
+    torch.testing.assert_close(full - alone, head, rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("variant", ["maacf", "mcf"])
@@ -202,6 +233,23 @@ def test_default_model_learns_and_scores_consistently(fitted, tiny_data):
         np.testing.assert_allclose(S[r, top.indices[r]], top.scores[r], rtol=1e-4, atol=1e-6)
     with pytest.raises(XMTCError, match="label ids"):
         fitted.label_scores(test.texts[:2], [99])
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_encoder_head_bce_trains_the_encoders_unless_detached(fitted, tiny_data, monkeypatch, detach):
+    train, _ = tiny_data
+    net = fitted.networks_["network"]
+    assert net.add_head and net.head is not None
+    enc = fitted.encode(train.texts[:8], train.Y[:8])
+    batch = fitted._pair_batch(next(iter(fitted.eval_batches(enc))), fitted._side_inputs(enc))
+    monkeypatch.setattr(net, "score", lambda s, labels: torch.zeros(labels.shape))  # no pairwise gradient
+    monkeypatch.setattr(fitted, "config", fitted.config.replace(head_detach=detach))
+    net.zero_grad()
+    fitted.pair_loss(net, batch).backward()
+    grad = sum(float(p.grad.abs().sum()) for p in net.aspects.parameters() if p.grad is not None)
+    assert (grad == 0) == detach, "the head's BCE gradient reaches the aspect encoders unless head_detach"
+    assert float(net.head.weight.grad.abs().sum()) > 0
+    net.zero_grad()
 
 
 def fitted_train_Y(model: MAACF, tiny_data) -> sp.csr_matrix:
@@ -377,6 +425,7 @@ def test_training_shortlists_are_cross_fitted(tiny_data, monkeypatch, folds):
     ({"group_size": -1}, "group_size"), ({"negatives": 0}, "negatives"),
     ({"fusion": "best"}, "fusion"), ({"fusion": -1.0}, "fusion"), ({"fusion": True}, "fusion"),
     ({"fusion_grid": [-1.0]}, "fusion_grid"), ({"shortlist_folds": 0}, "shortlist_folds"),
+    ({"label_tables": "three"}, "label_tables"),
 ])
 def test_config_errors(bad, message):
     with pytest.raises(ConfigError, match=message):
@@ -467,7 +516,7 @@ def test_bpr_gradient_reaches_the_text_side_only_with_the_product_input(predicto
     assert MAACFConfig().predictor_input == "product"
     torch.manual_seed(0)
     cfg = MAACF.tiny_config().replace(variant="mcf", dim=4, group_size=0, predictor_layers=1,
-                                      predictor_input=predictor_input)
+                                      predictor_input=predictor_input, encoder_head=False)
     net = MAACFNet(np.zeros((10, 16), dtype=np.float32), np.zeros((4, 0), dtype=np.int64), cfg, head=False)
     s = torch.randn(2, 2, 4, requires_grad=True)  # (batch, n, D)
     logits = net.score(s, torch.tensor([[0, 1, 2], [3, 2, 1]]))  # (batch, 1 positive + 2 negatives)

@@ -14,8 +14,12 @@ Paper -> code:
   label's embedding H_z over the aspects -> S_i in :meth:`MAACFNet.score`;
 * label model (Sec. 3.2.3): per-aspect attention over the group members (Eq. 4-5), self-attention fusion over
   the aspects (Eq. 6-7) and the linear fusion H_i = W_f [H_z; H_g] + b_f (Eq. 8) -> :meth:`MAACFNet.score`;
+  the members' vectors h_ik are rows of the same label table as H_z (``label_tables="one"``; "two": their own
+  table);
 * predictor (Sec. 3.3): MLP over [S_i; H_i] (Eq. 9) -> ``MAACFNet.predictor``; BPR loss (Eq. 10) with
-  ``negatives`` uniform negatives per positive -> :meth:`MAACF.pair_loss`;
+  ``negatives`` uniform negatives per positive -> :meth:`MAACF.pair_loss`; not in the paper: with
+  ``encoder_head`` a linear head over the mean aspect vector adds its logit of the label to the pair logit and
+  trains with BCE on all labels, so the encoders get a gradient from every label (:meth:`MAACFNet.head_pairs`);
 * variants: ``variant="mcf"`` (MCF+, self-attention only: no text-label interaction before the predictor),
   ``aspects`` of length 1 (ACF+), ``variant="encoder"`` (the document encoder alone with a linear BCE head
   over all labels: the baselines of Tables 5-6), ``group_size`` k (Fig. 2-3), ``predictor_layers`` (Fig. 4).
@@ -83,6 +87,12 @@ class MAACFConfig(DeepConfig):
     group_size: int = doc_field(2, "k: labels in each label's global nearest label group (0: no group)")
     negatives: int = doc_field(5, "Neg: negative labels sampled per positive pair (BPR loss)")
     max_positives: int = doc_field(32, "most positive labels of one document used per step (sampled)")
+    label_tables: str = doc_field("one", "'one': the group members h_ik are rows of the label embedding "
+                                         "table of H_z (the paper: both 'from the embedding matrix of "
+                                         "labels'); 'two': a separate table for the members")
+    encoder_head: bool = doc_field(True, "add a linear head over the mean aspect vector to every pair "
+                                         "logit, trained with BCE on all labels (weight head_weight) and by "
+                                         "the pairwise loss")
     predictor_layers: int = doc_field(2, "linear layers of the predictor MLP (paper: 2)")
     predictor_hidden: int = doc_field(256, "hidden units of the predictor MLP")
     predictor_input: str = doc_field("product", "predictor input: 'product' [S; H; S*H] (adds NCF's "
@@ -114,9 +124,10 @@ class MAACFConfig(DeepConfig):
     fusion_grid: list[float] = doc_field([0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0],
                                          "fusion weights w tried by fusion='auto' (w = inf, the shortlist's "
                                          "own order, is always tried too)")
-    head_weight: float = doc_field(1.0, "weight of the linear head's BCE loss (shortlist 'head')")
-    head_detach: bool = doc_field(True, "train the head on detached aspect vectors (the encoders learn from "
-                                        "the pairwise loss only, as in the paper)")
+    head_weight: float = doc_field(1.0, "weight of the linear head's BCE loss (encoder_head or shortlist "
+                                        "'head')")
+    head_detach: bool = doc_field(False, "the head's BCE loss does not reach the encoders (they learn from "
+                                         "the pairwise loss only)")
     label_chunk: int = doc_field(512, "labels scored at once when every label is scored")
     emb_dim: int = doc_field(256, "word vector size (paper: 256-d CBOW vectors)")
 
@@ -126,6 +137,8 @@ class MAACFConfig(DeepConfig):
         check(len(self.aspects) > 0, "aspects must name at least one encoder, but is empty")
         for a in self.aspects:
             check(a in ASPECTS, f"aspects entries must be one of {ASPECTS}, but one is {a!r}")
+        check(self.label_tables in ("one", "two"),
+              f"label_tables must be 'one' or 'two', but is {self.label_tables!r}")
         check(self.predictor_input in ("concat", "product"),
               f"predictor_input must be 'concat' or 'product', but is {self.predictor_input!r}")
         check(self.shortlist in SHORTLISTS,
@@ -403,8 +416,9 @@ class MAACF(DeepTextModel):
     def pair_loss(self, net: MAACFNet, batch: PairBatch) -> torch.Tensor:
         """BPR loss (Eq. 10) over positives x ``negatives`` sampled negatives, plus the head's BCE if any.
 
-        ``-mean log sigmoid(logit_pos - logit_neg)`` over the valid (positive, negative) pairs; for the
-        'encoder' variant the BCE of the head over all labels alone.
+        ``-mean log sigmoid(logit_pos - logit_neg)`` over the valid (positive, negative) pairs (with
+        ``encoder_head`` the logits include the head's), plus ``head_weight`` times the head's BCE over all
+        labels; for the 'encoder' variant the BCE of the head alone.
         """
         cfg = self.config
         s = net.encode(batch)  # (batch, n, D)
@@ -542,6 +556,9 @@ class MAACF(DeepTextModel):
     def _set_extra_state(self, state: dict[str, Any]) -> None:
         self.fusion_weight_ = float(state.get("fusion_weight", 0.0))  # folders from before the fusion: 0
         self.stats_ = dict(state.get("stats", {}))
+        old = {"label_tables": "two", "encoder_head": False}  # a folder saved before these options existed
+        if "fusion_weight" not in state and not set(old) & set(self.config.explicit_fields()):
+            self.config = self.config.replace(**old)
 
     def _save_extra(self, path: Path) -> list[str]:
         if self.shortlister_ is None:

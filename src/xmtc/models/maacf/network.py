@@ -55,7 +55,8 @@ class MAACFNet(nn.Module):
     Args:
         embeddings: (vocab, emb_dim) initial word vectors of the word-level aspects.
         groups: int64 (L, k) global nearest label groups, -1 padded.
-        cfg: the model config.
+        cfg: the model config (``cfg.encoder_head``: the head is also added to every pair logit;
+            ``cfg.label_tables``: one label table for H_z and the group members, or two).
         head: add a linear head over the mean aspect vector (shortlist or the 'encoder' variant).
     """
 
@@ -79,13 +80,15 @@ class MAACFNet(nn.Module):
                                                   dropout=cfg.dropout))
         self.aspects = nn.ModuleList(aspects)
         self.register_buffer("groups", torch.as_tensor(np.asarray(groups, dtype=np.int64)))  # (L, k)
-        self.head = nn.Linear(D, n_labels) if head else None
+        self.add_head = bool(cfg.encoder_head) and self.variant != "encoder"
+        self.head = nn.Linear(D, n_labels) if head or self.add_head else None
         if self.variant == "encoder":
             return
         n, k = len(self.kinds), groups.shape[1]
-        self.label_emb = nn.Embedding(n_labels, D)  # H_z
+        self.k = k
+        self.label_emb = nn.Embedding(n_labels, D)  # H_z (and h_ik with one table)
         nn.init.normal_(self.label_emb.weight, std=D ** -0.5)
-        self.group_emb = nn.Embedding(n_labels, D) if k > 0 else None  # h_ik
+        self.group_emb = nn.Embedding(n_labels, D) if k > 0 and cfg.label_tables == "two" else None  # h_ik
         if self.group_emb is not None:
             nn.init.normal_(self.group_emb.weight, std=D ** -0.5)
         if self.variant == "maacf":
@@ -114,8 +117,17 @@ class MAACFNet(nn.Module):
         x = s.mean(1)
         return self.head(x.detach() if detach else x)
 
+    def head_pairs(self, s: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """The head's logits of the given labels only: s (batch, n, D), labels (batch, c) -> (batch, c)."""
+        return torch.einsum("bd,bcd->bc", s.mean(1), self.head.weight[labels]) + self.head.bias[labels]
+
+    def member_emb(self, ids: torch.Tensor) -> torch.Tensor:
+        """Group-member vectors h_ik: rows of the label table (one table) or of ``group_emb`` (two)."""
+        return (self.group_emb if self.group_emb is not None else self.label_emb)(ids)
+
     def score(self, s: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """Matching logits of each document with its candidate labels (Eq. 4-9).
+        """Matching logits of each document with its candidate labels (Eq. 4-9), plus the encoder head's logit
+        of each label with ``encoder_head``.
 
         Args:
             s: (batch, n, D) aspect vectors.
@@ -126,14 +138,14 @@ class MAACFNet(nn.Module):
         """
         Hz = self.label_emb(labels)  # (batch, c, D)
         Hg = None
-        if self.group_emb is not None:
+        if self.k > 0:
             members = self.groups[labels]  # (batch, c, k)
             valid = members >= 0
-            h = self.group_emb(members.clamp(min=0))  # (batch, c, k, D)
+            h = self.member_emb(members.clamp(min=0))  # (batch, c, k, D)
         if self.variant == "maacf":
             a = torch.softmax(torch.einsum("bcd,bnd->bcn", Hz, s) * self.scale, dim=-1)  # (batch, c, n)
             S = torch.einsum("bcn,bnd->bcd", a, s)  # label-aware attention over the aspects -> S_i
-            if self.group_emb is not None:
+            if self.k > 0:
                 e = torch.einsum("bckd,bnd->bcnk", h, s) * self.scale  # Eq. 4 scores
                 alpha = _masked_softmax(e, valid.unsqueeze(2))  # (batch, c, n, k)
                 h_n = torch.einsum("bcnk,bckd->bcnd", alpha, h)  # Eq. 5
@@ -143,9 +155,10 @@ class MAACFNet(nn.Module):
         else:  # MCF+
             w = torch.softmax(self.text_att(s).squeeze(-1), dim=-1)  # (batch, n)
             S = torch.einsum("bn,bnd->bd", w, s).unsqueeze(1).expand_as(Hz)  # (batch, c, D)
-            if self.group_emb is not None:
+            if self.k > 0:
                 alpha = _masked_softmax(self.group_att(h).squeeze(-1), valid)  # (batch, c, k)
                 Hg = torch.einsum("bck,bckd->bcd", alpha, h)
         H = self.fuse(torch.cat([Hz, Hg], -1) if Hg is not None else Hz)  # Eq. 8 (batch, c, D)
         x = torch.cat([S, H, S * H] if self.product else [S, H], -1)  # (batch, c, 2D or 3D)
-        return self.predictor(x).squeeze(-1)  # Eq. 9 (batch, c)
+        logit = self.predictor(x).squeeze(-1)  # Eq. 9 (batch, c)
+        return logit + self.head_pairs(s, labels) if self.add_head else logit
