@@ -153,7 +153,9 @@ def test_tuned_scores_equal_the_set_metrics_of_the_applied_rule(metric):
         assert cand.rule.kind == kind
         assert fn(Y, apply(cand.rule, top)) == pytest.approx(cand.score, abs=1e-9), kind
         assert cand.cv is not None and 0 <= cand.cv <= 1
-    assert result.score == max(c.score for c in result.by_kind.values()) or result.selected_by == "cv"
+    chosen = next(k for k, c in result.by_kind.items() if c.rule == result.rule)  # the best 2-fold score
+    assert result.selected_by == "cv" and result.score == result.by_kind[chosen].score
+    assert result.by_kind[chosen].cv >= max(c.cv for c in result.by_kind.values()) - 1e-12
     best_k = max(range(1, top.k + 1), key=lambda k: fn(Y, apply(TopKRule(k), top)))
     assert fn(Y, apply(result.by_kind["topk"].rule, top)) == pytest.approx(fn(Y, apply(TopKRule(best_k), top)))
     # the global threshold is at least as good as every threshold of the grid one could pick by hand
