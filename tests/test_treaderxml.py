@@ -52,6 +52,7 @@ def test_ablation_ids_set_teacher_and_reading():
     ({"parents": "grandparents"}, "parents must be one of"),
     ({"n_neighbours": 0}, "n_neighbours must be positive, but is 0"),
     ({"teacher_encoder": "bert"}, "teacher_encoder must be one of"),
+    ({"interaction": "sum"}, "interaction must be one of"),
     ({"teacher_prior_init": [1.0]}, "teacher_prior_init must be two finite numbers"),
 ])
 def test_invalid_config_values_are_config_errors(change, match):
@@ -100,6 +101,81 @@ def test_network_scores_all_labels_or_candidates_consistently():
     part = net(ids, mask, tb, cand)  # (2, 3)
     torch.testing.assert_close(part[0, :2], full[0, [5, 1]])
     torch.testing.assert_close(part[1], full[1, [0, 2, 3]])
+
+
+def _net_inputs(vectors: np.ndarray, n_labels: int = 6):
+    """(ids, mask, teacher batch) of two documents (the second padded) with 2 / 1 teacher items."""
+    ids = torch.tensor([[2, 3, 4, 5, 6], [5, 6, 7, 0, 0]])
+    bags = sp.csr_matrix(np.eye(n_labels, len(vectors), k=2, dtype=np.float32))
+    teacher = TeacherKnowledge(vectors, vectors[:2], sp.csr_matrix((2, n_labels)), bags,
+                               sp.eye(n_labels, format="csr"), n_neighbours=1, size=3)
+    return ids, ids != 0, teacher.batch(np.array([[0, 4, -1], [1, -1, -1]]), torch.device("cpu"))
+
+
+def test_residual_layer_norm_wraps_every_attention_block_and_keeps_padding_out():
+    torch.manual_seed(0)
+    x = torch.randn(2, 6, 8)
+    mask = torch.tensor([[True] * 6, [True] * 4 + [False] * 2])
+    reading = Reading(8, 4, "mmhsa+mhsa", norm=True)  # no '+r': the norm option adds the residual anyway
+    h = x
+    for layer, norm in zip(reading.layers, reading.norms, strict=True):
+        h = norm(h + layer(h, mask)) * mask.unsqueeze(-1)
+    torch.testing.assert_close(reading(x, mask), h)
+    paper = Reading(8, 4, "mmhsa+mhsa")
+    assert paper.norms is None
+    torch.testing.assert_close(paper(x, mask), paper.layers[1](paper.layers[0](x, mask), mask))
+    changed = x.clone()
+    changed[1, 4:] = 50.0  # padding of document 1
+    out = reading(changed, mask)
+    torch.testing.assert_close(out[1, :4], reading(x, mask)[1, :4])
+    assert (out[1, 4:] == 0).all()
+
+
+@pytest.mark.parametrize("interaction", ["paper", "lcf"])
+@pytest.mark.parametrize("residual", [True, False])
+@pytest.mark.parametrize("reading", ["", "mmhsa+r+mhsa"])
+def test_network_shapes_and_padding_with_every_interaction(interaction, residual, reading):
+    torch.manual_seed(0)
+    cfg = TReaderXMLConfig(bottleneck=8, heads=4, dropout=0.0, emb_dropout=0.0, reading=reading,
+                           reading_residual=residual, interaction=interaction)
+    vectors = np.random.default_rng(0).normal(size=(10, 8)).astype(np.float32)
+    net = TReaderNet(vectors, 6, cfg).eval()
+    assert (net.fuse is not None) == (interaction == "lcf") and (net.interaction_norm is not None) == residual
+    ids, mask, tb = _net_inputs(vectors)
+    logits = net(ids, mask, tb)
+    assert logits.shape == (2, 6) and torch.isfinite(logits).all()
+    noisy = ids.clone()
+    noisy[1, 3:] = 9  # real token ids at padded positions: they must get no weight anywhere
+    torch.testing.assert_close(net(noisy, mask, tb), logits)
+    cand = torch.tensor([[5, 1, -1], [0, 2, 3]])
+    torch.testing.assert_close(net(ids, mask, tb, cand)[1], logits[1, [0, 2, 3]])
+    if interaction == "lcf":  # position i = [item i; word i]: 5 positions, doc 1 counts words 0-2, item 0
+        oy, ym = torch.randn(2, 3, 8), torch.tensor([[True, True, False], [True, False, False]])
+        fused, m = net.fuse_features(oy, ym, torch.randn(2, 5, 8), mask)
+        assert fused.shape == (2, 5, 8) and m.tolist() == mask.tolist()
+        assert (fused[1, 3:] == 0).all()
+        a, _ = net.fuse_features(oy, ym, torch.zeros(2, 5, 8), mask)
+        changed = oy.clone()
+        changed[0, 2] = 7.0  # a padded teacher slot
+        b, _ = net.fuse_features(changed, ym, torch.zeros(2, 5, 8), mask)
+        torch.testing.assert_close(a, b)
+
+
+def test_residual_path_carries_the_signal_when_attention_is_silent():
+    vectors = np.random.default_rng(0).normal(size=(10, 8)).astype(np.float32)
+    ids, mask, tb = _net_inputs(vectors)
+    outputs = {}
+    for residual in (True, False):
+        cfg = TReaderXMLConfig(bottleneck=8, heads=4, dropout=0.0, emb_dropout=0.0, reading_residual=residual,
+                               teacher_prior=False)
+        net = TReaderNet(vectors, 6, cfg).eval()
+        with torch.no_grad():
+            for module in net.modules():
+                if isinstance(module, SelfAttention):
+                    module.proj.weight.zero_()  # every attention block now outputs tanh(0) = 0
+        outputs[residual] = net(ids, mask, tb)
+    assert not torch.allclose(outputs[True][0], outputs[True][1])  # the residual path still reads the text
+    torch.testing.assert_close(outputs[False][0], outputs[False][1])  # the paper's stack: only the bias left
 
 
 def test_teacher_prior_marks_each_label_the_teacher_proposes():

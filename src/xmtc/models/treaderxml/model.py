@@ -61,6 +61,7 @@ ABLATIONS: dict[int, tuple[bool, str]] = {
     6: (True, "mmhsa+r+mhsa"),
 }
 CLUSTER_FILE = "clusters.npz"
+INTERACTIONS = ("paper", "lcf")
 
 
 @dataclass
@@ -74,6 +75,12 @@ class TReaderXMLConfig(DeepConfig):
     teacher: bool = doc_field(True, "feed the teacher-knowledge branch (Table 3 column 'teacher knowledge')")
     reading: str = doc_field("mmhsa+r+mhsa", "Reading structure: 'mmhsa'/'mhsa' layers joined by '+', '+r' = "
                                              "residual around the previous layer; '' = no Reading")
+    reading_residual: bool = doc_field(True, "extension: wrap every attention block (Reading and Interaction) "
+                                             "as LayerNorm(x + block(x)); false = the paper (residual only "
+                                             "where 'reading' says '+r', no normalisation)")
+    interaction: str = doc_field("paper", "how the Interaction joins the branches: 'paper' ([O_y'; O_x] along "
+                                          "the sequence, Eq. 16) or 'lcf' (along the features, position i = "
+                                          "[item i; word i], then a 2d -> d layer, as in LCF)")
     ablation: int = doc_field(-1, "Table 3 configuration 0-6: sets teacher and reading where they are not "
                                     "set explicitly; -1: none")
     heads: int = doc_field(4, "h, attention heads of every (M)MHSA layer")
@@ -113,6 +120,8 @@ class TReaderXMLConfig(DeepConfig):
         check(self.ablation == -1 or self.ablation in ABLATIONS,
               f"ablation must be -1 or a Table 3 configuration 0-6, but is {self.ablation}")
         parse_reading(self.reading)
+        check(self.interaction in INTERACTIONS,
+              f"interaction must be one of {INTERACTIONS}, but is {self.interaction!r}")
         check(self.heads > 0, f"heads must be positive, but is {self.heads}")
         check(self.bottleneck > 0 and self.bottleneck % self.heads == 0,
               f"bottleneck must be a positive multiple of heads ({self.heads}), but is {self.bottleneck}")

@@ -1,5 +1,9 @@
 """TReaderXML's network: Reading (MMHSA + residual + MHSA over the text and the teacher's items), Interaction and
 Prediction (Section 3, Eq. 6-17).
+
+Two extensions (docs/MODELS.md): ``reading_residual`` wraps every attention block (Reading and Interaction) as
+``LayerNorm(x + block(x))``; ``interaction="lcf"`` joins the two branches along the features, as LCF (the paper's
+reference [4] for its MHSA) joins its two views: position i holds [teacher item i; word i], then a 2d -> d layer.
 """
 
 from __future__ import annotations
@@ -64,20 +68,30 @@ class SelfAttention(nn.Module):
         return out * mask.unsqueeze(-1).to(out.dtype)
 
 
-class Reading(nn.Module):
-    """One branch's Reading: a stack of (M)MHSA layers, each optionally wrapped in a residual connection."""
+def residual_norm(norm: nn.LayerNorm, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``LayerNorm(x + y)`` at real positions, zeros at padding (batch, seq, dim)."""
+    return norm(x + y) * mask.unsqueeze(-1).to(x.dtype)
 
-    def __init__(self, dim: int, heads: int, spec: str):
+
+class Reading(nn.Module):
+    """One branch's Reading: a stack of (M)MHSA layers, each optionally wrapped in a residual connection (``+r``,
+    Eq. 14-15), or, with ``norm``, every layer wrapped as ``LayerNorm(x + layer(x))``."""
+
+    def __init__(self, dim: int, heads: int, spec: str, norm: bool = False):
         super().__init__()
         blocks = parse_reading(spec)
         self.layers = nn.ModuleList(SelfAttention(dim, heads, causal) for causal, _ in blocks)
         self.residual = [r for _, r in blocks]
+        self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in blocks) if norm else None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """x (batch, seq, dim) -> (batch, seq, dim)."""
-        for layer, residual in zip(self.layers, self.residual, strict=True):
+        for i, (layer, residual) in enumerate(zip(self.layers, self.residual, strict=True)):
             y = layer(x, mask)
-            x = x + y if residual else y  # Eq. 14-15
+            if self.norms is not None:
+                x = residual_norm(self.norms[i], x, y, mask)
+            else:
+                x = x + y if residual else y  # Eq. 14-15
         return x
 
 
@@ -89,11 +103,15 @@ class TReaderNet(nn.Module):
         self.emb = Embedding(embeddings, trainable=not cfg.freeze_embeddings, dropout=cfg.emb_dropout)
         d = self.emb.dim
         self.use_teacher = cfg.teacher
-        self.read_x = Reading(d, cfg.heads, cfg.reading)
-        self.read_y = Reading(d, cfg.heads, cfg.reading) if cfg.teacher else None
+        self.read_x = Reading(d, cfg.heads, cfg.reading, norm=cfg.reading_residual)
+        self.read_y = Reading(d, cfg.heads, cfg.reading, norm=cfg.reading_residual) if cfg.teacher else None
+        self.fuse = nn.Linear(2 * d, d) if cfg.teacher and cfg.interaction == "lcf" else None  # LCF: 2d -> d
+        if self.fuse is not None:
+            nn.init.xavier_uniform_(self.fuse.weight)
         self.bottleneck = nn.Linear(d, cfg.bottleneck, bias=False)  # W^HB
         nn.init.xavier_uniform_(self.bottleneck.weight)
         self.interaction = SelfAttention(cfg.bottleneck, cfg.heads, causal=True)
+        self.interaction_norm = nn.LayerNorm(cfg.bottleneck) if cfg.reading_residual else None
         self.dropout = nn.Dropout(cfg.dropout)
         self.out = nn.Linear(cfg.bottleneck, n_labels)  # W^Output
         self.prior = nn.Parameter(torch.tensor([float(v) for v in cfg.teacher_prior_init])) \
@@ -122,6 +140,24 @@ class TReaderNet(nn.Module):
         mask[:, 0] = True
         return self.emb.dropout(e), mask
 
+    def fuse_features(self, oy: torch.Tensor, ymask: torch.Tensor, ox: torch.Tensor,
+                      xmask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """LCF-style Interaction input: position i = ``fuse([O_y'_i; O_x_i])`` (2d -> d), the shorter branch
+        zero-padded to S = max(K, T); a position counts when either branch has a real entry there.
+
+        Returns:
+            (fused (b, S, d), mask (b, S) bool).
+        """
+        S = max(oy.shape[1], ox.shape[1])
+
+        def pad(x: torch.Tensor, m: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            x = x * m.unsqueeze(-1).to(x.dtype)  # padding contributes nothing
+            return F.pad(x, (0, 0, 0, S - x.shape[1])), F.pad(m, (0, S - m.shape[1]), value=False)
+
+        (y, ym), (x, xm) = pad(oy, ymask), pad(ox, xmask)
+        mask = ym | xm
+        return self.fuse(torch.cat([y, x], dim=-1)) * mask.unsqueeze(-1).to(x.dtype), mask
+
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, teacher: TeacherBatch | None = None,
                 candidates: torch.Tensor | None = None, prior: torch.Tensor | None = None) -> torch.Tensor:
         """Logits of all labels (batch, L), or of ``candidates`` (batch, C) when given.
@@ -135,9 +171,16 @@ class TReaderNet(nn.Module):
         o = self.read_x(self.emb(ids), mask)  # O_x (b, T, d)
         if self.use_teacher:
             ey, ymask = self.encode_teacher(teacher)
-            o = torch.cat([self.read_y(ey, ymask), o], dim=1)  # Eq. 16: [O_y'; O_x] (b, K + T, d)
-            mask = torch.cat([ymask, mask], dim=1)
-        z = self.interaction(self.bottleneck(o), mask)  # Eq. 17 + MMHSA (b, K + T, hb)
+            oy = self.read_y(ey, ymask)  # O_y' (b, K, d)
+            if self.fuse is None:
+                o = torch.cat([oy, o], dim=1)  # Eq. 16: [O_y'; O_x] along the sequence (b, K + T, d)
+                mask = torch.cat([ymask, mask], dim=1)
+            else:
+                o, mask = self.fuse_features(oy, ymask, o, mask)  # (b, max(K, T), d)
+        h = self.bottleneck(o)  # Eq. 17 (b, S, hb)
+        z = self.interaction(h, mask)  # MMHSA
+        if self.interaction_norm is not None:
+            z = residual_norm(self.interaction_norm, h, z, mask)
         m = mask.unsqueeze(-1).to(z.dtype)
         z = self.dropout((z * m).sum(1) / m.sum(1))  # masked mean pooling (b, hb)
         if candidates is None:
