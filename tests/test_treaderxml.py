@@ -44,6 +44,15 @@ def test_ablation_ids_set_teacher_and_reading():
     assert parse_reading("mhsa+r+mmhsa") == [(False, True), (True, False)]
 
 
+def test_capacity_defaults_match_attentionxml_fast_and_tiny_stays_small():
+    cfg = TReaderXMLConfig()
+    assert cfg.emb_dim >= 100 and cfg.bottleneck >= 256 and cfg.max_len == 256
+    assert cfg.teacher_encoder == "tfidf" and cfg.teacher_prior and cfg.reading_residual
+    assert cfg.interaction == "paper"
+    tiny = TReaderXML.tiny_config()
+    assert tiny.emb_dim <= 16 and tiny.bottleneck <= 16 and tiny.max_len <= 64
+
+
 @pytest.mark.parametrize("change, match", [
     ({"ablation": 7}, "ablation must be -1 or a Table 3 configuration"),
     ({"reading": "mmhsa+x"}, "reading must be layers"),

@@ -66,12 +66,17 @@ INTERACTIONS = ("paper", "lcf")
 
 @dataclass
 class TReaderXMLConfig(DeepConfig):
-    """TReaderXML settings; defaults follow Section 4.1 (h = 4, Adam 1e-4 then decay, EURLex truncation of 500
-    words and 4 description words)."""
+    """TReaderXML settings; defaults follow Section 4.1 (h = 4, Adam 1e-4 then decay, 4 description words) and, for
+    the capacity the paper leaves open, AttentionXML's ``fast`` preset (100-d word vectors, 256 tokens; the
+    paper truncates EURLex at 500 words: ``max_len=500``)."""
 
     PRESETS: ClassVar[dict[str, dict[Any, dict[str, Any]]]] = {
         "ablation": {i: {"teacher": t, "reading": r} for i, (t, r) in ABLATIONS.items()}}
 
+    max_len: int = doc_field(256, "tokens kept per document (longer documents are truncated; the paper: 500 "
+                                  "for EURLex)")
+    emb_dim: int = doc_field(100, "word vector size = the model dimension d (a multiple of heads; ignored when "
+                                  "'embeddings' names a file: taken from it)")
     teacher: bool = doc_field(True, "feed the teacher-knowledge branch (Table 3 column 'teacher knowledge')")
     reading: str = doc_field("mmhsa+r+mhsa", "Reading structure: 'mmhsa'/'mhsa' layers joined by '+', '+r' = "
                                              "residual around the previous layer; '' = no Reading")
