@@ -10,11 +10,13 @@ Paper -> code (details and every deviation: docs/MODELS.md, section TReaderXML):
 * Encoding ``E_x = Encode(x)`` -> the shared :class:`~xmtc.models.layers.Embedding` (the items use the same
   table, so both live in one space).
 * Reading (Eq. 3-15) -> :class:`Reading` of :class:`SelfAttention` blocks: MMHSA (causal mask, Eq. 8-9),
-  residual (Eq. 14-15), MHSA; h = 4 heads, ``tanh`` output projection (Eq. 12-13).
+  residual (Eq. 14-15), MHSA; h = 4 heads, ``tanh`` output projection (Eq. 12-13). ``reading_residual``
+  (default) wraps every block, here and in the Interaction, as ``LayerNorm(x + block(x))``.
 * Interaction (Eq. 16-17) -> :meth:`TReaderNet.forward`: ``[O_y'; O_x]`` stacked along the sequence (teacher
-  items first), hidden bottleneck ``W^HB``, MMHSA.
-* Prediction (Eq. 18-19) -> masked max pooling, output layer ``W^Output`` and the one-vs-all BCE loss; for
-  large label sets only a shortlist (teacher labels + their label-tree clusters) is scored.
+  items first; ``interaction="lcf"``: along the features, then 2d -> d), hidden bottleneck ``W^HB``, MMHSA.
+* Prediction (Eq. 18-19) -> masked mean pooling, output layer ``W^Output`` and the one-vs-all BCE loss; for
+  large label sets only a shortlist (teacher labels + their label-tree clusters) is scored; ``teacher_prior``
+  (default) adds a learned per-label bonus for the labels the teacher proposes.
 * Ablations (Table 3) -> ``ablation`` 0-6 sets ``teacher`` and ``reading`` (:data:`ABLATIONS`).
 """
 
