@@ -244,9 +244,22 @@ def test_resume_with_a_checkpoint_that_does_not_fit_is_one_error_line(capsys, tm
 
 
 # ------------------------------------------------------------------- explain --text
-def test_explain_text_that_is_not_utf8(run, tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "xmtc", "explain", str(run), "--text", b"fishing \xff quotas",
-                           "--html", str(tmp_path / "e.html")], capture_output=True, env=cli_env(), timeout=300)
+@pytest.fixture(scope="module")
+def attention_model(tiny_data, tmp_path_factory) -> Path:
+    """A tiny saved AttentionXML folder (one epoch: only explain's input handling is tested)."""
+    from xmtc.models.attentionxml.model import AttentionXML
+
+    folder = tmp_path_factory.mktemp("ax") / "model"
+    AttentionXML(AttentionXML.tiny_config().replace(epochs=1, progress=False)).fit(tiny_data[0]).save(folder)
+    return folder
+
+
+def test_explain_text_that_is_not_utf8(attention_model, tmp_path):
+    """``$'\\xff'`` reaches Python as the lone surrogate '\\udcff': was a UnicodeEncodeError traceback when the
+    page was written."""
+    argv = [sys.executable, "-m", "xmtc", "explain", str(attention_model), "--text", b"fishing \xff quotas",
+            "--html", str(tmp_path / "e.html")]
+    proc = subprocess.run(argv, capture_output=True, env=cli_env(), timeout=300)
     res = CLIResult(proc.returncode, proc.stdout.decode(), proc.stderr.decode("utf-8", "replace"), ("explain",))
     assert_user_error(res, "--text: not valid UTF-8 (byte 0xff at character 9)")
     assert not (tmp_path / "e.html").exists()
