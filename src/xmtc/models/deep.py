@@ -19,6 +19,11 @@ A minimal subclass (one network scoring all labels, trained with BCE, Eq. 6 of A
 Models with their own training (label trees, samplers) override :meth:`_train`, :meth:`_make_networks` and
 :meth:`_topk_batch`, and keep extra state with :meth:`_extra_state` / :meth:`_save_extra` /
 :meth:`_load_extra`.
+
+Data-parallel training (``torchrun``, :mod:`xmtc.train.distributed`): every rank reads the data and makes the
+same validation split; the vocabulary and word vectors are built on rank 0 and broadcast; :meth:`train_batches`
+gives each rank its share of the epoch's batches; a subclass builds other pre-training state (label trees,
+shortlists) through :meth:`_shared` so that it too comes from rank 0.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from xmtc.config import check, doc_field
 from xmtc.data.split import Dataset, validation_split
 from xmtc.errors import ModelLoadError, XMTCError
 from xmtc.models.base import TopK, XMTCModel
-from xmtc.train import TrainConfig, autocast, epoch_rng, resolve_device, seed_everything, train_loop
+from xmtc.train import TrainConfig, autocast, distributed, epoch_rng, resolve_device, seed_everything, train_loop
 
 WEIGHTS_FILE = "weights.safetensors"
 VOCAB_FILE = "vocab.json"
@@ -231,7 +236,9 @@ class DeepTextModel(XMTCModel):
             valid = valid.subset(np.sort(rows[: self.config.valid_max_docs]), split="valid")
         self.label_index_ = train.label_index
         tokens = self._tokenize(self.texts_of(train))
-        embeddings = self._build_vocab(tokens)
+        embeddings = self._shared(lambda: self._build_vocab(tokens),
+                                  lambda vectors: {"tokens": self.vocab_.tokens, "counts": self.vocab_.counts,
+                                                   "vectors": vectors}, self._set_shared_vocab)
         train_enc = self._encode_tokens(tokens, train.Y)
         train_enc.texts = self.texts_of(train)
         valid_enc = self.encode(self.texts_of(valid), valid.Y)
@@ -246,6 +253,22 @@ class DeepTextModel(XMTCModel):
         if self.config.threads > 0:
             torch.set_num_threads(self.config.threads)
         self.device_ = resolve_device(self.config.device)
+        distributed.init(self.device_)  # under torchrun: join the process group (gloo on CPU, NCCL on GPU)
+
+    @staticmethod
+    def _shared(build: Callable[[], Any], pack: Callable[[Any], dict[str, Any]] | None = None,
+                unpack: Callable[[dict[str, Any]], Any] | None = None) -> Any:
+        """Pre-training state built once: ``build()`` in one process; data-parallel, rank 0 builds and every
+        rank takes rank 0's (packed as numpy arrays, CSR matrices and JSON values; see
+        :func:`xmtc.train.distributed.share`)."""
+        return distributed.share(build, pack, unpack)
+
+    def _set_shared_vocab(self, shared: dict[str, Any]) -> np.ndarray:
+        from xmtc.text import Vocab
+
+        self.vocab_ = Vocab(shared["tokens"], shared["counts"])
+        self.emb_dim_ = int(shared["vectors"].shape[1])
+        return shared["vectors"]
 
     def _tokenize(self, texts: Sequence[str]) -> list[list[str]]:
         from xmtc.text import tokenize_all
@@ -287,7 +310,10 @@ class DeepTextModel(XMTCModel):
 
     def train_batches(self, data: Encoded, epoch: int, batch_size: int | None = None,
                       salt: int = 0) -> Batches:
-        """Shuffled (length-bucketed when ``cfg.bucket``) batches, deterministic in (seed, epoch, salt)."""
+        """Shuffled (length-bucketed when ``cfg.bucket``) batches, deterministic in (seed, epoch, salt).
+
+        Data-parallel: this rank's share, ``batches[rank::world]`` after dropping the last ``len % world``
+        batches (:func:`xmtc.train.distributed.shard`), so every rank takes the same number of steps."""
         bs = batch_size or self.config.batch_size
         rng = epoch_rng(self.config.seed, epoch, salt)
         if self.config.bucket:
@@ -297,6 +323,8 @@ class DeepTextModel(XMTCModel):
         else:
             perm = rng.permutation(len(data))
             groups = [perm[i: i + bs] for i in range(0, len(data), bs)]
+        if distributed.is_distributed():
+            groups = distributed.shard(groups)
         return Batches(data, groups, self.device_)
 
     def eval_batches(self, data: Encoded, batch_size: int | None = None) -> Batches:

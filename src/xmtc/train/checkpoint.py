@@ -7,6 +7,7 @@ drive. Reading never runs foreign code (``torch.load(weights_only=True)``).
 
 from __future__ import annotations
 
+import io
 import pickle
 import zipfile
 from pathlib import Path
@@ -26,8 +27,10 @@ def _unusable(path: Path, why: str) -> XMTCError:
     )
 
 
-def load_checkpoint(path: str | Path, map_location: torch.device | str | None = None) -> dict[str, Any]:
-    """The dict saved by the training loop, read with ``weights_only=True``.
+def load_checkpoint(path: str | Path, map_location: torch.device | str | None = None,
+                    data: bytes | None = None) -> dict[str, Any]:
+    """The dict saved by the training loop, read with ``weights_only=True`` (from ``data``, the file's bytes,
+    when given: data-parallel ranks read rank 0's copy; ``path`` then only names it in errors).
 
     Raises:
         XMTCError: the file is truncated, corrupt, holds objects other than tensors and plain values, or is
@@ -35,7 +38,8 @@ def load_checkpoint(path: str | Path, map_location: torch.device | str | None = 
     """
     path = Path(path)
     try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=True)
+        ckpt = torch.load(io.BytesIO(data) if data is not None else path, map_location=map_location,
+                          weights_only=True)
     except pickle.UnpicklingError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise _unusable(path, f"it is corrupt or holds objects other than tensors ({first[:160]})") from None

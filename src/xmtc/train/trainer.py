@@ -11,6 +11,12 @@ Sparse gradients (opt-in): parameters named by a submodule's ``sparse_grad_param
 stepped by ``torch.optim.SparseAdam`` (lazy Adam: only the rows in the batch's gradient move), all others by
 Adam/AdamW as usual; a dense gradient such a parameter may get is turned into a row-sparse one first.
 Without such parameters the loop is exactly the dense one.
+
+Data-parallel (``torchrun``, see :mod:`xmtc.train.distributed`): the loss runs through DistributedDataParallel
+(gradients averaged over the ranks), rank 0 evaluates and its score is broadcast (every rank takes the same
+early-stopping and best-weights decisions), only rank 0 writes ``metrics.jsonl`` and checkpoints, a resume reads
+rank 0's checkpoint on every rank, and each epoch ends with a barrier after the checkpoint. Sparse-gradient
+parameters are refused there. In one process none of this runs.
 """
 
 from __future__ import annotations
@@ -32,12 +38,15 @@ import torch
 from torch import nn
 
 from xmtc.errors import ConfigError, XMTCError
+from xmtc.train import distributed
 from xmtc.train.config import TrainConfig
 from xmtc.train.schedule import lr_at
 
 
 def resolve_device(name: str) -> torch.device:
-    """'auto' -> cuda when available, else cpu; a clear error for an unavailable cuda."""
+    """'auto' -> cuda when available, else cpu; a clear error for an unavailable cuda. Under torchrun 'auto' and
+    'cuda' mean this process's GPU, ``cuda:LOCAL_RANK``."""
+    name = distributed.device_name(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
@@ -152,6 +161,9 @@ def train_loop(
     params = [p for g in groups for p in g["params"]]
     sparse_ids = {id(p) for p in sparse_grad_parameters(module)}
     sparse_params = [p for p in params if id(p) in sparse_ids]
+    distributed.refuse_sparse(len(sparse_params))  # torchrun: a clear error before any collective
+    parallel = distributed.init(device) and distributed.is_distributed()  # torchrun: data-parallel
+    main = distributed.is_main()
     sparse_optimizer = None
     if sparse_params:
         if cfg.weight_decay > 0:
@@ -169,10 +181,8 @@ def train_loop(
     state = {"epoch": 0, "step": 0, "best_score": float("-inf"), "best_epoch": 0, "bad_evals": 0,
              "best_state": None, "swa_state": None, "swa_count": 0, "finished": False, "seconds": 0.0}
     history: list[dict[str, Any]] = []
-    if resume and ckpt_path is not None and ckpt_path.is_file():
-        from xmtc.train.checkpoint import load_checkpoint  # truncated/corrupt: one clear error
-
-        ckpt = load_checkpoint(ckpt_path, device)
+    ckpt = _read_checkpoint(ckpt_path, device, parallel) if resume and ckpt_path is not None else None
+    if ckpt is not None:
         module.load_state_dict(ckpt["model"])
         if (sparse_optimizer is not None) != ("sparse_optimizer" in ckpt):
             raise XMTCError(f"{ckpt_path}: checkpoint was written {'without' if sparse_params else 'with'} "
@@ -202,8 +212,12 @@ def train_loop(
             raw = _clone_state(module)
             module.load_state_dict(state["swa_state"])
         module.eval()
-        with torch.no_grad(), autocast(device, cfg.bf16):
-            score = float(evaluate(module))
+        score = float("nan")
+        if main:  # data-parallel: rank 0 evaluates, every rank takes its score
+            with torch.no_grad(), autocast(device, cfg.bf16):
+                score = float(evaluate(module))
+        if parallel:
+            score = distributed.broadcast_float(score)
         module.train()
         if score > state["best_score"]:
             state.update(best_score=score, best_epoch=state["epoch"] + 1, bad_evals=0,
@@ -219,12 +233,16 @@ def train_loop(
             return False
         return end_of_epoch if not cfg.swa_every else (not end_of_epoch and state["step"] % cfg.swa_every == 0)
 
+    step_loss = distributed.data_parallel(module, loss) if parallel else loss
     stop = False
     for epoch in range(state["epoch"], n_epochs):
+        if parallel:  # per-rank dropout etc., a function of (seed, epoch, rank): the same after a resume
+            seed_everything(distributed.epoch_seed(cfg.seed, epoch))
         module.train()
         losses: list[float] = []
         t_epoch = time.perf_counter()
-        progress = _progress(batches(epoch), n_batches, f"{tag} epoch {epoch + 1}/{n_epochs}", cfg.progress)
+        progress = _progress(batches(epoch), n_batches, f"{tag} epoch {epoch + 1}/{n_epochs}",
+                             cfg.progress and main)
         score = None
         for batch in progress:
             lr = lr_at(state["step"], total_steps, cfg.lr, cfg.schedule, cfg.warmup_steps)
@@ -232,9 +250,10 @@ def train_loop(
                 for group in opt.param_groups:
                     group["lr"] = lr * group.get("lr_scale", 1.0)
             with autocast(device, cfg.bf16):
-                value = loss(module, batch)
-            if not torch.isfinite(value):
-                raise XMTCError(f"{tag}: loss became {value.item()} at epoch {epoch + 1}, step {state['step']}; "
+                value = step_loss(module, batch)
+            seen = distributed.mean_over_ranks(value) if parallel else value  # every rank stops together
+            if not torch.isfinite(seen):
+                raise XMTCError(f"{tag}: loss became {seen.item()} at epoch {epoch + 1}, step {state['step']}; "
                                 "lower the learning rate or disable bf16")
             for opt in optimizers:
                 opt.zero_grad(set_to_none=True)
@@ -249,7 +268,7 @@ def train_loop(
             for opt in optimizers:
                 opt.step()
             state["step"] += 1
-            losses.append(float(value.detach()))
+            losses.append(float(seen.detach()))
             if hasattr(progress, "set_postfix") and state["step"] % 20 == 0:
                 progress.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
             if swa_due(epoch, end_of_epoch=False):
@@ -272,20 +291,37 @@ def train_loop(
                   f"valid_{cfg.select_metric}": score, "best": state["best_score"] if evaluate else None,
                   "lr": lr_at(max(0, state["step"] - 1), total_steps, cfg.lr, cfg.schedule, cfg.warmup_steps),
                   "epoch_seconds": round(time.perf_counter() - t_epoch, 3)}
+        if parallel:
+            record["world_size"] = distributed.get_world_size()
         history.append(record)
         if stop or epoch + 1 == n_epochs:
             state["finished"] = True
-        if run_dir is not None:
+        if run_dir is not None and main:
             run_dir.mkdir(parents=True, exist_ok=True)
             with open(run_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(record) + "\n")
             _save_checkpoint(ckpt_path, module, optimizer, state, history, sparse_optimizer)
+        if parallel:
+            distributed.barrier()  # this epoch's checkpoint is on disk before any rank goes on
+            distributed.fault_point(epoch + 1)
         if stop:
             break
     _restore_final(module, state, cfg)
+    if parallel:
+        distributed.check_in_sync(module, tag)
     result = _result(state, history)
     result.stopped_early = stop
     return result
+
+
+def _read_checkpoint(path: Path, device: torch.device, parallel: bool) -> dict[str, Any] | None:
+    """The checkpoint to resume from, or None; data-parallel: rank 0's file, broadcast (one decision for all)."""
+    from xmtc.train.checkpoint import load_checkpoint  # truncated/corrupt: one clear error
+
+    if not parallel:
+        return load_checkpoint(path, device) if path.is_file() else None
+    data = distributed.broadcast_bytes(path.read_bytes() if distributed.is_main() and path.is_file() else None)
+    return load_checkpoint(path, device, data=data) if data else None
 
 
 def _result(state: dict[str, Any], history: list[dict[str, Any]]) -> TrainResult:
