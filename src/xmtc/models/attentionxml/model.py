@@ -150,11 +150,17 @@ class AttentionXML(DeepTextModel):
         from xmtc.features import TfidfFeaturizer
         from xmtc.tree import LabelTree, pifa
 
-        X = TfidfFeaturizer(max_features=cfg.tfidf_max_features).fit_transform(texts)
-        features = pifa(X, train.Y)
-        self.trees_ = [TreeLevels.from_label_tree(LabelTree.build(features, cluster_size=cfg.cluster_size,
-                                                                  n_top=cfg.tree_top, seed=cfg.seed + t))
-                       for t in range(cfg.n_trees)]
+        def build() -> list[TreeLevels]:
+            X = TfidfFeaturizer(max_features=cfg.tfidf_max_features).fit_transform(texts)
+            features = pifa(X, train.Y)
+            return [TreeLevels.from_label_tree(LabelTree.build(features, cluster_size=cfg.cluster_size,
+                                                               n_top=cfg.tree_top, seed=cfg.seed + t))
+                    for t in range(cfg.n_trees)]
+
+        # data-parallel (torchrun): rank 0 builds the trees, every rank takes them (xmtc.train.distributed)
+        self.trees_ = self._shared(build, lambda trees: {k: v for t, levels in enumerate(trees)
+                                                         for k, v in levels.to_arrays(f"tree{t}_").items()},
+                                   lambda a: [TreeLevels.from_arrays(a, f"tree{t}_") for t in range(cfg.n_trees)])
 
     def _make_networks(self, embeddings: np.ndarray) -> dict[str, nn.Module]:
         nets = {}

@@ -137,11 +137,17 @@ class LightAttention(DeepTextModel):
         from xmtc.tree import LabelTree, pifa
 
         cfg = self.config
-        X = TfidfFeaturizer(max_features=cfg.tfidf_max_features).fit_transform(train.texts)
-        features = pifa(X, train.Y)  # (L, F)
-        self.trees_ = [TreeLevels.from_label_tree(LabelTree.build(features, cluster_size=cfg.cluster_size,
-                                                                  height=1, seed=cfg.seed + m))
-                       for m in range(cfg.n_models)]
+        def build() -> list[TreeLevels]:
+            X = TfidfFeaturizer(max_features=cfg.tfidf_max_features).fit_transform(train.texts)
+            features = pifa(X, train.Y)  # (L, F)
+            return [TreeLevels.from_label_tree(LabelTree.build(features, cluster_size=cfg.cluster_size,
+                                                               height=1, seed=cfg.seed + m))
+                    for m in range(cfg.n_models)]
+
+        # data-parallel (torchrun): rank 0 builds the trees, every rank takes them (xmtc.train.distributed)
+        self.trees_ = self._shared(build, lambda trees: {k: v for m, levels in enumerate(trees)
+                                                         for k, v in levels.to_arrays(f"model{m}_").items()},
+                                   lambda a: [TreeLevels.from_arrays(a, f"model{m}_") for m in range(cfg.n_models)])
         self._children_t = {}
 
     def _make_networks(self, embeddings: np.ndarray) -> dict[str, nn.Module]:
