@@ -260,9 +260,15 @@ def train(
 
         train_ds, valid_ds = validation_split(train_ds, holdout["fraction"], holdout["seed"], holdout["max_docs"])
 
-    out.mkdir(parents=True, exist_ok=True)
+    from xmtc.cli_dist import start_training  # torchrun: the process group, after every rank's checks
+
+    main = start_training(model, cls, cfg)  # only rank 0 writes (run.json, model/, test report)
+    if main:
+        out.mkdir(parents=True, exist_ok=True)
     if is_finished(out, run):
         info(f"{out}: the run has already finished; loading {out / MODEL_DIR}")
+        if not main:
+            return
         fitted = registry.load(out / MODEL_DIR)
         seconds = float(run.get("train_seconds", 0.0))
     else:
@@ -270,7 +276,8 @@ def train(
                "status": STATUS_TRAINING, "started": run["started"] if run else time.strftime("%Y-%m-%d %H:%M:%S"),
                "xmtc": _version(), **({"holdout": holdout} if holdout is not None else {})}
         run.update(run_provenance(cfg, previous, fingerprint))
-        write_json(out / RUN_FILE, run)
+        if main:
+            write_json(out / RUN_FILE, run)
         held_out = validation_note(model, cls, vname, valid_ds)
         if holdout is not None:
             held_out = f"{len(valid_ds)} docs held out from train for --tune (seed {holdout['seed']})"
@@ -285,6 +292,8 @@ def train(
                 raise error from None
             raise
         seconds = time.perf_counter() - t0
+        if not main:
+            return  # torchrun: rank 0 saves the model and evaluates
         fitted.save(out / MODEL_DIR)
         run.update(status=STATUS_DONE, train_seconds=round(seconds, 3), n_train=len(train_ds),
                    n_valid=len(valid_ds) if valid_ds is not None else None, n_labels=train_ds.n_labels)
@@ -401,12 +410,15 @@ def predict(
     if fmt not in ("auto", "text", "jsonl"):
         raise XMTCError(f"--format must be auto, text or jsonl, but is {fmt!r}")
     model = _load_model(run)
+    from xmtc.cli_dist import NullSink, start_predict  # torchrun: rows split over the ranks, rank 0 writes
+
+    main = start_predict(input, sets)
     if sets and getattr(model, "decision_", None) is None:
         from xmtc.decision import NO_RULE
 
         raise XMTCError(NO_RULE)
     names = model.label_index_.names
-    sink = AtomicOutput(output, input) if output is not None else sys.stdout
+    sink = NullSink() if not main else AtomicOutput(output, input) if output is not None else sys.stdout
     empty: list[int] = []
     n = 0
     try:
@@ -422,6 +434,8 @@ def predict(
         if output is not None:
             sink.discard()
         raise
+    if not main:
+        return
     if output is not None:
         sink.commit()
         info(f"wrote {n} predictions to {output}")
@@ -436,8 +450,10 @@ def _predict_chunk(model, chunk: list[tuple[str, Any]], k: int, names: list[str]
         from xmtc.cli_sets import write_set_rows
 
         return write_set_rows(model, chunk, sink)
+    from xmtc.cli_dist import predict as predict_rows  # sharded over the ranks under torchrun
+
     with contextlib.redirect_stdout(sys.stderr):
-        top = model.predict([text for text, _ in chunk], k=k)
+        top = predict_rows(model, [text for text, _ in chunk], k)
     for (_, doc_id), ids, scores in zip(chunk, top.indices, top.scores, strict=True):
         keep = ids >= 0
         row: dict[str, Any] = {} if doc_id is None else {"id": doc_id}
