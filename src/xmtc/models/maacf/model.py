@@ -105,6 +105,10 @@ class MAACFConfig(DeepConfig):
     cnn_chunks: int = doc_field(8, "XML-CNN dynamic max pooling pieces")
     lstm_hidden: int = doc_field(128, "attention-BiLSTM hidden units per direction")
     transformer_max_len: int = doc_field(128, "sub-word tokens per document for the transformer aspect")
+    transformer_frozen: bool = doc_field(False, "transformer aspect frozen whole: each document's MiniLM "
+                                                "sentence embedding is computed once and cached, the network "
+                                                "learns a projection of it (cheap on a CPU); false: the top "
+                                                "transformer_trainable_layers are fine-tuned")
     transformer_trainable_layers: int = doc_field(2, "top transformer layers fine-tuned (the rest frozen)")
     transformer_lr_scale: float = doc_field(0.05, "learning-rate multiplier of the transformer's own layers")
     shortlist: str = doc_field("auto", "labels reranked at prediction: 'all', 'head' (linear head), "
@@ -187,6 +191,7 @@ class MAACF(DeepTextModel):
         self.groups_: np.ndarray | None = None
         self.shortlister_ = None
         self.tokenizer_ = None
+        self.embedder_ = None  # frozen transformer aspect (not saved: the weights come from the package)
         self.fusion_weight_: float = 0.0
         self.stats_: dict[str, Any] = {}
 
@@ -236,11 +241,15 @@ class MAACF(DeepTextModel):
         """Sub-word ids (transformer aspect) and (with ``candidates``) the parabel shortlist of ``data``."""
         cfg, out = self.config, {"sub": None, "cand": None}
         if self.uses_subwords:
-            from xmtc.models.maacf.transformer import load_tokenizer, subword_ids
+            from xmtc.models.maacf.transformer import MiniLMEmbedder, load_tokenizer, subword_ids
 
             if self.tokenizer_ is None:
                 self.tokenizer_ = load_tokenizer()
             out["sub"] = subword_ids(self.tokenizer_, data.texts, cfg.transformer_max_len)
+            if cfg.transformer_frozen:  # once per document and call: the network reads the cached vectors
+                if self.embedder_ is None:
+                    self.embedder_ = MiniLMEmbedder(self.device_)
+                out["sub_vec"], out["sub"] = self.embedder_.embed(out["sub"]), None
         if candidates and self.shortlist_kind == "parabel":
             out["cand"], out["cand_logp"] = _candidates(self.shortlister_.predict(data.texts,
                                                                                   k=cfg.shortlist_size))
@@ -252,6 +261,8 @@ class MAACF(DeepTextModel):
             from xmtc.models.maacf.transformer import pad_subwords
 
             batch.sub_ids, batch.sub_mask = pad_subwords([side["sub"][i] for i in tb.rows], tb.ids.device)
+        if side.get("sub_vec") is not None:
+            batch.sub_vec = torch.from_numpy(side["sub_vec"][tb.rows]).to(tb.ids.device)
         if side["cand"] is not None:
             batch.candidates = torch.from_numpy(side["cand"][tb.rows]).to(tb.ids.device)
         if side.get("cand_logp") is not None:
@@ -365,8 +376,7 @@ class MAACF(DeepTextModel):
 
     def _param_groups(self, net: MAACFNet) -> list[dict]:
         """Optimizer groups: the pretrained transformer layers get ``transformer_lr_scale`` times the lr."""
-        pretrained = {id(p) for kind, enc in zip(net.kinds, net.aspects, strict=True) if kind == "transformer"
-                      for p in enc.bert.parameters()}
+        pretrained = {id(p) for enc in net.aspects if hasattr(enc, "bert") for p in enc.bert.parameters()}
         own = [p for p in net.parameters() if id(p) not in pretrained and p.requires_grad]
         tuned = [p for p in net.parameters() if id(p) in pretrained and p.requires_grad]
         groups = [{"params": own}]

@@ -29,6 +29,7 @@ class PairBatch:
         text: the word-level :class:`~xmtc.models.deep.TextBatch` (ids, mask, rows, Y).
         sub_ids: (batch, sub_seq) int64 sub-word ids, or None without a transformer aspect.
         sub_mask: (batch, sub_seq) bool, or None.
+        sub_vec: (batch, hidden) float32 cached frozen-transformer embeddings (``transformer_frozen``), or None.
         candidates: (batch, c) int64 shortlisted label ids (-1 padding), or None.
         cand_logp: (batch, c) float32 log-scores of the parabel shortlist (-inf padding), or None.
     """
@@ -36,6 +37,7 @@ class PairBatch:
     text: TextBatch
     sub_ids: torch.Tensor | None = None
     sub_mask: torch.Tensor | None = None
+    sub_vec: torch.Tensor | None = None
     candidates: torch.Tensor | None = None
     cand_logp: torch.Tensor | None = None
 
@@ -73,6 +75,10 @@ class MAACFNet(nn.Module):
                 aspects.append(CNNAspect(emb, cfg))
             elif kind == "lstm":
                 aspects.append(AttentionLSTMEncoder(emb, cfg.lstm_hidden, D, cfg.dropout))
+            elif cfg.transformer_frozen:
+                from xmtc.models.maacf.transformer import FrozenTransformerAspect, hidden_size
+
+                aspects.append(FrozenTransformerAspect(hidden_size(), D, dropout=cfg.dropout))
             else:
                 from xmtc.models.maacf.transformer import TransformerEncoder
 
@@ -106,7 +112,9 @@ class MAACFNet(nn.Module):
         """The aspect vectors s_in of each document: (batch, n, D)."""
         out = []
         for kind, enc in zip(self.kinds, self.aspects, strict=True):
-            if kind == "transformer":
+            if kind == "transformer" and batch.sub_vec is not None:  # frozen: the cached embeddings
+                out.append(enc(batch.sub_vec))
+            elif kind == "transformer":
                 out.append(enc(batch.sub_ids, batch.sub_mask))
             else:
                 out.append(enc(batch.text.ids, batch.text.mask))

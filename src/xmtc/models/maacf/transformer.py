@@ -9,11 +9,17 @@ ever fetched from a model hub. Without the package, :func:`minilm_path` raises a
 Partial freezing (MAACF+ Section 4.1.3): the embeddings and all but the top ``trainable_layers`` transformer
 layers are frozen. The document vector is an attention pooling over the token states (the paper's "extra
 pooling layer ... based on its outputted attention scores of tokens"), projected to the aspect size.
+
+Frozen form (``transformer_frozen``, for CPUs): :class:`MiniLMEmbedder` computes each document's sentence
+embedding once (mean of the token states, L2-normalised: how all-MiniLM-L6-v2 was trained), outside the
+network and without gradients; the aspect is then :class:`FrozenTransformerAspect`, a projection of the cached
+vector, and training costs no transformer pass at all.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -106,6 +112,71 @@ def pad_subwords(seqs: Sequence[np.ndarray], device: torch.device) -> tuple[torc
         ids[r, : len(s)] = s
         mask[r, : len(s)] = True
     return torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device)
+
+
+def hidden_size() -> int:
+    """Width of the bundled transformer's token states (384), read from its config.json."""
+    path = minilm_path() / "config.json"
+    try:
+        return int(json.loads(path.read_text(encoding="utf-8"))["hidden_size"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise XMTCError(f"{path}: unreadable transformer config ({e}); reinstall: "
+                        f"pip install --force-reinstall {PACKAGE}") from None
+
+
+class MiniLMEmbedder:
+    """Frozen all-MiniLM-L6-v2 sentence embeddings: the mean of the token states, L2-normalised.
+
+    Args:
+        device: where the transformer runs (eval mode, no gradients).
+    """
+
+    def __init__(self, device: torch.device | str = "cpu"):
+        from transformers import AutoModel
+
+        path = minilm_path()
+        with _offline():
+            self.bert = AutoModel.from_pretrained(str(path), local_files_only=True, add_pooling_layer=False)
+        self.bert.requires_grad_(False)
+        self.device = torch.device(device)
+        self.bert.to(self.device).eval()
+
+    def embed(self, ids: Sequence[np.ndarray], batch: int = 32) -> np.ndarray:
+        """Sub-word id arrays (one per document, see :func:`subword_ids`) -> float32 (n, hidden) embeddings.
+
+        Documents of similar length are run together (length-sorted batches, little padding).
+        """
+        out = np.zeros((len(ids), self.bert.config.hidden_size), dtype=np.float32)
+        order = np.argsort([len(a) for a in ids], kind="stable")
+        with torch.no_grad():
+            for lo in range(0, len(ids), batch):
+                rows = order[lo: lo + batch]
+                tok, mask = pad_subwords([ids[i] for i in rows], self.device)
+                h = self.bert(input_ids=tok, attention_mask=mask.long()).last_hidden_state.float()  # (b, t, H)
+                m = mask.unsqueeze(-1).float()
+                mean = (h * m).sum(1) / m.sum(1).clamp(min=1)  # (b, H)
+                out[rows] = nn.functional.normalize(mean, dim=-1).cpu().numpy()
+        return out
+
+
+class FrozenTransformerAspect(nn.Module):
+    """The transformer aspect over cached :class:`MiniLMEmbedder` vectors: dropout and a projection to ``out_dim``.
+
+    Args:
+        in_dim: width of the cached embeddings (:func:`hidden_size`).
+        out_dim: size of the document vector.
+        dropout: dropout on the cached vector.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, dropout: float = 0.1):
+        super().__init__()
+        self.proj = nn.Linear(in_dim, out_dim)
+        self.dropout = nn.Dropout(dropout)
+        self.out_dim = out_dim
+
+    def forward(self, vec: torch.Tensor) -> torch.Tensor:
+        """vec (batch, in_dim) cached embeddings -> (batch, out_dim)."""
+        return self.proj(self.dropout(vec))
 
 
 class TransformerEncoder(nn.Module):
