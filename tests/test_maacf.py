@@ -432,6 +432,12 @@ def test_config_errors(bad, message):
         MAACFConfig().replace(**bad)
 
 
+def test_defaults_suit_long_documents_and_the_tiny_config_stays_small():
+    cfg, tiny = MAACFConfig(), MAACF.tiny_config()
+    assert cfg.max_len >= 500 and cfg.transformer_max_len == 512 and cfg.dim == cfg.emb_dim == 256
+    assert tiny.max_len <= 64 and tiny.dim <= 16 and tiny.emb_dim <= 16 and "transformer" not in tiny.aspects
+
+
 def test_param_groups_scale_the_learning_rate():
     module = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1))
     frozen = module[0].weight.detach().clone()

@@ -76,7 +76,13 @@ SHORTLIST_DIR = "shortlist"
 
 @dataclass
 class MAACFConfig(DeepConfig):
-    """MAACF+ settings (paper: 256-d CBOW word vectors, 256-d representations, k = 2, a 2-layer predictor)."""
+    """MAACF+ settings (paper: 256-d CBOW word vectors, 256-d representations, k = 2, a 2-layer predictor).
+
+    Defaults are for long documents (EURLEX57K laws: median about 410 words): 500 word tokens, 512 sub-word
+    tokens for the transformer aspect (its position limit), 256-d word vectors and representations.
+    """
+
+    max_len: int = doc_field(500, "word tokens kept per document (longer documents are truncated)")
 
     variant: str = doc_field("maacf", "'maacf' (co-attention, the paper's model), 'mcf' (MCF+: self-attention"
                                       " only) or 'encoder' (the aspects alone with a linear BCE head)")
@@ -104,7 +110,8 @@ class MAACFConfig(DeepConfig):
     cnn_filters: int = doc_field(128, "XML-CNN feature maps per width")
     cnn_chunks: int = doc_field(8, "XML-CNN dynamic max pooling pieces")
     lstm_hidden: int = doc_field(128, "attention-BiLSTM hidden units per direction")
-    transformer_max_len: int = doc_field(128, "sub-word tokens per document for the transformer aspect")
+    transformer_max_len: int = doc_field(512, "sub-word tokens per document for the transformer aspect "
+                                              "(512: MiniLM's limit)")
     transformer_frozen: bool = doc_field(False, "transformer aspect frozen whole: each document's MiniLM "
                                                 "sentence embedding is computed once and cached, the network "
                                                 "learns a projection of it (cheap on a CPU); false: the top "
