@@ -2,7 +2,8 @@
 
 Runs ``xmtc CMD`` (the real CLI, with its torchrun behaviour); each ``--then`` starts another command in the same
 launch, after a barrier (rank 0 finishes writing first). Every rank then saves the model it trained (all ranks,
-not only rank 0) to ``OUT/rank{RANK}``, so that the test can compare the weights the ranks ended with.
+not only rank 0) to ``OUT/rank{RANK}/{i}`` (i counts the trainings), so that the test can compare the weights the
+ranks ended with.
 """
 
 from __future__ import annotations
@@ -37,8 +38,8 @@ def main() -> None:
     for command in commands:
         xmtc(command)
         distributed.barrier()  # rank 0 saves the model after the other ranks are done with `train`
-    if fitted:
-        fitted[-1].save(out / f"rank{os.environ.get('RANK', '0')}")
+    for i, model in enumerate(fitted):
+        model.save(out / f"rank{os.environ.get('RANK', '0')}" / str(i))
 
 
 if __name__ == "__main__":

@@ -49,8 +49,9 @@ def _train_args(data: Path, out: Path) -> list[str]:
 
 
 def _state_files(folder: Path) -> dict[str, bytes]:
-    """Every file of a model folder but meta.json (which records the time of saving)."""
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != "meta.json"}
+    """Every file under a model folder but the meta.json files (they record the time of saving)."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name != "meta.json"}
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def launch(tmp_path_factory):
 # --------------------------------------------------------------------------------------------- 2 ranks
 def test_two_ranks_train_the_same_weights(launch):
     run, root = launch["run"], launch["root"]
-    rank0, rank1 = _state_files(root / "rank0"), _state_files(root / "rank1")
+    rank0, rank1 = _state_files(root / "rank0" / "0"), _state_files(root / "rank1" / "0")
     assert rank0 == rank1  # weights, vocabulary, state: bit-identical on both ranks
     assert _state_files(run / "model") == rank0  # and what rank 0 saved
     records = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
@@ -124,6 +125,43 @@ def test_killed_rank_then_resume_finishes_with_the_same_weights(launch, tmp_path
     # the same batches, dropout and decisions as the uninterrupted run of the launch fixture
     assert _state_files(run / "model")["weights.safetensors"] == \
         _state_files(launch["run"] / "model")["weights.safetensors"]
+
+
+#: Settings (besides each model's tiny_config) that reach the paths data-parallel training must cover: a 3-level
+#: label tree with a frozen shared encoder (unused parameters in DDP), Parabel shortlists with hard negatives.
+EXTRA = {"attentionxml": ["tree=true", "cluster_size=2", "tree_top=2", "share_encoder=true"],
+         "maacf": ["shortlist=parabel", "shortlist_size=4", "hard_negatives=1"],
+         "lightattention": [], "treaderxml": [], "xmlrnn": [], "xmlcnn": []}
+
+
+def _tiny_sets(name: str) -> list[str]:
+    """``key=value`` pairs of the fields where ``name``'s tiny_config differs from its defaults."""
+    from xmtc import registry
+
+    cls = registry.get(name)
+    tiny, default = cls.tiny_config().to_dict(), cls.Config().to_dict()
+    return [f"{k}={json.dumps(v)}" for k, v in tiny.items() if v != default.get(k)] + ["epochs=3", *EXTRA[name]]
+
+
+@pytest.mark.slow
+def test_every_deep_model_trains_data_parallel_with_identical_ranks(tmp_path):
+    data = write_tiny_dataset(tmp_path / "tiny", n_valid=40)
+    names = list(EXTRA)
+    args: list[str] = []
+    for i, name in enumerate(names):
+        args += [*(["--then"] if i else []), "train", "--model", name, "--data", str(data), "--out",
+                 str(tmp_path / name), "--no-test", "--set", *_tiny_sets(name)]
+    proc = torchrun(str(REPO / "tests" / "dist_worker.py"), str(tmp_path), *args, timeout=1800)
+    assert proc.returncode == 0, _shown(proc)
+    import xmtc
+
+    texts, _ = make_tiny_corpus(8, seed=9)
+    for i, name in enumerate(names):
+        rank0 = _state_files(tmp_path / "rank0" / str(i))
+        assert rank0 == _state_files(tmp_path / "rank1" / str(i)), name  # bit-identical on both ranks
+        assert rank0["weights.safetensors"] == _state_files(tmp_path / name / "model")["weights.safetensors"]
+        top = xmtc.load(tmp_path / name).predict(texts, k=2)  # loads and predicts in one process
+        assert (top.indices[:, 0] >= 0).all(), name
 
 
 # --------------------------------------------------------------------------------------------- no processes
