@@ -43,8 +43,8 @@ from xmtc.errors import ConfigError, XMTCError
 
 T = TypeVar("T")
 
-#: Test hook: ``"RANK:EPOCH"`` makes that rank exit (status 17) right after the checkpoint of that epoch of its
-#: first training stage, as a killed process would (tests/test_distributed.py resumes such a run).
+#: Test hook: ``"RANK:EPOCH"`` makes that rank exit (status 17) right after the checkpoint of epoch EPOCH (in the
+#: first training stage that reaches it), as a killed process would (tests/test_distributed.py resumes such a run).
 TEST_EXIT_ENV = "XMTC_TEST_EXIT_AFTER_EPOCH"
 
 
