@@ -523,7 +523,8 @@ class MAACF(DeepTextModel):
 
     def label_scores(self, data: Dataset | Sequence[str], labels: Sequence[int]) -> np.ndarray:
         """Exact matching scores (sigmoid of the logits) of every document with ``labels``, bypassing the
-        shortlist (the tail-label evaluation of Eq. 14 ranks all documents for one label).
+        shortlist (the tail-label evaluation of Eq. 14 ranks all documents for one label). The network's own
+        scores: no fusion with the shortlist (Parabel gives no score outside its beam).
 
         Returns:
             float32 (n, len(labels)).
