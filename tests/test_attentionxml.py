@@ -119,7 +119,8 @@ def test_beam_search_gamma_weighs_the_parent_probability():
 def test_level_gamma_chosen_on_validation_saved_and_loaded(data16, tmp_path):
     train, test = data16
     model = AttentionXML(tree_config(level_gamma=None, level_epochs=[3, 3])).fit(train)
-    tried = model.train_results_["level_gamma"]
+    tried = model.stats_["level_gamma_validation"]
+    assert all(hasattr(r, "epochs_run") for r in model.train_results_.values())  # only training stages there
     assert set(tried) == {"1.0", "0.5", "0.25", "0.0"}
     assert model.gamma_ in (1.0, 0.5, 0.25, 0.0) and tried[str(model.gamma_)] == max(tried.values())
     loaded = xmtc.load(model.save(tmp_path / "m"))

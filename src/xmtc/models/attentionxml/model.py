@@ -123,6 +123,7 @@ class AttentionXML(DeepTextModel):
         super().__init__(config)
         self.trees_: list[TreeLevels] = []
         self.gamma_: float = 1.0 if self.config.level_gamma is None else float(self.config.level_gamma)
+        self.stats_: dict[str, Any] = {}  # validation figures of choices made after training (level_gamma)
         self._children_t: dict[tuple[int, int], torch.Tensor] = {}
 
     @classmethod
@@ -192,6 +193,7 @@ class AttentionXML(DeepTextModel):
                 self._train_level(t, d, train, valid, run_dir=run_dir, resume=resume)
         if self.config.level_gamma is None and any(levels.n_levels > 1 for levels in self.trees_):
             self.gamma_ = self._choose_gamma(valid)
+            self.stats_["level_gamma"] = self.gamma_
 
     def _choose_gamma(self, valid: Encoded) -> float:
         """The exponent of the parent probability that scores best on the validation split (ties: the larger)."""
@@ -199,7 +201,7 @@ class AttentionXML(DeepTextModel):
         for gamma in (1.0, 0.5, 0.25, 0.0):
             self.gamma_ = gamma
             score = self.validation_score(valid)
-            self.train_results_.setdefault("level_gamma", {})[str(gamma)] = score
+            self.stats_.setdefault("level_gamma_validation", {})[str(gamma)] = score
             if score > best_score + 1e-12:
                 best, best_score = gamma, score
         return best
