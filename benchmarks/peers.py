@@ -66,7 +66,9 @@ def _omikuji(X, Y, Xt, k: int, threads: int, work: Path, seed: int, bonsai: bool
         hp = omikuji.Model.default_hyper_param()  # Parabel: balanced 2-means, depth 20, 3 trees, hinge, C=1
         if bonsai:  # omikuji README: unbalanced k-means, k=100, depth 3
             hp.cluster_k, hp.cluster_balanced, hp.max_depth = 100, False, 3
-        model = omikuji.Model.train_on_data(str(data_file), hp, n_threads=threads)
+        omikuji_output = import_first(["xmtc.models.baselines.omikuji_io"], "omikuji_output")
+        with omikuji_output(True, "training"):  # off a terminal: plain lines, not thousands of \r redraws
+            model = omikuji.Model.train_on_data(str(data_file), hp, n_threads=threads)
         data_file.unlink()
         model.densify_weights(0.1)  # what `omikuji test` does by default
         model.init_prediction_thread_pool(threads)
