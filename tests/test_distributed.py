@@ -6,7 +6,8 @@ without starting processes. The kill-and-resume test starts two more launches an
 
 Tolerance: the 2-rank run (batch 8 per rank) and a 1-process run with the same global batch (16) do not see
 the same batches, so their best validation P@1 (40 documents) may differ; they must agree within
-``P1_TOLERANCE`` = 0.1 (4 documents).
+``P1_TOLERANCE`` = 0.1 (4 documents), and both must have learned the task (>= 0.8; the most frequent label
+alone gives 0.625).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from xmtc.train import distributed
 
 P1_TOLERANCE = 0.1
 BATCH = 8  # per rank; the 1-process comparison uses 2 * BATCH
-TINY = ["emb_dim=16", "w2v_epochs=1", "n_filters=8", "chunks=2", "bottleneck=32", "epochs=8", "lr=5e-3",
+TINY = ["emb_dim=16", "w2v_epochs=1", "n_filters=8", "chunks=2", "bottleneck=32", "epochs=8", "lr=2e-2",
         "dropout=0.1", "emb_dropout=0.0", "max_len=64", "patience=0", "progress=false", "device=cpu",
         "threads=1"]
 
@@ -106,7 +107,7 @@ def test_validation_p1_close_to_one_process_with_the_same_global_batch(launch):
     train, valid = load(launch["data"], splits=("train", "valid"))
     cfg = XMLCNN.Config().with_overrides([f"batch_size={2 * BATCH}", *TINY])
     one = XMLCNN(cfg).fit(train, valid).train_results_["network"].best_score
-    assert two_ranks >= 0.6 and one >= 0.6
+    assert two_ranks >= 0.8 and one >= 0.8  # both learned (predicting the most frequent label gives 0.625)
     assert abs(two_ranks - one) <= P1_TOLERANCE, (two_ranks, one)
 
 

@@ -24,6 +24,7 @@ world size above 1), every deep model trains data-parallel; without them nothing
 from __future__ import annotations
 
 import atexit
+import datetime
 import hashlib
 import io
 import json
@@ -43,6 +44,8 @@ from xmtc.errors import ConfigError, XMTCError
 
 T = TypeVar("T")
 
+#: Minutes a rank waits in a collective before it gives up (default 720: rank 0 may prepare for hours alone).
+TIMEOUT_ENV = "XMTC_DIST_TIMEOUT_MIN"
 #: Test hook: ``"RANK:EPOCH"`` makes that rank exit (status 17) right after the checkpoint of epoch EPOCH (in the
 #: first training stage that reaches it), as a killed process would (tests/test_distributed.py resumes such a run).
 TEST_EXIT_ENV = "XMTC_TEST_EXIT_AFTER_EPOCH"
@@ -123,7 +126,10 @@ def init(device: torch.device | str = "cpu") -> bool:
         backend = "cpu:gloo,cuda:nccl"
     else:
         backend = "gloo"
-    dist.init_process_group(backend=backend)  # env:// rendezvous: torchrun's MASTER_ADDR/PORT, RANK, WORLD_SIZE
+    # env:// rendezvous (torchrun's MASTER_ADDR/PORT, RANK, WORLD_SIZE). A long timeout: the other ranks wait in a
+    # broadcast while rank 0 alone builds word vectors, trees or a shortlister on millions of documents
+    minutes = _env_int(TIMEOUT_ENV, 720)
+    dist.init_process_group(backend=backend, timeout=datetime.timedelta(minutes=minutes))
     atexit.register(_destroy)
     return True
 
@@ -198,22 +204,13 @@ def data_parallel(module: nn.Module, loss: Callable[[nn.Module, Any], torch.Tens
     shared encoder (AttentionXML ``share_encoder``) or a head a variant does not use get no gradient. DDP also
     broadcasts rank 0's weights when it wraps the module, so every rank starts a stage from the same weights.
     """
-    import warnings
-
     from torch.nn.parallel import DistributedDataParallel
 
     if not any(p.requires_grad for p in module.parameters()):
         return loss
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*find_unused_parameters=True.*")
-        ddp = DistributedDataParallel(_LossModule(module, loss), device_ids=None, find_unused_parameters=True)
-
-    def wrapped(_module: nn.Module, batch: Any) -> torch.Tensor:
-        with warnings.catch_warnings():  # DDP's note that no parameter was unused in this step
-            warnings.filterwarnings("ignore", message=".*find_unused_parameters=True.*")
-            return ddp(batch)
-
-    return wrapped
+    # device_ids=None: the batches are already on the module's device (DDP would try to move them otherwise)
+    ddp = DistributedDataParallel(_LossModule(module, loss), device_ids=None, find_unused_parameters=True)
+    return lambda _module, batch: ddp(batch)
 
 
 def refuse_sparse(n_sparse: int) -> None:
