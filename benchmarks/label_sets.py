@@ -79,10 +79,28 @@ def main(argv: list[str] | None = None) -> int:
               f"{100 * r['test_precision']:.2f} | {100 * r['test_recall']:.2f} | {r['test_mean_set_size']:.2f} | "
               f"{100 * r['test_frequent_micro-F1']:.2f} / {few} |")
     if args.out is not None:
-        args.out.write_text(json.dumps({"model": model.name, "data": str(data), "validation": source,
-                                        "depth": depth, "P@1": ref["P@1"], "P@5": ref["P@5"], "rows": rows},
-                                       indent=1) + "\n")
+        write_schema(args.out, model, data, source, depth, ref, rows, n_test=len(test), argv=argv)
     return 0
+
+
+def write_schema(out: Path, model, data: Path, source: str, depth: int, ref, rows, *, n_test: int,
+                 argv: list[str] | None) -> None:
+    """The rows in the one result schema (:mod:`benchmarks.schema`): ranking metrics of the model (percent) on
+    every row, the set metrics of each rule as extra keys (fractions, as :mod:`xmtc.set_metrics` returns)."""
+    if __package__ in (None, ""):
+        sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.common import machine_info
+    from benchmarks.schema import make_row
+
+    kind = "ensemble" if model.name == "ensemble" else "single"
+    out_rows = [make_row(f"{model.name}: {r['tuned_for']} -> {r['kind']}: {r['rule']}", kind, Path(data).name,
+                         n_test=n_test, **{"P@1": round(100 * ref["P@1"], 2), "P@5": round(100 * ref["P@5"], 2)},
+                         rule_kind=r["kind"], **{k: v for k, v in r.items() if k != "kind"})
+                for r in rows]
+    out.write_text(json.dumps({"command": "python benchmarks/label_sets.py " + " ".join(argv or sys.argv[1:]),
+                               "date": time.strftime("%Y-%m-%d"), "machine": machine_info(), "rows": out_rows,
+                               "model_name": model.name, "data": str(data), "validation": source,
+                               "depth": depth}, indent=1) + "\n")
 
 
 if __name__ == "__main__":
