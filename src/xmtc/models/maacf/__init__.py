@@ -1,9 +1,9 @@
 """MAACF+: CF-IDF label groups, multi-aspect text encoders, co-attention label/text models, an NCF predictor
 and a BPR-style pairwise loss.
 
-``label_groups`` (CF-IDF groups, negative sampling), ``aspects`` (the text encoders), ``transformer``
-(the MiniLM aspect), ``network`` (co-attention + predictor), ``pairs`` (pair batches, BPR loss),
-``model`` (config, shortlist, training, save/load).
+``config`` (settings), ``label_groups`` (CF-IDF groups, negative sampling), ``aspects`` (the text encoders),
+``transformer`` (the MiniLM aspect), ``network`` (co-attention + predictor), ``pairs`` (pair batches, BPR loss),
+``model`` (shortlist, fusion, training, save/load).
 """
 
 from xmtc.models.maacf.model import MAACF, MAACFConfig

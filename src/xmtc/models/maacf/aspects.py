@@ -12,7 +12,7 @@ from torch import nn
 from xmtc.models.layers import CNNEncoder, Embedding, LSTMEncoder
 
 if TYPE_CHECKING:
-    from xmtc.models.maacf.model import MAACFConfig
+    from xmtc.models.maacf.config import MAACFConfig
 
 
 class AttentionLSTMEncoder(nn.Module):

@@ -18,7 +18,7 @@ from xmtc.models.layers import MLP, Embedding
 from xmtc.models.maacf.aspects import AttentionLSTMEncoder, CNNAspect
 
 if TYPE_CHECKING:
-    from xmtc.models.maacf.model import MAACFConfig
+    from xmtc.models.maacf.config import MAACFConfig
 
 
 @dataclass
