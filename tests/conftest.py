@@ -191,3 +191,14 @@ def run_cli(*args: str | os.PathLike, input: str | None = None, cwd: Path | None
 def xmtc_cli():
     """The :func:`run_cli` runner (``xmtc_cli("train", "--model", ...)`` -> :class:`CLIResult`)."""
     return run_cli
+
+
+def assert_user_error(res: CLIResult, *fragments: str) -> str:
+    """Exit status 2, one ``error:`` line naming ``fragments``, no traceback; returns the line."""
+    assert res.returncode == 2, str(res)
+    assert "Traceback" not in res.stderr and "Traceback" not in res.stdout, str(res)
+    errors = [line for line in res.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, str(res)
+    for fragment in fragments:
+        assert fragment in errors[0], f"{fragment!r} not in {errors[0]!r}"
+    return errors[0]

@@ -11,20 +11,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import UNSEEN_LABEL, CLIResult, make_tiny_corpus, run_cli, write_tiny_dataset
+from conftest import UNSEEN_LABEL, CLIResult, assert_user_error, make_tiny_corpus, run_cli, write_tiny_dataset
 
 from xmtc import registry
 from xmtc.cli import main, report_ks
-
-
-def assert_user_error(res: CLIResult, *fragments: str) -> None:
-    """Exit status 2, one ``error:`` line naming ``fragments``, no traceback."""
-    assert res.returncode == 2, str(res)
-    assert "Traceback" not in res.stderr and "Traceback" not in res.stdout, str(res)
-    errors = [line for line in res.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, str(res)
-    for fragment in fragments:
-        assert fragment in errors[0], f"{fragment!r} not in {errors[0]!r}"
 
 
 @pytest.fixture(scope="module")

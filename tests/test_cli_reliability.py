@@ -18,20 +18,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CLIResult, cli_env, make_tiny_corpus, run_cli, write_split, write_tiny_dataset
+from conftest import CLIResult, assert_user_error, cli_env, make_tiny_corpus, run_cli, write_split, write_tiny_dataset
 
 from xmtc.cli import main
-
-
-def assert_user_error(res: CLIResult, *fragments: str) -> str:
-    """Exit status 2, one ``error:`` line naming ``fragments``, no traceback; returns the line."""
-    assert res.returncode == 2, str(res)
-    assert "Traceback" not in res.stderr and "Traceback" not in res.stdout, str(res)
-    errors = [line for line in res.stderr.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, str(res)
-    for fragment in fragments:
-        assert fragment in errors[0], f"{fragment!r} not in {errors[0]!r}"
-    return errors[0]
 
 
 def call(capsys, *args) -> CLIResult:

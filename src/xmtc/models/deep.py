@@ -426,6 +426,14 @@ class DeepTextModel(XMTCModel):
 
 
 # --------------------------------------------------------------------- helpers shared by subclasses
+def check_encoder_fields(cfg: Any) -> None:
+    """The checks of the BiLSTM + FC fields that AttentionXML and LightAttention share (``hidden``, ``fc``,
+    ``dropout``)."""
+    check(cfg.hidden > 0, f"hidden must be positive, but is {cfg.hidden}")
+    check(all(s > 0 for s in cfg.fc), f"fc sizes must be positive, but are {cfg.fc}")
+    check(0 <= cfg.dropout < 1, f"dropout must be in [0, 1), but is {cfg.dropout}")
+
+
 def bce_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Mean binary cross-entropy over documents and labels (AttentionXML Eq. 6), computed in float32."""
     return nn.functional.binary_cross_entropy_with_logits(logits.float(), targets.float())

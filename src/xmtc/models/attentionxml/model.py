@@ -26,7 +26,7 @@ from xmtc.errors import XMTCError
 from xmtc.models.attentionxml.levels import TreeLevels, candidate_targets, training_candidates
 from xmtc.models.attentionxml.network import AttentionNet
 from xmtc.models.base import load_arrays, register, save_arrays
-from xmtc.models.deep import DeepConfig, DeepTextModel, Encoded, TextBatch, bce_loss
+from xmtc.models.deep import DeepConfig, DeepTextModel, Encoded, TextBatch, bce_loss, check_encoder_fields
 from xmtc.predict import beam_search, merge_topk
 from xmtc.train import train_loop
 
@@ -90,9 +90,7 @@ class AttentionXMLConfig(DeepConfig):
     def validate(self) -> None:
         super().validate()
         check(self.preset in PRESETS, f"preset must be one of {sorted(PRESETS)}, but is {self.preset!r}")
-        check(self.hidden > 0, f"hidden must be positive, but is {self.hidden}")
-        check(all(s > 0 for s in self.fc), f"fc sizes must be positive, but are {self.fc}")
-        check(0 <= self.dropout < 1, f"dropout must be in [0, 1), but is {self.dropout}")
+        check_encoder_fields(self)
         check(self.tree_min_labels > 0, f"tree_min_labels must be positive, but is {self.tree_min_labels}")
         check(self.cluster_size > 1, f"cluster_size must be > 1, but is {self.cluster_size}")
         check(self.tree_top > 0, f"tree_top must be positive, but is {self.tree_top}")

@@ -43,7 +43,7 @@ from xmtc.errors import ModelLoadError, XMTCError
 from xmtc.models.attentionxml.levels import TreeLevels, candidate_targets
 from xmtc.models.attentionxml.model import dense_rows
 from xmtc.models.base import load_arrays, register, save_arrays
-from xmtc.models.deep import DeepConfig, DeepTextModel, Encoded, TextBatch, bce_loss, make_batch
+from xmtc.models.deep import DeepConfig, DeepTextModel, Encoded, TextBatch, bce_loss, check_encoder_fields, make_batch
 from xmtc.models.lightattention.network import _ACTIVATIONS, LightAttentionNet, candidate_clusters
 from xmtc.predict import beam_search, expand_children, merge_topk
 
@@ -92,9 +92,7 @@ class LightAttentionConfig(DeepConfig):
     def validate(self) -> None:
         super().validate()
         check(self.preset in PRESETS, f"preset must be one of {sorted(PRESETS)}, but is {self.preset!r}")
-        check(self.hidden > 0, f"hidden must be positive, but is {self.hidden}")
-        check(all(s > 0 for s in self.fc), f"fc sizes must be positive, but are {self.fc}")
-        check(0 <= self.dropout < 1, f"dropout must be in [0, 1), but is {self.dropout}")
+        check_encoder_fields(self)
         check(self.cluster_size > 1, f"cluster_size must be > 1, but is {self.cluster_size}")
         check(self.top_clusters > 0, f"top_clusters must be positive, but is {self.top_clusters}")
         check(self.label_emb_dim > 0, f"label_emb_dim must be positive, but is {self.label_emb_dim}")
