@@ -76,12 +76,28 @@ def bf16_supported(device: torch.device) -> bool:
 
 
 def autocast(device: torch.device, enabled: bool | None):
-    """bf16 autocast context on ``device`` (a no-op context when disabled); ``None`` = where supported."""
+    """bf16 autocast context on ``device`` (a no-op context when disabled); ``None`` = where supported.
+
+    ``True`` on a CPU without native bf16 kernels runs in fp32 with one warning: oneDNN has no bf16 LSTM there
+    (it fails with "could not create a primitive descriptor"), and a model trained with ``bf16=true`` on one
+    machine must still train and predict on another.
+    """
     if enabled is None:
         enabled = bf16_supported(device)
+    elif enabled and device.type == "cpu" and not bf16_supported(device):
+        _warn_no_bf16()
+        enabled = False
     if not enabled:
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+@functools.lru_cache(maxsize=1)
+def _warn_no_bf16() -> None:
+    import warnings
+
+    warnings.warn("bf16=true, but this CPU has no native bf16 kernels (avx512_bf16 or AMX): running in fp32 "
+                  "(set bf16=null to choose automatically)", RuntimeWarning, stacklevel=3)
 
 
 def epoch_rng(seed: int, epoch: int, salt: int = 0) -> np.random.Generator:
