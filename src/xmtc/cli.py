@@ -609,6 +609,9 @@ def ensemble(
     allow_label_union: bool = typer.Option(
         False, "--allow-label-union", help="Combine members whose label sets overlap little (models of "
                                            "different tasks), over the union of their labels."),
+    calibrated: bool = typer.Option(
+        False, "--calibrated", help="Map each member's scores through its saved calibration (xmtc tune "
+                                    "--calibrate) before combining, so that they are on one scale."),
 ) -> None:
     """Combine trained models into one 'ensemble' model (saved in OUT/model; members are referenced by path).
 
@@ -629,11 +632,14 @@ def ensemble(
         raise XMTCError(f"{out} already holds a run; choose another --out")
     folders = [str(model_dir(m.expanduser()).resolve()) for m in members]
     cls = registry.get("ensemble")
-    cfg = cls.Config().replace(members=folders, method=method, allow_disjoint_labels=allow_label_union)
+    cfg = cls.Config().replace(members=folders, method=method, allow_disjoint_labels=allow_label_union,
+                               calibrated=calibrated)
     model = cls(cfg).fit(None)  # loads and checks the members; nothing is trained
     model.save(out / MODEL_DIR)
-    write_json(out / RUN_FILE, {"model": "ensemble", "data": None, "config": cfg.to_dict(), "status": STATUS_DONE,
-                                 "xmtc": _version()})
+    from xmtc.cli_sets import members_validation
+
+    write_json(out / RUN_FILE, {"model": "ensemble", "config": cfg.to_dict(), "status": STATUS_DONE,
+                                "xmtc": _version(), **members_validation([m.expanduser() for m in members])})
     typer.echo(f"ensemble of {len(folders)} models ({method}) saved to {out / MODEL_DIR}")
 
 

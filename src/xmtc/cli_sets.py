@@ -23,6 +23,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Optional  # noqa: UP035  (typer needs Optional on py3.10 annotations)
 
+import numpy as np
 import typer
 
 from xmtc.errors import ConfigError, DataError, XMTCError
@@ -52,7 +53,7 @@ def _run_dir(run: Path) -> Path | None:
     return None
 
 
-def _splits(data: Path) -> list[str]:
+def available_splits(data: Path) -> list[str]:
     """Split names of a dataset folder, found from the file names alone (no file is opened)."""
     from xmtc.data import detect_layout
     from xmtc.data.io import _available
@@ -83,6 +84,40 @@ def holdout_for(cfg) -> dict[str, Any]:
     return {"fraction": HOLDOUT_FRACTION, "seed": int(getattr(cfg, "seed", 0)), "max_docs": HOLDOUT_MAX_DOCS}
 
 
+def members_validation(members: list[Path]) -> dict[str, Any]:
+    """What ``xmtc ensemble`` records in its ``run.json`` so that ``xmtc tune`` finds documents no member trained
+    on: ``data`` when every member's run names the same dataset, and ``member_holdouts`` when every member also
+    held out a seeded share of train (``xmtc train --tune``): their intersection is held out from all."""
+    infos = []
+    for m in members:
+        run_dir = _run_dir(m)
+        infos.append(read_run(run_dir) if run_dir is not None else None)
+    datas = {str(Path(i["data"]).expanduser().resolve()) if i and i.get("data") else None for i in infos}
+    if len(datas) != 1 or None in datas:
+        return {"data": None}
+    out: dict[str, Any] = {"data": datas.pop()}
+    holdouts = [i.get("holdout") for i in infos]
+    if all(isinstance(h, dict) for h in holdouts):
+        out["member_holdouts"] = holdouts
+    return out
+
+
+def _members_holdout(data: Path, holdouts: list[dict[str, Any]], label_index) -> tuple[Any, str]:
+    """The training documents held out by every member (the intersection of their seeded hold-outs)."""
+    from xmtc.data.split import holdout_rows
+
+    train = _load(data, ["train"], label_index)["train"]
+    rows = None
+    for h in holdouts:
+        held = holdout_rows(len(train), float(h["fraction"]), int(h["seed"]), h.get("max_docs"))[1]
+        rows = held if rows is None else np.intersect1d(rows, held)
+    if rows is None or rows.size == 0:
+        raise XMTCError(f"{data}: the members' hold-outs of train share no document, so there is nothing held "
+                        "out from all of them to tune on; retrain the members with the same seed")
+    return train.subset(rows, split="valid"), (f"the training documents every member held out ({len(holdouts)} "
+                                               f"seeded hold-outs recorded in {RUN_FILE}): {rows.size} docs")
+
+
 def validation_for(run: Path, data: Path | None, model) -> tuple[Any, str, Path]:
     """(validation Dataset, a description of where it comes from, dataset path) for tuning ``model`` of ``run``.
 
@@ -97,9 +132,13 @@ def validation_for(run: Path, data: Path | None, model) -> tuple[Any, str, Path]
             raise XMTCError(f"{run}: no dataset recorded for this model; give --data DIR")
         data = Path(info["data"])
     data = data.expanduser()
-    splits = _splits(data)
+    splits = available_splits(data)
     if "train" not in splits and data.is_dir():
         raise DataError(f"{data}: no train split (found: {', '.join(splits) or 'none'})")
+    member_holdouts = (info or {}).get("member_holdouts")
+    if isinstance(member_holdouts, list) and member_holdouts and "valid" not in splits:
+        valid, source = _members_holdout(data, member_holdouts, model.label_index_)
+        return valid, source, data
     holdout = (info or {}).get("holdout")
     valid_split = str((info or {}).get("valid_split", "valid"))
     cfg = model.config
@@ -131,7 +170,7 @@ def validation_for(run: Path, data: Path | None, model) -> tuple[Any, str, Path]
 
 
 def tune_and_save(model, valid, folder: Path, metric: str = "micro-F1", depth: int = DEFAULT_DEPTH,
-                  source: str = "", data: Path | None = None):
+                  source: str = "", data: Path | None = None, calibration: str = "none"):
     """Predict the top-``depth`` of ``valid``, :func:`xmtc.decision.tune` a rule, save it in model ``folder``
     (``decision.json``, checksummed in ``meta.json``) and set ``model.decision_``. Returns the TuneResult."""
     from xmtc.decision import tune as tune_rule
@@ -142,7 +181,8 @@ def tune_and_save(model, valid, folder: Path, metric: str = "micro-F1", depth: i
     depth = min(depth, len(model.label_index_))
     with contextlib.redirect_stdout(sys.stderr):
         top = model.predict(valid, k=depth)
-    result = tune_rule(valid.Y, top, metric, n_gold=valid.n_gold(), n_unseen_labels=len(valid.unseen_labels))
+    result = tune_rule(valid.Y, top, metric, n_gold=valid.n_gold(), n_unseen_labels=len(valid.unseen_labels),
+                       calibration=calibration)
     tuning = {**result.to_dict(), "validation": source, "depth": depth,
               "data": str(data) if data is not None else None, "date": time.strftime("%Y-%m-%d %H:%M:%S")}
     save_decision(folder, result.rule, tuning)
@@ -167,6 +207,9 @@ def tune(
     metric: str = typer.Option("micro-F1", "--metric", help="What the rule maximises: micro-F1, macro-F1 or "
                                "example-F1."),
     k: int = typer.Option(DEFAULT_DEPTH, "--k", "-k", help="Candidates per document the rules choose from."),
+    calibrate: str = typer.Option("none", "--calibrate", help="Map the scores to probabilities first, fitted on "
+                                  "the same validation documents: none, isotonic or platt (see docs/MODELS.md, "
+                                  "'Scores and decision rules')."),
     as_json: bool = typer.Option(False, "--json", help="Print the tuning result as one JSON object."),
 ) -> None:
     """Choose a decision rule (which labels form each document's set) on the validation split and save it.
@@ -183,17 +226,22 @@ def tune(
       xmtc tune runs/demo --data ../shared/data/eurlex57k
 
       xmtc tune runs/demo --metric macro-F1 --k 50
+
+      xmtc tune runs/demo --calibrate isotonic
     """
+    from xmtc.calibration import CALIBRATIONS
     from xmtc.decision import METRICS
     from xmtc.registry import load
 
     if metric not in METRICS:
         raise XMTCError(f"--metric must be one of {', '.join(METRICS)}, but is {metric!r}")
+    if calibrate not in CALIBRATIONS:
+        raise XMTCError(f"--calibrate must be one of {', '.join(CALIBRATIONS)}, but is {calibrate!r}")
     folder = resolve_model_dir(run)
     model = load(folder)
     valid, source, data = validation_for(run, data, model)
     _info(f"tuning a decision rule for {metric} on {source}")
-    result = tune_and_save(model, valid, folder, metric, k, source, data)
+    result = tune_and_save(model, valid, folder, metric, k, source, data, calibrate)
     if as_json:
         typer.echo(json.dumps({"rule": result.rule.to_dict(), **model.decision_info_}))
         return
@@ -206,7 +254,7 @@ def tune(
 def sets_report(model, ds, train=None) -> dict[str, Any] | None:
     """Set metrics of ``model``'s saved rule on ``ds`` (None when the model has none): micro/macro/example F1,
     precision, recall, by training-frequency group (with ``train``) and the ECE of the candidates' scores."""
-    from xmtc.decision import to_sets
+    from xmtc.decision import CalibratedRule, to_sets
     from xmtc.label_metrics import label_counts
     from xmtc.set_metrics import f1_by_frequency, set_report, topk_calibration
 
@@ -224,6 +272,8 @@ def sets_report(model, ds, train=None) -> dict[str, Any] | None:
         out["by_frequency"] = f1_by_frequency(ds.Y, P, label_counts(train.Y), unseen=ds.unseen,
                                               n_unseen_labels=n_unseen)
     out["ECE"] = topk_calibration(ds.Y, top)[0]
+    if isinstance(rule, CalibratedRule):
+        out["ECE_calibrated"] = topk_calibration(ds.Y, rule.calibrate(top))[0]
     return _no_nan(out)
 
 
@@ -247,8 +297,11 @@ def format_sets(rep: dict[str, Any]) -> str:
     for group, g in (rep.get("by_frequency") or {}).items():
         lines.append(f"{group:<10}{pct(g['micro-F1'])}{pct(g['macro-F1'])}   ({g['n_labels']} labels)")
     ece = f"{rep['ECE']:.3f}" if rep.get("ECE") is not None else "n/a"
+    if rep.get("ECE_calibrated") is not None:
+        ece += f" (calibrated: {rep['ECE_calibrated']:.3f})"
+    rule = rep["rule"].get("base", rep["rule"])
     lines.append(f"mean set size {rep['mean_set_size']:.2f}, empty sets {rep['empty_sets']}, "
-                 f"ECE of the top-{rep['rule'].get('depth', rep['rule'].get('k'))} scores {ece}")
+                 f"ECE of the top-{rule.get('depth', rule.get('k'))} scores {ece}")
     return "\n".join(lines)
 
 

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DECISION_FILE", "METRICS", "NO_RULE", "Candidate", "LabelSets", "LabelThresholdRule", "ThresholdRule",
     "TopKRule", "TopKThresholdRule", "TuneResult", "apply", "apply_csr", "decision_payload", "parse_decision",
-    "rule_from_dict", "to_sets", "tune",
+    "rule_from_dict", "rule_scores", "to_sets", "tune", "CalibratedRule",
 ]
 
 METRICS = ("micro-F1", "macro-F1", "example-F1")
@@ -228,8 +228,46 @@ class LabelThresholdRule:
                 + (" (at least one)" if self.at_least_one else ""))
 
 
-Rule = TopKRule | ThresholdRule | TopKThresholdRule | LabelThresholdRule
+@dataclass(frozen=True)
+class CalibratedRule:
+    """``base`` applied to calibrated scores (``calibrator.transform``, see :mod:`xmtc.calibration`): the map is
+    monotone, so a document's order is kept; thresholds and the scores of the sets are on the calibrated scale."""
+
+    base: Any
+    calibrator: Any
+    kind: ClassVar[str] = "calibrated"
+
+    @property
+    def depth(self) -> int:
+        return self.base.depth
+
+    def calibrate(self, top: Any) -> _Cands:
+        """The candidates of ``top`` with calibrated scores (padding keeps its id -1)."""
+        idx, scores = _arrays(top)
+        return _Cands(idx, self.calibrator.transform(scores), int(getattr(top, "n_labels", 0)))
+
+    def select(self, top: Any) -> np.ndarray:
+        return self.base.select(self.calibrate(top))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"rule": self.kind, "calibration": self.calibrator.to_dict(), "base": self.base.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> CalibratedRule:
+        from xmtc.calibration import calibrator_from_dict
+
+        base = d.get("base")
+        if isinstance(base, dict) and base.get("rule") == cls.kind:
+            raise XMTCError("decision rule: a calibrated rule cannot wrap another calibrated rule")
+        return cls(rule_from_dict(base), calibrator_from_dict(d.get("calibration")))
+
+    def describe(self) -> str:
+        return f"{self.base.describe()}, on scores calibrated by {self.calibrator.describe()}"
+
+
+Rule = TopKRule | ThresholdRule | TopKThresholdRule | LabelThresholdRule | CalibratedRule
 RULES: dict[str, type] = {c.kind: c for c in (TopKRule, ThresholdRule, TopKThresholdRule, LabelThresholdRule)}
+ALL_RULES: dict[str, type] = {**RULES, CalibratedRule.kind: CalibratedRule}
 
 
 def rule_from_dict(d: Any) -> Rule:
@@ -237,9 +275,9 @@ def rule_from_dict(d: Any) -> Rule:
     if not isinstance(d, dict):
         raise XMTCError(f"decision rule: expected a JSON object, got {type(d).__name__}")
     kind = d.get("rule")
-    if kind not in RULES:
-        raise XMTCError(f"decision rule: unknown rule {kind!r} (known: {', '.join(RULES)})")
-    return RULES[kind].from_dict(d)
+    if kind not in ALL_RULES:
+        raise XMTCError(f"decision rule: unknown rule {kind!r} (known: {', '.join(ALL_RULES)})")
+    return ALL_RULES[kind].from_dict(d)
 
 
 # ----------------------------------------------------------------------------------------------- the file
@@ -289,9 +327,15 @@ class LabelSets:
         return [[label_names[i] for i in ids] for ids in self.indices]
 
 
+def rule_scores(rule: Rule, top: TopK) -> np.ndarray:
+    """float32 (n, k): the scores ``rule`` compares, those of ``top`` or, for a calibrated rule, calibrated."""
+    return rule.calibrate(top).scores if isinstance(rule, CalibratedRule) else _arrays(top)[1]
+
+
 def to_sets(top: TopK, rule: Rule) -> LabelSets:
-    """Apply ``rule`` to the candidates ``top``: the chosen label ids and their scores, per document."""
-    idx, scores = _arrays(top)
+    """Apply ``rule`` to the candidates ``top``: the chosen label ids and their scores (calibrated ones for a
+    calibrated rule), per document."""
+    idx, scores = _arrays(top)[0], rule_scores(rule, top)
     mask = rule.select(top)
     return LabelSets([idx[i][mask[i]].astype(np.int32) for i in range(idx.shape[0])],
                      [scores[i][mask[i]] for i in range(idx.shape[0])], int(top.n_labels))
@@ -332,9 +376,11 @@ class TuneResult:
     n_docs: int
     by_kind: dict[str, Candidate]
     selected_by: str = "cv"
+    calibration: str = "none"
 
     def to_dict(self) -> dict[str, Any]:
         return {"metric": self.metric, "score": self.score, "n_docs": self.n_docs, "selected_by": self.selected_by,
+                "calibration": self.calibration,
                 "by_kind": {k: c.to_dict() for k, c in self.by_kind.items()}}
 
 
@@ -477,7 +523,7 @@ class _Problem:
 def tune(Y_valid: Any, top_valid: TopK, metric: str = "micro-F1", *, n_gold: Any = None,
          n_unseen_labels: int = 0, min_positives: int = 5, n_thresholds: int = 200,
          kinds: Sequence[str] = ("topk", "threshold", "topk_threshold", "label_thresholds"),
-         select: str = "cv", seed: int = 0) -> TuneResult:
+         select: str = "cv", seed: int = 0, calibration: str = "none") -> TuneResult:
     """Choose the decision rule and its parameters that maximise ``metric`` on validation predictions.
 
     Searched, for each kind: ``topk`` for k = 1..K (K = ``top_valid.k``); ``threshold`` over thresholds taken
@@ -504,6 +550,9 @@ def tune(Y_valid: Any, top_valid: TopK, metric: str = "micro-F1", *, n_gold: Any
         kinds: rule kinds to search.
         select: "cv" or "valid" (see above).
         seed: seed of the cross-validation halves.
+        calibration: "none", or "isotonic" / "platt": a score calibration fitted on all of the validation
+            candidates (:mod:`xmtc.calibration`; the 2-fold comparison reuses it, so it is a little optimistic
+            for it); every rule is then tuned on, and returned wrapped in, :class:`CalibratedRule`.
 
     Returns:
         :class:`TuneResult` (``rule``, ``score`` on the whole split, ``by_kind``).
@@ -525,6 +574,12 @@ def tune(Y_valid: Any, top_valid: TopK, metric: str = "micro-F1", *, n_gold: Any
     if getattr(top_valid, "n_labels", Y.shape[1]) != Y.shape[1]:
         raise XMTCError(f"predictions are over {top_valid.n_labels} labels but Y_valid has {Y.shape[1]}")
     g = np.diff(Y.indptr).astype(np.float64) if n_gold is None else np.asarray(n_gold, dtype=np.float64)
+    cal = None
+    if calibration != "none":
+        from xmtc.calibration import fit as fit_calibration
+
+        cal = fit_calibration(calibration, Y, top_valid)
+        S = cal.transform(S)
     whole = _Problem(Y, idx.astype(np.int64), S, g, metric, n_unseen_labels)
     found = whole.search(kinds, min_positives, n_thresholds)
     by_kind = {k: Candidate(r, s) for k, (r, s) in found.items()}
@@ -547,7 +602,11 @@ def tune(Y_valid: Any, top_valid: TopK, metric: str = "micro-F1", *, n_gold: Any
     for k in order[1:]:
         if getattr(by_kind[k], key) > getattr(by_kind[chosen], key) + 1e-12:
             chosen = k
-    return TuneResult(by_kind[chosen].rule, by_kind[chosen].score, metric, n, by_kind, selected_by=select)
+    if cal is not None:
+        for c in by_kind.values():
+            c.rule = CalibratedRule(c.rule, cal)
+    return TuneResult(by_kind[chosen].rule, by_kind[chosen].score, metric, n, by_kind, selected_by=select,
+                      calibration=calibration)
 
 
 def _between(s: np.ndarray, m: int) -> np.float32:

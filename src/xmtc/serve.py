@@ -472,9 +472,11 @@ def create_app(model, limits: ServeLimits | None = None, descriptions: dict[str,
             raise HTTPException(400, str(e)) from None
         out = []
         if rule is not None:
+            from xmtc.decision import rule_scores
             from xmtc.models.base import TopK
 
-            chosen = rule.select(TopK(indices, scores, n_labels=len(names)))
+            top = TopK(indices, scores, n_labels=len(names))
+            chosen, scores = rule.select(top), rule_scores(rule, top)  # calibrated scores for a calibrated rule
         else:
             chosen = indices >= 0
         for ids, vals, keep in zip(indices, scores, chosen, strict=True):

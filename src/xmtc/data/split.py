@@ -96,9 +96,16 @@ def validation_split(data: Dataset, fraction: float = 0.1, seed: int = 0, max_do
     Returns:
         (train, valid) Datasets.
     """
+    train_rows, valid_rows = holdout_rows(len(data), fraction, seed, max_docs)
+    return data.subset(train_rows, split="train"), data.subset(valid_rows, split="valid")
+
+
+def holdout_rows(n: int, fraction: float, seed: int = 0, max_docs: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(train rows, held-out rows), sorted, of :func:`validation_split` on ``n`` training documents. With the
+    same ``n`` and ``seed`` a smaller hold-out is a subset of a larger one (both are prefixes of one
+    permutation)."""
     if not 0 < fraction < 1:
         raise ConfigError(f"validation fraction must be in (0, 1), but is {fraction}")
-    n = len(data)
     if n < 2:
         raise DataError(f"cannot split {n} document(s) into train and validation; need at least 2")
     rng = np.random.default_rng(seed)
@@ -107,6 +114,4 @@ def validation_split(data: Dataset, fraction: float = 0.1, seed: int = 0, max_do
     if max_docs is not None:
         n_valid = min(n_valid, max_docs)
     n_valid = min(n_valid, n - 1)
-    valid_rows = np.sort(perm[:n_valid])
-    train_rows = np.sort(perm[n_valid:])
-    return data.subset(train_rows, split="train"), data.subset(valid_rows, split="valid")
+    return np.sort(perm[n_valid:]), np.sort(perm[:n_valid])

@@ -211,6 +211,8 @@ class EnsembleConfig(Config):
         False, "combine members whose label sets overlap little, over the union of their labels (false: each "
         f"member must share at least {MIN_LABEL_OVERLAP:.0%} of its labels with member 0, and those must be at "
         f"least {MIN_LABEL_OVERLAP:.0%} of member 0's labels)")
+    calibrated: bool = doc_field(False, "map each member's scores through its own saved calibration (xmtc tune "
+                                        "--calibrate, fitted on its validation documents) before combining")
     seed: int = doc_field(0, "unused (nothing random); kept for the shared config contract")
 
     def validate(self) -> None:
@@ -272,6 +274,9 @@ class EnsembleModel(XMTCModel):
                 raise ModelLoadError(f"ensemble member {i}: {p} changed since the ensemble was saved "
                                      "(meta.json checksum mismatch)")
             members.append(load_model(p))
+            if self.config.calibrated and not hasattr(members[-1].decision_, "calibrate"):
+                raise XMTCError(f"ensemble member {i}: {p} has no saved score calibration, but calibrated=true; "
+                                f"run xmtc tune {p} --calibrate isotonic (or platt) first")
         if not self.config.allow_disjoint_labels:
             check_label_overlap([m.label_index_.names for m in members], paths)
         # the ensemble's label space: the first member's labels, then labels only later members know
@@ -292,8 +297,9 @@ class EnsembleModel(XMTCModel):
         tops = []
         for m, label_map in zip(self.members_, self.label_maps_, strict=True):
             t = m.predict(data, k=member_k)
+            scores = m.decision_.calibrate(t).scores if self.config.calibrated else t.scores
             idx = np.where(t.indices >= 0, label_map[np.maximum(t.indices, 0)], -1)  # into the ensemble's ids
-            tops.append(TopK(idx, t.scores, n_labels=len(self.label_index_)))
+            tops.append(TopK(idx, scores, n_labels=len(self.label_index_)))
         if self.config.method == "consensus":
             return consensus_many(tops, k)
         return average_topk(tops, k, self.config.weights)
