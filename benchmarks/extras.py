@@ -118,6 +118,26 @@ def teacher_rows(model: Any, label: str, splits: Any, inv_prop: np.ndarray) -> t
     return [row], info
 
 
+def fusion_rows(model: Any, label: str, test: Any, inv_prop: np.ndarray) -> list[dict[str, Any]]:
+    """For a model that fuses its network with a shortlist's scores (MAACF+ ``fusion_weight_``): rows for the
+    same trained model with w = 0 (the network alone) and w = inf (the shortlist's own order), so that one
+    training gives the "network alone" and "its shortlist" rows of the same table."""
+    w = getattr(model, "fusion_weight_", None)
+    if w is None or getattr(model, "shortlist_kind", None) != "parabel":
+        return []
+    rows = []
+    try:
+        for weight, what in ((0.0, "the network alone, w = 0"), (float("inf"), "its parabel shortlist, w = inf")):
+            model.fusion_weight_ = weight
+            t0 = time.perf_counter()
+            top = model.predict(test, k=5)
+            rows.append({"model": f"{label} ({what})", **evaluate(top, test, inv_prop),
+                         "predict_docs_s": round(len(test) / max(time.perf_counter() - t0, 1e-9), 1)})
+    finally:
+        model.fusion_weight_ = w
+    return rows
+
+
 def shortlist_info(model: Any, splits: Any) -> dict[str, Any]:
     """Kind, size and test recall of the candidate shortlist of a model with ``shortlist_candidates``."""
     if not hasattr(model, "shortlist_candidates"):

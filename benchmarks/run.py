@@ -226,6 +226,8 @@ def _run_model(spec: dict[str, Any], splits: Any) -> tuple[list[dict], dict]:
     if shortlist:
         row["shortlist_recall"] = shortlist.pop("shortlist_recall")
         details.update(shortlist)
+    rows += [make_row(r.pop("model"), spec["kind"], info["dataset"], **common, **r)
+             for r in extras.fusion_rows(model, spec["label"], test, inv_prop)]
     teacher, teacher_info = extras.teacher_rows(model, spec["label"], splits, inv_prop)
     rows += [make_row(r.pop("model"), spec["kind"], info["dataset"], **common, **r) for r in teacher]
     details.update(teacher_info)

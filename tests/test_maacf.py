@@ -566,3 +566,20 @@ def test_bpr_cancels_the_text_side_only_for_a_one_layer_additive_predictor(layer
         assert grad < 1e-6, "a one-layer additive predictor cancels the document term in BPR"
     else:
         assert grad > 1e-3
+
+
+def test_benchmark_fusion_rows_evaluate_the_same_model_at_w_0_and_inf(untrained_parabel, tiny_data):
+    """benchmarks.run's extra rows: the trained model with the network alone and with its shortlist's order."""
+    from benchmarks import extras
+
+    _, test = tiny_data
+    model = untrained_parabel
+    w = model.fusion_weight_
+    inv_prop = metrics.inverse_propensity(tiny_data[0].Y)
+    rows = extras.fusion_rows(model, "maacf", test, inv_prop)
+    assert model.fusion_weight_ == w, "the chosen weight is restored"
+    names = [r["model"] for r in rows]
+    assert names == ["maacf (the network alone, w = 0)", "maacf (its parabel shortlist, w = inf)"]
+    own = metrics.precision_at_k(test.Y, model.shortlister_.predict(test, k=5), 1)
+    assert rows[1]["P@1"] == pytest.approx(100 * own, abs=1e-6)
+    assert extras.fusion_rows(object(), "x", test, inv_prop) == []
