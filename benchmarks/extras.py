@@ -119,15 +119,16 @@ def teacher_rows(model: Any, label: str, splits: Any, inv_prop: np.ndarray) -> t
 
 
 def fusion_rows(model: Any, label: str, test: Any, inv_prop: np.ndarray) -> list[dict[str, Any]]:
-    """For a model that fuses its network with a shortlist's scores (MAACF+ ``fusion_weight_``): rows for the
-    same trained model with w = 0 (the network alone) and w = inf (the shortlist's own order), so that one
-    training gives the "network alone" and "its shortlist" rows of the same table."""
-    w = getattr(model, "fusion_weight_", None)
-    if w is None or getattr(model, "shortlist_kind", None) != "parabel":
+    """For a model that fuses its network with another ranker's scores (:mod:`xmtc.models.fusion`: MAACF+ with
+    its parabel shortlist, TReaderXML with its teacher's votes): rows for the same trained model with w = 0 (the
+    network alone) and w = inf (the other ranker's own order), so that one training gives the "network alone"
+    and "its shortlist" rows of the same table."""
+    w, partner = getattr(model, "fusion_weight_", None), getattr(model, "fusion_partner_", None)
+    if w is None or partner is None:
         return []
     rows = []
     try:
-        for weight, what in ((0.0, "the network alone, w = 0"), (float("inf"), "its parabel shortlist, w = inf")):
+        for weight, what in ((0.0, "the network alone, w = 0"), (float("inf"), f"{partner}, w = inf")):
             model.fusion_weight_ = weight
             t0 = time.perf_counter()
             top = model.predict(test, k=5)

@@ -63,6 +63,9 @@ def test_capacity_defaults_match_attentionxml_fast_and_tiny_stays_small():
     ({"teacher_encoder": "bert"}, "teacher_encoder must be one of"),
     ({"interaction": "sum"}, "interaction must be one of"),
     ({"teacher_prior_init": [1.0]}, "teacher_prior_init must be two finite numbers"),
+    ({"teacher_fusion": "votes"}, "teacher_fusion must be a number >= 0 or one of"),
+    ({"teacher_fusion": -1.0}, "teacher_fusion must be a number >= 0 or one of"),
+    ({"teacher_fusion_grid": []}, "teacher_fusion_grid must be finite weights"),
 ])
 def test_invalid_config_values_are_config_errors(change, match):
     with pytest.raises(ConfigError, match=match):
@@ -415,6 +418,39 @@ def test_shortlist_model_round_trips_and_checks_its_files(fitted, tmp_path):
     (path / "meta.json").write_text(json.dumps(meta))
     with pytest.raises(ModelLoadError, match="teacher"):
         registry.load(path)
+
+
+def test_teacher_fusion_is_chosen_on_validation_and_saved(fitted, tmp_path):
+    """The weight of logit + w * log(vote share) is the best on validation; w = inf ranks by the teacher's
+    votes; w = 0 is the network alone; the weight survives save/load."""
+    model, test = fitted
+    table = model.stats_["teacher_fusion_validation"]
+    assert set(table) == {"0.0", "0.5", "1.0", "2.0", "4.0", "8.0", "inf"}
+    chosen = model.stats_["teacher_fusion_weight"]
+    assert table[str(chosen)] == max(table.values()) and model.fusion_partner_ == "its teacher's votes"
+    loaded = registry.load(model.save(tmp_path / "m"))
+    assert loaded.fusion_weight_ == model.fusion_weight_
+    w = model.fusion_weight_
+    try:
+        model.fusion_weight_ = float("inf")
+        top = model.predict(test, k=1)
+        votes = model.teacher_.query(model.encode(test.texts).ids).label_scores
+        best = np.asarray(votes.max(axis=1).todense()).ravel()
+        got = np.asarray(votes[np.arange(len(test)), np.maximum(top.indices[:, 0], 0)]).ravel()
+        np.testing.assert_allclose(got, best, rtol=1e-6)  # each document's top label has the most votes
+        model.fusion_weight_ = w
+        np.testing.assert_array_equal(model.predict(test, k=3).indices, loaded.predict(test, k=3).indices)
+    finally:
+        model.fusion_weight_ = w
+
+
+def test_teacher_fusion_is_off_without_teacher_and_fixed_when_set(tiny_data):
+    train, _ = tiny_data
+    off = TReaderXML(_tiny(ablation=0, epochs=1, decay_epochs=0)).fit(train)
+    assert off.fusion_weight_ == 0.0 and "teacher_fusion_validation" not in off.stats_
+    assert off.fusion_partner_ is None
+    fixed = TReaderXML(_tiny(epochs=1, decay_epochs=0, teacher_fusion="none")).fit(train)
+    assert fixed.fusion_weight_ == 0.0 and fixed.stats_["teacher_fusion_weight"] == 0.0
 
 
 def test_ablation_zero_has_no_teacher_branch(tiny_data, tmp_path):

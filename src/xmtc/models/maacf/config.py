@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 from xmtc.config import check, doc_field
 from xmtc.models.deep import DeepConfig
+from xmtc.models.fusion import check_fusion
 
 ASPECTS = ("cnn", "lstm", "transformer")
 
@@ -120,12 +120,4 @@ class MAACFConfig(DeepConfig):
         check(0 <= self.hard_negatives <= self.negatives,
               f"hard_negatives must be in [0, negatives={self.negatives}], but is {self.hard_negatives}")
         check(self.head_weight >= 0, f"head_weight must be >= 0, but is {self.head_weight}")
-        if isinstance(self.fusion, str):
-            check(self.fusion in FUSIONS, f"fusion must be a number >= 0 or one of {FUSIONS}, but is "
-                                          f"{self.fusion!r}")
-        else:
-            check(isinstance(self.fusion, (int, float)) and not isinstance(self.fusion, bool)
-                  and math.isfinite(self.fusion) and self.fusion >= 0,
-                  f"fusion must be a number >= 0 or one of {FUSIONS}, but is {self.fusion!r}")
-        check(len(self.fusion_grid) > 0 and all(math.isfinite(w) and w >= 0 for w in self.fusion_grid),
-              f"fusion_grid must be finite weights >= 0, but is {self.fusion_grid}")
+        check_fusion("fusion", self.fusion, FUSIONS, self.fusion_grid)

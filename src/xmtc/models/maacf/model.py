@@ -55,6 +55,8 @@ from xmtc.data.split import Dataset
 from xmtc.errors import ModelLoadError, XMTCError
 from xmtc.models.base import TopK, register
 from xmtc.models.deep import DeepTextModel, Encoded, TextBatch, bce_loss
+from xmtc.models.fusion import choose_weight, fixed_weight, fuse_scores
+from xmtc.models.fusion import weight_json as _weight_json
 from xmtc.models.maacf.config import SHORTLIST_DIR, MAACFConfig
 from xmtc.models.maacf.label_groups import (
     nearest_label_groups,
@@ -216,12 +218,14 @@ class MAACF(DeepTextModel):
             self.stats_["fusion_validation"] = table
         self.stats_["fusion_weight"] = _weight_json(self.fusion_weight_)
 
+    @property
+    def fusion_partner_(self) -> str | None:
+        """What the network's scores are fused with ('its parabel shortlist'), None when nothing is."""
+        return "its parabel shortlist" if self.shortlist_kind == "parabel" else None
+
     def _fixed_fusion(self) -> float | None:
         """The fusion weight the config fixes (0 for 'none', inf for 'shortlist'), None for 'auto'."""
-        f = self.config.fusion
-        if isinstance(f, str):
-            return {"auto": None, "none": 0.0, "shortlist": math.inf}[f]
-        return float(f)
+        return fixed_weight(self.config.fusion, "shortlist")
 
     def _choose_fusion(self, net: MAACFNet, valid: Encoded, side: dict) -> tuple[float, dict[str, list]]:
         """The fusion weight w with the best validation ``select_metric`` (ties: the higher nDCG@5, then the
@@ -235,8 +239,8 @@ class MAACF(DeepTextModel):
         name, k = cfg.select_metric.split("@")
         fn = metrics.precision_at_k if name == "P" else metrics.ndcg_at_k
         kk = max(int(k), 5)
-        table, best = {}, None
-        for w in sorted(set(float(x) for x in cfg.fusion_grid)) + [math.inf]:
+
+        def score(w: float) -> tuple[float, float]:
             key, _ = fuse_scores(torch.from_numpy(logits), torch.from_numpy(logp), w)
             key = key.numpy().copy()
             key[cand < 0] = -np.inf
@@ -244,11 +248,9 @@ class MAACF(DeepTextModel):
             idx = np.take_along_axis(cand, order, 1)
             val = np.take_along_axis(key, order, 1)
             top = TopK(np.where(np.isfinite(val), idx, -1), val, n_labels=self.n_labels_)
-            score = (float(fn(valid.Y, top, int(k))), float(metrics.ndcg_at_k(valid.Y, top, 5)))
-            table[str(_weight_json(w))] = [round(100 * v, 4) for v in score]
-            if best is None or (score, w) > best[:2]:
-                best = (score, w)
-        return best[1], table
+            return float(fn(valid.Y, top, int(k))), float(metrics.ndcg_at_k(valid.Y, top, 5))
+
+        return choose_weight(cfg.fusion_grid, score)
 
     def shortlist_logits(self, net: MAACFNet, data: Encoded,
                          side: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -484,30 +486,9 @@ class MAACF(DeepTextModel):
         self.groups_ = self.networks_["network"].groups.cpu().numpy()
 
 
-def fuse_scores(logits: torch.Tensor, logp: torch.Tensor | None,
-                weight: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Score fusion with the shortlist: (ranking key, reported score), both (batch, c).
-
-    ``weight`` 0 (or no shortlist scores): the network alone, key = logit, score = sigmoid(logit);
-    inf: the shortlist's own order, key = log p, score = p; else key = logit + weight * log p and score =
-    sigmoid(key).
-    """
-    if logp is None or weight == 0:
-        return logits, torch.sigmoid(logits)
-    if math.isinf(weight):
-        return logp, logp.exp()
-    key = logits + weight * logp
-    return key, torch.sigmoid(key)
-
-
 def _candidates(top: TopK) -> tuple[np.ndarray, np.ndarray]:
     """A shortlist's (label ids int64 (n, c), -1 padding; log-scores float32 (n, c), -inf at padding)."""
     idx = top.indices.astype(np.int64)
     with np.errstate(divide="ignore"):
         logp = np.log(np.clip(top.scores, 1e-30, None)).astype(np.float32)
     return idx, np.where(idx >= 0, logp, -np.inf).astype(np.float32)
-
-
-def _weight_json(w: float) -> float | str:
-    """A fusion weight for JSON: inf as the string 'inf' (``float('inf')`` reads it back)."""
-    return "inf" if math.isinf(w) else float(w)

@@ -38,6 +38,7 @@ from xmtc.errors import ModelLoadError
 from xmtc.models.attentionxml.levels import candidate_targets
 from xmtc.models.base import load_arrays, register, save_arrays
 from xmtc.models.deep import DeepConfig, DeepTextModel, Encoded, TextBatch, bce_loss
+from xmtc.models.fusion import check_fusion, choose_weight, fixed_weight, fuse_scores, weight_json
 from xmtc.models.treaderxml.network import TReaderNet, parse_reading
 from xmtc.models.treaderxml.teacher import (
     PARENT_MODES,
@@ -64,6 +65,8 @@ ABLATIONS: dict[int, tuple[bool, str]] = {
 }
 CLUSTER_FILE = "clusters.npz"
 INTERACTIONS = ("paper", "lcf")
+FUSIONS = ("auto", "none", "teacher")
+VOTE_EPS = 1e-3  # log(vote share + VOTE_EPS): labels no neighbour has stay rankable below the voted ones
 
 
 @dataclass
@@ -116,6 +119,12 @@ class TReaderXMLConfig(DeepConfig):
                                           "logit, a and b learned; false = the paper's pooled route only")
     teacher_prior_init: list[float] = doc_field([8.0, 2.0], "initial (a, b) of teacher_prior (from 0 they move "
                                                             "one learning-rate step per update: far too slow)")
+    teacher_fusion: str | float = doc_field(
+        "auto", "extension: rank by logit + w * log(teacher vote share + 1e-3); 'auto' (w chosen on the "
+        "validation split after training among teacher_fusion_grid and inf = the teacher's own votes), "
+        "'none' (w = 0: the network alone, the paper) or a fixed w >= 0; used only with teacher knowledge")
+    teacher_fusion_grid: list[float] = doc_field([0.0, 0.5, 1.0, 2.0, 4.0, 8.0],
+                                                 "weights w tried by teacher_fusion='auto' (and inf)")
     lr: float = doc_field(1e-4, "Adam learning rate (paper: 1e-4)")
     lr_decay: float = doc_field(0.1, "after convergence, train on with lr * lr_decay (the paper's 'learning "
                                      "rate attenuation')")
@@ -149,6 +158,7 @@ class TReaderXMLConfig(DeepConfig):
               f"shortlist_clusters must be >= 0, but is {self.shortlist_clusters}")
         check(len(self.teacher_prior_init) == 2 and all(np.isfinite(v) for v in self.teacher_prior_init),
               f"teacher_prior_init must be two finite numbers (a, b), but is {self.teacher_prior_init}")
+        check_fusion("teacher_fusion", self.teacher_fusion, FUSIONS, self.teacher_fusion_grid)
         check(0 < self.lr_decay <= 1, f"lr_decay must be in (0, 1], but is {self.lr_decay}")
         check(self.decay_epochs >= 0, f"decay_epochs must be >= 0, but is {self.decay_epochs}")
 
@@ -178,6 +188,7 @@ class TReaderXML(DeepTextModel):
         self.parent_mode_ = "none"
         self.use_shortlist_ = False
         self.stats_: dict[str, Any] = {}
+        self.fusion_weight_ = 0.0  # w of teacher_fusion (0: the network alone)
         self._source: tuple[Any, Any] = (None, None)
         self._saved: tuple[bool, bool] = (False, False)
 
@@ -203,6 +214,7 @@ class TReaderXML(DeepTextModel):
     def _train(self, train: Encoded, valid: Encoded, embeddings: np.ndarray, *, run_dir: Path | None,
                resume: bool) -> None:
         cfg = self.config
+        self.fusion_weight_ = 0.0  # validation during training scores the network alone
         self._prepare_teacher(train, embeddings)
         # data-parallel (torchrun): the training split's neighbour lists come from rank 0 (one kNN search)
         know_train = self._shared(lambda: self._knowledge(train, training=True), vars,
@@ -238,6 +250,26 @@ class TReaderXML(DeepTextModel):
             if decayed.best_score <= stage.best_score:
                 net.load_state_dict(best)  # the decayed stage did not improve on validation: keep stage one
         net.eval()
+        self._set_fusion(net, valid, know_valid)
+
+    @property
+    def fusion_partner_(self) -> str | None:
+        """What the network's scores are fused with ('its teacher votes'), None when nothing is."""
+        return "its teacher's votes" if self.config.teacher and self.teacher_ is not None else None
+
+    def _set_fusion(self, net: TReaderNet, valid: Encoded, know: _SplitKnowledge) -> None:
+        """``fusion_weight_`` from the config, or (``auto``) the best on the validation split."""
+        fixed = fixed_weight(self.config.teacher_fusion, "teacher")
+        if self.fusion_partner_ is None:
+            self.fusion_weight_ = 0.0
+        elif fixed is not None:
+            self.fusion_weight_ = fixed
+        else:
+            self.fusion_weight_, table = choose_weight(
+                self.config.teacher_fusion_grid,
+                lambda w: (self.validation_score(valid, lambda b, k: self._topk(net, know, b, k, fusion=w)),))
+            self.stats_["teacher_fusion_validation"] = table
+        self.stats_["teacher_fusion_weight"] = weight_json(self.fusion_weight_)
 
     def _prepare_teacher(self, train: Encoded, embeddings: np.ndarray) -> None:
         """Shortlist switch, parent mode, label-tree clusters and :class:`TeacherKnowledge` of ``train``."""
@@ -319,17 +351,32 @@ class TReaderXML(DeepTextModel):
         return tb, cand, prior
 
     # ----------------------------------------------------------------- prediction
-    def _topk(self, net: TReaderNet, know: _SplitKnowledge, batch: TextBatch, k: int):
-        """(label ids (b, k'), sigmoid scores (b, k')) of one batch; shortlist gaps score -inf with id -1."""
+    def _topk(self, net: TReaderNet, know: _SplitKnowledge, batch: TextBatch, k: int,
+              fusion: float | None = None):
+        """(label ids (b, k'), scores (b, k')) of one batch, ranked by the network's logits fused with the
+        teacher's votes at weight ``fusion`` (default ``fusion_weight_``; :mod:`xmtc.models.fusion`); shortlist
+        gaps score -inf with id -1."""
         tb, cand, prior = self._batch_inputs(know, batch)
         logits = net(batch.ids, batch.mask, tb, cand, prior).float()  # (b, L | C)
+        w = self.fusion_weight_ if fusion is None else fusion
+        logp = self._vote_logp(know, batch, cand) if w != 0 and know.scores is not None else None
+        key, score = fuse_scores(logits, logp, w)
         if cand is not None:
-            logits = logits.masked_fill(cand < 0, float("-inf"))
-        val, idx = torch.topk(logits, min(k, logits.shape[1]), dim=1)
+            key = key.masked_fill(cand < 0, float("-inf"))
+        val, idx = torch.topk(key, min(k, key.shape[1]), dim=1)
+        score = torch.gather(score, 1, idx)
         if cand is not None:
             idx = torch.gather(cand, 1, idx)
-        scores = torch.sigmoid(val).masked_fill(torch.isinf(val), float("-inf"))
-        return idx.masked_fill(torch.isinf(val), -1), scores
+        gap = torch.isinf(val) & (val < 0)
+        return idx.masked_fill(gap, -1), score.masked_fill(gap, float("-inf"))
+
+    @staticmethod
+    def _vote_logp(know: _SplitKnowledge, batch: TextBatch, cand: torch.Tensor | None) -> torch.Tensor:
+        """log(teacher vote share + VOTE_EPS) of the batch's scored labels (b, L | C)."""
+        rows = know.scores[batch.rows]
+        share = gather_csr(rows, cand.cpu().numpy()) if cand is not None else rows.toarray()
+        logp = np.log(np.asarray(share, dtype=np.float32) + VOTE_EPS)
+        return torch.from_numpy(logp).to(batch.ids.device)
 
     def _predict(self, data: Dataset | list[str], k: int):
         if self.device_ is None:
@@ -356,12 +403,14 @@ class TReaderXML(DeepTextModel):
 
     def _extra_state(self) -> dict[str, Any]:
         return {"parent_mode": self.parent_mode_, "shortlist": self.use_shortlist_, "stats": self.stats_,
-                "teacher": self.teacher_ is not None, "clusters": self.clusters_ is not None}
+                "teacher": self.teacher_ is not None, "clusters": self.clusters_ is not None,
+                "fusion_weight": weight_json(self.fusion_weight_)}
 
     def _set_extra_state(self, state: dict[str, Any]) -> None:
         self.parent_mode_ = state.get("parent_mode", "none")
         self.use_shortlist_ = bool(state.get("shortlist", False))
         self.stats_ = state.get("stats", {})
+        self.fusion_weight_ = float(state.get("fusion_weight", 0.0))  # folders from before the fusion: 0
         self._saved = (bool(state.get("teacher")), bool(state.get("clusters")))
 
     def _save_extra(self, path: Path) -> list[str]:
