@@ -2,6 +2,7 @@
 
     python benchmarks/label_sets.py RUN [--data DIR] [--k 100] [--calibrate none,isotonic,platt] [--out FILE.json]
     python benchmarks/label_sets.py --peer omikuji-bonsai --data DIR [--threads 2] [--seed 0] [--out FILE.json]
+    python benchmarks/label_sets.py --summary FILE.json [FILE.json ...]
 
 For each tuning metric (micro-, macro-, example-F1) and each calibration it runs :func:`xmtc.decision.tune` on
 the same validation documents as ``xmtc tune RUN`` (:func:`xmtc.cli_sets.validation_for`: the dataset's valid
@@ -14,7 +15,9 @@ libpecos XR-Linear, napkinXC): TF-IDF fitted on the training documents, the peer
 the validation documents (the dataset's valid split, else the seeded 10% of train that ``xmtc train --tune``
 holds out, which the peer then does not train on) and of the test documents; the same rules and metrics.
 
-Prints a markdown table; ``--out`` also writes the rows as JSON. Nothing is saved in RUN.
+Prints a markdown table; ``--out`` also writes the rows as JSON. Nothing is saved in RUN. ``--summary`` reads
+such files and prints one row per (file, calibration, tuning metric): the rule ``xmtc tune`` would save and its
+test F1s and ECE (the tables of docs/BENCHMARKS.md, "Label sets").
 """
 
 from __future__ import annotations
@@ -44,7 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1, help="--peer: threads of the peer")
     ap.add_argument("--seed", type=int, default=0, help="--peer: the peer's seed and the hold-out's")
     ap.add_argument("--out", type=Path, default=None)
+    ap.add_argument("--summary", type=Path, nargs="+", default=None, help="result files to summarise")
     args = ap.parse_args(argv)
+    if args.summary:
+        return summary(args.summary)
     from xmtc.calibration import CALIBRATIONS
 
     calibrations = [c.strip() for c in args.calibrate.split(",") if c.strip()]
@@ -174,6 +180,24 @@ def print_table(rows: list[dict]) -> None:
               f"{100 * r['test_example-F1']:.2f} | {100 * r['test_precision']:.2f} | {100 * r['test_recall']:.2f} | "
               f"{r['test_mean_set_size']:.2f} | {100 * r['test_frequent_micro-F1']:.2f} / {few} | "
               f"{r['test_ECE']:.4f} |")
+
+
+def summary(files: list[Path]) -> int:
+    """The chosen rule of every (file, calibration, tuning metric), as one markdown table."""
+    head = ("| model (P@1 / P@5) | calibration | tuned for | chosen rule (on validation) | test µF1 | "
+            "test macro-F1 | test ex-F1 | labels/doc | test ECE |")
+    print(head)
+    print("|---" * (head.count("|") - 1) + "|")
+    for f in files:
+        d = json.loads(Path(f).read_text())
+        for r in d["rows"]:
+            if not r["chosen"]:
+                continue
+            name = f"{d['model_name']} `{Path(f).stem}` ({r['P@1']:.2f} / {r['P@5']:.2f})"
+            print(f"| {name} | {r['calibration']} | {r['tuned_for']} | {r['rule_kind']}: {r['rule']} | "
+                  f"{100 * r['test_micro-F1']:.2f} | {100 * r['test_macro-F1']:.2f} | "
+                  f"{100 * r['test_example-F1']:.2f} | {r['test_mean_set_size']:.2f} | {r['test_ECE']:.4f} |")
+    return 0
 
 
 def write_schema(out: Path, name: str, kind: str, facts: dict[str, Any], ref, rows, *, n_test: int,
