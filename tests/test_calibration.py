@@ -199,3 +199,36 @@ def test_ensemble_tunes_on_the_documents_every_member_held_out(tmp_path):
     assert res.returncode == 0, str(res)
     out = json.loads(res.stdout)
     assert out["n_docs"] == small.size == 16 and "every member held out" in out["validation"]
+
+
+def test_label_sets_benchmark_for_a_run_and_a_peer(calibrated_run, tmp_path):
+    """benchmarks/label_sets.py: every calibration x metric x rule kind on test, in the result schema; the
+    peer mode tunes the same rules on a peer's predictions; --summary prints the chosen rows."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from benchmarks.schema import validate
+
+    run, data, _ = calibrated_run
+    root = Path(__file__).resolve().parents[1]
+    script = str(root / "benchmarks" / "label_sets.py")
+    out = tmp_path / "run.json"
+    res = subprocess.run([sys.executable, script, str(run), "--data", str(data), "--k", "8", "--calibrate",
+                          "none,isotonic", "--out", str(out)], capture_output=True, text=True, cwd=root)
+    assert res.returncode == 0, res.stderr
+    d = json.loads(out.read_text())
+    assert validate(d) == []
+    assert {(r["calibration"], r["tuned_for"]) for r in d["rows"]} == {
+        (c, m) for c in ("none", "isotonic") for m in decision.METRICS}
+    assert sum(r["chosen"] for r in d["rows"]) == 6  # one saved rule per calibration and metric
+    peer = tmp_path / "peer.json"
+    res = subprocess.run([sys.executable, script, "--peer", "xmtc-parabel", "--data", str(data), "--k", "8",
+                          "--out", str(peer)], capture_output=True, text=True, cwd=root)
+    assert res.returncode == 0, res.stderr
+    p = json.loads(peer.read_text())
+    assert validate(p) == [] and p["validation"].startswith("dataset split 'valid': 40 docs")
+    res = subprocess.run([sys.executable, script, "--summary", str(out), str(peer)], capture_output=True,
+                         text=True, cwd=root)
+    rows = [line for line in res.stdout.splitlines() if line.startswith("| ")][1:]  # after the header
+    assert res.returncode == 0 and len(rows) == 9, res.stdout  # 2 + 1 calibrations x 3 metrics
