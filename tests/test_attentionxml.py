@@ -296,3 +296,23 @@ def test_tree_model_on_gpu(tiny_data):
     assert next(model.networks_["tree0.level1"].parameters()).is_cuda
     top = model.predict(test, k=3)
     assert top.indices.shape == (len(test), 3) and np.all(top.indices >= 0)
+
+
+def test_beam_search_orders_saturated_probabilities_by_their_logits():
+    """sigmoid(logit) is exactly 1.0 in float32 above a logit of ~17: the ranking must still follow the
+    logits, so that the top-1 does not depend on k (it did: 3 of 5,427 goemotions documents)."""
+    from xmtc.predict import beam_search
+
+    logits = torch.tensor([[25.0, 40.0, 18.0, -3.0]])
+    for k in (1, 2, 4):
+        ids, p = beam_search([lambda cand: logits], [], beam=4, k=k)
+        assert ids[0].tolist() == [1, 0, 2, 3][:k]
+    ids, p = beam_search([lambda cand: logits], [], beam=4, k=6)
+    assert ids[0, 4:].tolist() == [-1, -1] and torch.isinf(p[0, 4:]).all()
+    assert torch.allclose(p[0, :4], torch.sigmoid(logits[0, [1, 0, 2, 3]]))
+    # two levels: the leaves are ranked by log p_label + log p_parent, probabilities returned
+    top = torch.tensor([[30.0, 20.0]])
+    leaves = torch.tensor([[35.0, 18.0, 25.0, 19.0]])
+    children = [torch.tensor([[0, 1], [2, 3]])]
+    ids, p = beam_search([lambda c: top, lambda cand: torch.gather(leaves, 1, cand)], children, beam=2, k=4)
+    assert ids[0].tolist() == [0, 2, 3, 1]

@@ -83,23 +83,30 @@ def beam_search(level_logits: Sequence[Callable[[torch.Tensor | None], torch.Ten
     if len(children) != len(level_logits) - 1:
         raise ValueError(f"{len(level_logits)} levels need {len(level_logits) - 1} children maps, "
                          f"got {len(children)}")
-    probs = torch.sigmoid(level_logits[0](None).float())  # (batch, n_1)
+    # log probabilities: sigmoid saturates at exactly 1.0 in float32 (logit > ~17), which would make ties whose
+    # order depends on k; log-sigmoid keeps them apart, and the returned probabilities are exp() of the path sums
+    logp = torch.nn.functional.logsigmoid(level_logits[0](None).float())  # (batch, n_1)
     if len(level_logits) == 1:
-        return topk(probs, k)
-    nodes, node_p = topk(probs, beam)  # (batch, B)
+        return _to_probabilities(*topk(logp, k))
+    nodes, node_lp = topk(logp, beam)  # (batch, B)
     for depth in range(1, len(level_logits)):
         cand, slot = expand_children(nodes, children[depth - 1])  # (batch, c)
         logits = level_logits[depth](cand.clamp(min=0)).float()  # (batch, c)
-        parent_p = torch.gather(node_p, 1, slot).clamp(min=0)  # (batch, c); padded parents have -inf -> 0
+        parent_lp = torch.gather(node_lp, 1, slot).clamp(min=-1e30)  # (batch, c); padded parents: -inf
         last = depth == len(level_logits) - 1
-        p = torch.sigmoid(logits) * (parent_p if not last or gamma == 1.0 else parent_p ** gamma)
-        p = p.masked_fill(cand < 0, float("-inf"))
+        lp = torch.nn.functional.logsigmoid(logits) + (parent_lp if not last or gamma == 1.0 else parent_lp * gamma)
+        lp = lp.masked_fill(cand < 0, float("-inf"))
         width = k if depth == len(level_logits) - 1 else beam
         kk = min(width, cand.shape[1])
-        node_p, pos = torch.topk(p, kk, dim=1)  # (batch, kk)
-        nodes = torch.gather(cand, 1, pos).masked_fill(torch.isinf(node_p), PAD_ID)
-        nodes, node_p = pad_columns(nodes, node_p, width)
-    return nodes, node_p
+        node_lp, pos = torch.topk(lp, kk, dim=1)  # (batch, kk)
+        nodes = torch.gather(cand, 1, pos).masked_fill(torch.isinf(node_lp), PAD_ID)
+        nodes, node_lp = pad_columns(nodes, node_lp, width)
+    return _to_probabilities(nodes, node_lp)
+
+
+def _to_probabilities(ids: torch.Tensor, logp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(ids, exp(logp)) with padding (id -1) kept at -inf."""
+    return ids, logp.exp().masked_fill(ids < 0, float("-inf"))
 
 
 def merge_topk(members: Sequence[tuple[torch.Tensor, torch.Tensor]], k: int,
