@@ -37,6 +37,7 @@ import numpy as np
 from xmtc.config import Config, check, doc_field
 from xmtc.data.labels import LabelIndex
 from xmtc.data.split import Dataset
+from xmtc.decision_rules import CalibratedRule
 from xmtc.errors import ModelLoadError, XMTCError
 from xmtc.models.base import TopK, XMTCModel, _sha256, check_k, load_model, register
 
@@ -274,7 +275,7 @@ class EnsembleModel(XMTCModel):
                 raise ModelLoadError(f"ensemble member {i}: {p} changed since the ensemble was saved "
                                      "(meta.json checksum mismatch)")
             members.append(load_model(p))
-            if self.config.calibrated and not hasattr(members[-1].decision_, "calibrate"):
+            if self.config.calibrated and not isinstance(members[-1].decision_, CalibratedRule):
                 raise XMTCError(f"ensemble member {i}: {p} has no saved score calibration, but calibrated=true; "
                                 f"run xmtc tune {p} --calibrate isotonic (or platt) first")
         if not self.config.allow_disjoint_labels:
