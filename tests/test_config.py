@@ -159,7 +159,7 @@ def test_train_config_defaults_validate():
         ({"valid_fraction": 0.0}, "valid_fraction must be in (0, 1), but is 0.0"),
         ({"valid_max_docs": 0}, "valid_max_docs must be positive, but is 0"),
         ({"threads": -1}, "threads must be >= 0, but is -1"),
-        ({"swa_start": 0}, "swa_start must be >= 1, but is 0"),
+        ({"swa_start": -1}, "swa_start must be >= 0 (0: auto), but is -1"),
         ({"select_metric": "F1"}, "select_metric must look like 'P@1' or 'nDCG@5', but is 'F1'"),
         ({"select_metric": "P@0"}, "select_metric must look like 'P@1' or 'nDCG@5', but is 'P@0'"),
         ({"device": "tpu"}, "device must be 'auto', 'cpu' or 'cuda[:N]', but is 'tpu'"),

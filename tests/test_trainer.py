@@ -149,6 +149,31 @@ def test_swa_keeps_the_best_evaluation_not_the_last_average():
         torch.testing.assert_close(value, _mean(raw[1:3])[key], rtol=1e-5, atol=1e-6)
 
 
+def test_swa_auto_start_begins_at_the_first_validation_plateau():
+    raw = _raw_epoch_weights(5)
+    cfg = _cfg(epochs=5, swa=True, swa_start=0)  # 0 = auto
+    batches, loss = _pieces(cfg)
+    module = _toy_module()
+    ev = ScriptedEval([0.1, 0.3, 0.2, 0.5, 0.4])  # epoch 3 is the first that does not improve
+    train_loop(module, cfg=cfg, batches=batches, loss=loss, evaluate=ev)
+    for e in range(3):  # up to and including the plateau, validation sees the raw weights
+        assert _same(ev.snapshots[e], raw[e])
+    for e in (3, 4):  # then the average seeded at the plateau (epoch 3) and updated at each epoch's end
+        expected = _mean(raw[2:e + 1])
+        for key in expected:
+            torch.testing.assert_close(ev.snapshots[e][key], expected[key], rtol=1e-5, atol=1e-6)
+    for key, value in module.state_dict().items():  # the best evaluation: the average of epochs 3-4
+        torch.testing.assert_close(value, _mean(raw[2:4])[key], rtol=1e-5, atol=1e-6)
+
+
+def test_swa_auto_start_resets_patience_at_the_plateau():
+    cfg = _cfg(epochs=6, swa=True, swa_start=0, patience=2)
+    batches, loss = _pieces(cfg)
+    ev = ScriptedEval([0.5, 0.4, 0.3, 0.2, 0.1, 0.0])  # every evaluation after the first is worse
+    result = train_loop(_toy_module(), cfg=cfg, batches=batches, loss=loss, evaluate=ev)
+    assert result.epochs_run == 4  # the plateau (epoch 2) starts SWA, then 2 bad averaged evaluations stop it
+
+
 def test_swa_every_n_steps_without_evaluation_ends_with_the_average():
     def run(epochs: int, **swa):
         cfg = _cfg(epochs=epochs, **swa)

@@ -33,7 +33,8 @@ class TrainConfig(Config):
     progress: bool = doc_field(True, "show progress bars")
     swa: bool = doc_field(False, "stochastic weight averaging from epoch swa_start on; validation evaluates, "
                                  "and the run keeps, the averaged weights")
-    swa_start: int = doc_field(2, "first epoch (1-based) averaged by SWA")
+    swa_start: int = doc_field(0, "first epoch (1-based) averaged by SWA; 0 = auto: from the first validation "
+                                  "evaluation that does not improve on the best (the plateau)")
     swa_every: int = doc_field(0, "with swa: add the weights to the average every N steps (0: at the end of "
                                   "each epoch)")
 
@@ -54,7 +55,7 @@ class TrainConfig(Config):
         check(0 < self.valid_fraction < 1, f"valid_fraction must be in (0, 1), but is {self.valid_fraction}")
         check(self.valid_max_docs > 0, f"valid_max_docs must be positive, but is {self.valid_max_docs}")
         check(self.threads >= 0, f"threads must be >= 0, but is {self.threads}")
-        check(self.swa_start >= 1, f"swa_start must be >= 1, but is {self.swa_start}")
+        check(self.swa_start >= 0, f"swa_start must be >= 0 (0: auto), but is {self.swa_start}")
         check(self.swa_every >= 0, f"swa_every must be >= 0, but is {self.swa_every}")
         m = self.select_metric
         ok = (m.startswith("P@") or m.startswith("nDCG@")) and m.split("@")[1].isdigit() and int(m.split("@")[1]) > 0

@@ -195,7 +195,8 @@ def train_loop(
     ckpt_path = run_dir / "checkpoints" / f"{tag}.pt" if run_dir is not None else None
 
     state = {"epoch": 0, "step": 0, "best_score": float("-inf"), "best_epoch": 0, "bad_evals": 0,
-             "best_state": None, "swa_state": None, "swa_count": 0, "finished": False, "seconds": 0.0}
+             "best_state": None, "swa_state": None, "swa_count": 0, "swa_on": False, "finished": False,
+             "seconds": 0.0}
     history: list[dict[str, Any]] = []
     ckpt = _read_checkpoint(ckpt_path, device, parallel) if resume and ckpt_path is not None else None
     if ckpt is not None:
@@ -207,7 +208,7 @@ def train_loop(
         if sparse_optimizer is not None:
             sparse_optimizer.load_state_dict(ckpt["sparse_optimizer"])
         for key in state:
-            state[key] = ckpt[key]
+            state[key] = ckpt.get(key, state[key]) if key == "swa_on" else ckpt[key]  # swa_on: since 2026-12
         history = list(ckpt.get("history", []))
         torch.set_rng_state(ckpt["torch_rng"].cpu())
         if state["finished"]:
@@ -238,6 +239,9 @@ def train_loop(
         if score > state["best_score"]:
             state.update(best_score=score, best_epoch=state["epoch"] + 1, bad_evals=0,
                          best_state=_clone_state(module))
+        elif _swa_auto(cfg) and not state["swa_on"]:  # swa_start=0: the first plateau starts the average
+            state.update(swa_on=True, bad_evals=0)  # patience counts from here, on the averaged weights
+            _swa_update(module, state)
         else:
             state["bad_evals"] += 1
         if raw is not None:
@@ -245,7 +249,7 @@ def train_loop(
         return score
 
     def swa_due(epoch: int, end_of_epoch: bool) -> bool:
-        if not cfg.swa or epoch + 1 < cfg.swa_start:
+        if not cfg.swa or not (state["swa_on"] if _swa_auto(cfg) else epoch + 1 >= cfg.swa_start):
             return False
         return end_of_epoch if not cfg.swa_every else (not end_of_epoch and state["step"] % cfg.swa_every == 0)
 
@@ -352,6 +356,10 @@ def _restore_final(module: nn.Module, state: dict[str, Any], cfg: TrainConfig) -
         module.load_state_dict(state["best_state"])
     elif cfg.swa and state["swa_state"] is not None:
         module.load_state_dict(state["swa_state"])
+
+
+def _swa_auto(cfg: TrainConfig) -> bool:
+    return cfg.swa and cfg.swa_start == 0
 
 
 def _clone_state(module: nn.Module) -> dict[str, torch.Tensor]:
