@@ -97,10 +97,9 @@ def _model_predictions(args):
 
 
 def _peer_predictions(args):
-    from benchmarks.peers import METHODS
+    from benchmarks.peers import METHODS, featurizer
     from xmtc.cli_sets import HOLDOUT_FRACTION, HOLDOUT_MAX_DOCS, available_splits
     from xmtc.data import load, validation_split
-    from xmtc.features import TfidfFeaturizer
     from xmtc.models.base import TopK
 
     if args.peer not in METHODS:
@@ -118,16 +117,17 @@ def _peer_predictions(args):
         train, valid = validation_split(train, HOLDOUT_FRACTION, args.seed, HOLDOUT_MAX_DOCS)
         source = (f"a seeded hold-out of train (fraction {HOLDOUT_FRACTION}, seed {args.seed}, as xmtc train "
                   f"--tune): {len(valid)} docs")
-    featurizer = TfidfFeaturizer(max_features=200000, min_df=2, ngram_max=1, sublinear_tf=True)
-    X = featurizer.fit_transform(train.texts)
-    Xt = featurizer.transform(list(valid.texts) + list(test.texts))
+    tfidf, features = featurizer()  # the same TF-IDF as benchmarks.run gives the peers
+    X = tfidf.fit_transform(train.texts)
+    Xt = tfidf.transform(list(valid.texts) + list(test.texts))
     depth = min(args.k, train.Y.shape[1])
     with tempfile.TemporaryDirectory(prefix=f"{args.peer}-") as scratch:
         top, t_train, t_pred = METHODS[args.peer](X, train.Y, Xt, depth, args.threads, Path(scratch), args.seed)
     idx, scores = np.asarray(top.indices), np.asarray(top.scores)
     n_v, L = len(valid), train.Y.shape[1]
     top_valid, top_test = TopK(idx[:n_v], scores[:n_v], n_labels=L), TopK(idx[n_v:], scores[n_v:], n_labels=L)
-    facts = {"data": data, "validation": source, "depth": depth, "train_s": round(t_train.seconds, 1)}
+    facts = {"data": data, "validation": source, "features": features, "depth": depth,
+             "train_s": round(t_train.seconds, 1)}
     return args.peer, facts, valid, test, train, top_valid, top_test, t_pred.seconds
 
 

@@ -147,21 +147,31 @@ DEFAULT_METHODS = ("omikuji-parabel", "omikuji-bonsai", "pecos-xrlinear", "napki
 SEEDED = {"pecos-xrlinear", "napkinxc-plt", "xmtc-parabel", "xmtc-bonsai"}  # omikuji has no seed
 
 
-def prepare(splits: Any, work: Path, *, max_features: int = 200000, min_df: int = 2) -> dict[str, Any]:
+#: The peers' TF-IDF: every script that trains a peer on texts uses these (``featurizer``).
+TFIDF_MAX_FEATURES, TFIDF_MIN_DF = 200000, 2
+
+
+def featurizer(max_features: int = TFIDF_MAX_FEATURES, min_df: int = TFIDF_MIN_DF) -> tuple[Any, str]:
+    """(the peers' TF-IDF featurizer, its one-line description for the result files)."""
+    from xmtc.features import TfidfFeaturizer
+
+    what = f"tfidf (at most {max_features} terms, min_df {min_df}, unigrams, sublinear tf, L2 rows)"
+    return TfidfFeaturizer(max_features=max_features, min_df=min_df, ngram_max=1, sublinear_tf=True), what
+
+
+def prepare(splits: Any, work: Path, *, max_features: int = TFIDF_MAX_FEATURES,
+            min_df: int = TFIDF_MIN_DF) -> dict[str, Any]:
     """Write the features every peer of one command shares to ``work`` (in a child process of its own): the
     TF-IDF of the training texts (fitted on them only) and of the test texts, or the dataset's own sparse
     features, the label matrices and the test documents' gold counts. Returns the facts (also
     ``features.json``)."""
-    from xmtc.features import TfidfFeaturizer
-
     train, test = splits.train, splits.test
     with Timer() as t:
         if train.texts is None:
             X, Xt, what = train.X, test.X, "the dataset's own sparse features"
         else:
-            featurizer = TfidfFeaturizer(max_features=max_features, min_df=min_df, ngram_max=1, sublinear_tf=True)
-            X, Xt = featurizer.fit_transform(train.texts), featurizer.transform(test.texts)
-            what = f"tfidf (at most {max_features} terms, min_df {min_df}, unigrams, sublinear tf, L2 rows)"
+            tfidf, what = featurizer(max_features, min_df)
+            X, Xt = tfidf.fit_transform(train.texts), tfidf.transform(test.texts)
     for name, m in (("X_train", X), ("Y_train", train.Y), ("X_test", Xt), ("Y_test", test.Y)):
         save_csr(work / f"{name}.npz", m)
     np.save(work / "n_gold_test.npy", test.n_gold())
@@ -197,8 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-test", type=int, default=None)
     p.add_argument("--threads", type=int, default=0, help="threads per method (0: all cores)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tfidf-max-features", type=int, default=200000)
-    p.add_argument("--tfidf-min-df", type=int, default=2)
+    p.add_argument("--tfidf-max-features", type=int, default=TFIDF_MAX_FEATURES)
+    p.add_argument("--tfidf-min-df", type=int, default=TFIDF_MIN_DF)
     args = p.parse_args(argv)
     from benchmarks import run
 

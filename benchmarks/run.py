@@ -62,7 +62,7 @@ from benchmarks.common import (  # noqa: E402
     write_json,
     write_results,
 )
-from benchmarks.peers import PEERS, SEEDED  # noqa: E402
+from benchmarks.peers import PEERS, SEEDED, TFIDF_MAX_FEATURES, TFIDF_MIN_DF  # noqa: E402
 from benchmarks.schema import make_row, percent_metrics  # noqa: E402
 from benchmarks.table import DEFAULT_COLUMNS, markdown  # noqa: E402
 
@@ -98,8 +98,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--members", action="store_true", help="also evaluate the first 1..N-1 members of an N-model run")
     p.add_argument("--tail", type=int, default=0, metavar="N", help="tail-label precision of the N rarest test labels")
     p.add_argument("--tail-k", type=int, default=100, help="predictions ranked for the tail labels (no label_scores)")
-    p.add_argument("--tfidf-max-features", type=int, default=200000, help="peers: TF-IDF vocabulary size")
-    p.add_argument("--tfidf-min-df", type=int, default=2, help="peers: TF-IDF minimum document frequency")
+    p.add_argument("--tfidf-max-features", type=int, default=TFIDF_MAX_FEATURES, help="peers: TF-IDF vocabulary size")
+    p.add_argument("--tfidf-min-df", type=int, default=TFIDF_MIN_DF, help="peers: TF-IDF minimum document frequency")
     p.add_argument("--save", type=Path, default=None, help="save the trained model (DIR; DIR/NAME with several runs)")
     p.add_argument("--run-dir", type=Path, default=None, help="checkpoints of the training loop (for --resume)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoints in --run-dir")
