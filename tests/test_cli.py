@@ -14,7 +14,8 @@ import pytest
 from conftest import UNSEEN_LABEL, CLIResult, assert_user_error, make_tiny_corpus, run_cli, write_tiny_dataset
 
 from xmtc import registry
-from xmtc.cli import main, report_ks
+from xmtc.cli import main
+from xmtc.cli_common import report_ks
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,8 @@ import pytest
 from conftest import cli_env
 
 import xmtc
-from xmtc.cli import _read_inputs, main
+from xmtc.cli import main
+from xmtc.cli_predict import _read_inputs
 from xmtc.data import lines, readers
 from xmtc.errors import DataError
 

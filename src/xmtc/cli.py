@@ -14,21 +14,15 @@ Every error a user can cause (:class:`~xmtc.errors.XMTCError`, a missing file, a
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import sys
 import time
-import warnings
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import typer
 
 from xmtc.cli_checks import (
     MAX_UNKNOWN_SHARE,
-    AtomicOutput,
-    check_known_labels,
     check_out_folder,
     check_same_training_data,
     check_train_inputs,
@@ -39,7 +33,21 @@ from xmtc.cli_checks import (
     unknown_label_share,
     validation_note,
 )
+from xmtc.cli_common import (
+    add_sets,
+    check_k,
+    evaluate_model,
+    info,
+    load_splits,
+    notes,
+    print_report,
+    splits_of,
+    unseen_summary,
+    version,
+)
 from xmtc.cli_extra import add_commands
+from xmtc.cli_info import add_commands as add_info_commands
+from xmtc.cli_predict import add_commands as add_predict_commands
 from xmtc.errors import ConfigError, DataError, XMTCError
 from xmtc.runs import (
     MODEL_DIR,
@@ -47,7 +55,6 @@ from xmtc.runs import (
     STATUS_DONE,
     STATUS_TRAINING,
     TEST_REPORT,
-    check_model_inputs,
     is_finished,
     model_dir,
     read_run,
@@ -55,7 +62,6 @@ from xmtc.runs import (
 )
 
 USER_ERROR = 2
-PREDICT_CHUNK = 2048
 
 app = typer.Typer(
     name="xmtc",
@@ -69,90 +75,6 @@ app = typer.Typer(
 
 
 # --------------------------------------------------------------------------------------------- helpers
-def info(message: str) -> None:
-    """A progress / notice line on stderr (stdout is kept for results)."""
-    typer.echo(message, err=True)
-
-
-def _check_k(k: int) -> None:
-    if k <= 0:
-        raise XMTCError(f"--k must be a positive integer, but is {k}")
-
-
-def report_ks(k: int) -> tuple[int, ...]:
-    """Cut-offs of a report up to ``k``: 1, 3, 5 (those <= k) and k itself."""
-    return tuple(sorted({c for c in (1, 3, 5) if c <= k} | {k}))
-
-
-def _load_model(run: Path):
-    from xmtc.registry import load
-
-    return load(model_dir(run))
-
-
-@contextlib.contextmanager
-def _notes() -> Iterator[None]:
-    """Show library warnings (e.g. unseen test labels) as one ``note:`` line each on stderr."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        yield
-    seen = set()
-    for w in caught:
-        text = str(w.message)
-        if text not in seen:
-            seen.add(text)
-            info(f"note: {text}")
-
-
-def _splits_of(path: Path) -> list[str]:
-    """Split names of a dataset folder (a single file is one split)."""
-    from xmtc.data import detect_layout, find_datasets
-
-    path = path.expanduser()
-    if not path.exists():
-        raise DataError(f"{path}: no such dataset folder or file")
-    if path.is_file():
-        detect_layout(path)
-        return [path.name]
-    found = find_datasets(path, max_depth=0)
-    if not found:
-        detect_layout(path)  # raises a DataError saying what was looked for
-    if found[0].get("layout") is None:
-        raise DataError(found[0].get("error") or f"{path}: no dataset found")
-    return list(found[0]["splits"])
-
-
-def _load(path: Path, splits: list[str], label_index=None) -> dict[str, Any]:
-    from xmtc.data import load
-
-    with _notes():
-        loaded = load(path, splits=tuple(splits), label_index=label_index)
-    return dict(zip(splits, loaded, strict=True))
-
-
-def _unseen_summary(ds) -> dict[str, int]:
-    return {"unseen_label_occurrences": int(ds.unseen.sum()), "unseen_labels": len(ds.unseen_labels),
-            "docs_with_unseen": int((ds.unseen > 0).sum())}
-
-
-def _evaluate(model, ds, k: int, inv_prop) -> dict[str, Any]:
-    """Report of ``model`` on ``ds`` (unseen gold labels count as misses via ``n_gold``)."""
-    from xmtc import metrics
-
-    with contextlib.redirect_stdout(sys.stderr):
-        top = model.predict(ds, k=k)
-    return metrics.report(ds.Y, top, ks=report_ks(k), inv_prop=inv_prop, n_gold=ds.n_gold())
-
-
-def _print_report(result: dict[str, Any], ds, label: str) -> None:
-    from xmtc.metrics import format_report
-
-    typer.echo(f"{label}: {len(ds)} documents of {ds.name}/{ds.split}")
-    u = _unseen_summary(ds)
-    if u["unseen_label_occurrences"]:
-        typer.echo(f"  {u['unseen_label_occurrences']} gold labels ({u['unseen_labels']} distinct, in "
-                   f"{u['docs_with_unseen']} documents) are unknown to the model: counted as misses")
-    typer.echo(format_report(result))
 
 
 def _config_diff(old, new) -> str:
@@ -202,7 +124,7 @@ def train(
     from xmtc import metrics, registry
     from xmtc.data import bundled_path, canonical_split
 
-    _check_k(k)
+    check_k(k)
     cls = registry.get(model)
     out = out.expanduser()
     check_out_folder(out)
@@ -231,7 +153,7 @@ def train(
         info(f"no --data given: using the bundled dataset {data}")
     data = data.expanduser().resolve()
 
-    available = _splits_of(data)
+    available = splits_of(data)
     if "train" not in available:
         raise DataError(f"{data}: no train split (found: {', '.join(available) or 'none'})")
     vname = None if valid_split.lower() == "none" else canonical_split(valid_split)
@@ -244,7 +166,7 @@ def train(
                             f"(found: {', '.join(available)})")
         vname = None
     wanted = ["train"] + ([vname] if vname else []) + (["test"] if test and "test" in available else [])
-    ds = _load(data, wanted)
+    ds = load_splits(data, wanted)
     train_ds, valid_ds, test_ds = ds["train"], ds.get(vname) if vname else None, ds.get("test")
     check_train_inputs(model, cls, train_ds)
     fingerprint, previous = train_fingerprint(train_ds), run
@@ -274,7 +196,7 @@ def train(
     else:
         run = {"model": model, "data": str(data), "valid_split": valid_split, "config": cfg.to_dict(),
                "status": STATUS_TRAINING, "started": run["started"] if run else time.strftime("%Y-%m-%d %H:%M:%S"),
-               "xmtc": _version(), **({"holdout": holdout} if holdout is not None else {})}
+               "xmtc": version(), **({"holdout": holdout} if holdout is not None else {})}
         run.update(run_provenance(cfg, previous, fingerprint))
         if main:
             write_json(out / RUN_FILE, run)
@@ -285,7 +207,7 @@ def train(
              f"validation: {held_out}")
         t0 = time.perf_counter()
         try:
-            with _notes():
+            with notes():
                 fitted = cls(cfg).fit(train_ds, valid_ds, run_dir=out, resume=resume)
         except RuntimeError as e:
             if resume and (error := checkpoint_mismatch(e, out)) is not None:
@@ -310,294 +232,22 @@ def train(
         return
     if (unknown := unknown_label_share(test_ds, fitted)).share > MAX_UNKNOWN_SHARE:
         info(f"warning: {unknown.message('the test split')} They count as misses in the metrics below.")
-    result = _evaluate(fitted, test_ds, k, metrics.inverse_propensity(train_ds.Y))
-    result.update(_unseen_summary(test_ds))
-    sets_text = _add_sets(result, fitted, test_ds, train_ds)
+    result = evaluate_model(fitted, test_ds, k, metrics.inverse_propensity(train_ds.Y))
+    result.update(unseen_summary(test_ds))
+    sets_text = add_sets(result, fitted, test_ds, train_ds)
     write_json(out / TEST_REPORT, result)
     shown = {m: v for m, v in result.items() if not m.startswith(("unseen", "docs_with", "sets"))}
-    _print_report(shown, test_ds, "test")
+    print_report(shown, test_ds, "test")
     if sets_text:
         typer.echo(sets_text)
     typer.echo(f"report saved to {out / TEST_REPORT}")
 
 
-def _version() -> str:
-    import xmtc
-
-    return xmtc.__version__
-
-
-def _add_sets(result: dict[str, Any], model, ds, train_ds) -> str | None:
-    """Add the label-set metrics of the model's decision rule as ``result["sets"]``; their table, or None."""
-    from xmtc.cli_sets import format_sets, sets_report
-
-    sets = sets_report(model, ds, train_ds)
-    if sets is None:
-        return None
-    result["sets"] = sets
-    return format_sets(sets)
-
-
-# --------------------------------------------------------------------------------------------- predict
-def _read_inputs(path: str, fmt: str, empty: list[int] | None = None) -> Iterator[tuple[str, Any]]:
-    """Yield (text, id or None) from a text file (one document a line), JSONL ({"text": ...}) or stdin (-).
-
-    One item per input line, so that row i of the output is line i of the input: an empty line (or an empty
-    JSONL "text") is an empty document, and its line number is appended to ``empty``.
-    """
-    from xmtc.data.lines import iter_lines  # the one line splitter of every reader (\n only, \r\n ok)
-
-    if path == "-":
-        fh, name = sys.stdin, "<stdin>"
-    else:
-        p = Path(path).expanduser()
-        if not p.is_file():
-            raise DataError(f"{p}: no such input file")
-        fh, name = p, str(p)
-    with contextlib.closing(iter_lines(fh, name)) as lines:
-        for lineno, line in enumerate(lines, start=1):
-            if not line.strip():  # an empty document, in either format (the format is decided by a non-empty line)
-                if empty is not None:
-                    empty.append(lineno)
-                yield "", None
-                continue
-            if fmt == "auto":
-                fmt = "jsonl" if name.removesuffix(".gz").endswith((".jsonl", ".ndjson")) or \
-                    line.lstrip().startswith("{") else "text"
-            if fmt == "jsonl":
-                try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise DataError(f"{name}:{lineno}: invalid JSON ({e.msg})") from None
-                if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
-                    raise DataError(f"{name}:{lineno}: expected an object with a string field \"text\"")
-                text, doc_id = obj["text"], obj.get("id")
-            else:
-                text, doc_id = line, None
-            if not text.strip() and empty is not None:
-                empty.append(lineno)
-            yield text, doc_id
-
-
-@app.command()
-def predict(
-    run: Path = typer.Argument(..., help="Run folder from xmtc train (or a model folder)."),
-    input: str = typer.Option(..., "--input", "-i", help="Texts: one document a line, or JSONL with \"text\" "
-                              "(optional \"id\" is copied); '-' reads stdin."),
-    k: int = typer.Option(5, "--k", "-k", help="Number of labels per document."),
-    output: Path | None = typer.Option(
-        None, "--output", "-o", help="JSONL output file (default: stdout)."),
-    fmt: str = typer.Option("auto", "--format", help="Input format: auto (JSONL when the first line starts "
-                            "with '{' or the name ends in .jsonl), text or jsonl."),
-    sets: bool = typer.Option(False, "--sets", help="Label sets chosen by the model's decision rule (xmtc tune) "
-                              "instead of the top k."),
-) -> None:
-    """Top-k labels for new documents, as JSONL {"labels": [...], "scores": [...]} (one line per input).
-
-    Row i of the output is always line i of the input: an empty line is predicted as an empty document (a note
-    on stderr counts them). --output is written through a temporary file renamed at the end, so an error
-    leaves an existing file as it was; it may not be the input file.
-
-    With --sets, "labels" is the set the model's saved decision rule chooses (see xmtc tune) and --k is unused.
-
-    Examples:
-
-      xmtc predict runs/demo --input docs.txt --k 5
-
-      echo '{"id": 7, "text": "fishing quotas in the north sea"}' | xmtc predict runs/demo --input - --k 3
-    """
-    _check_k(k)
-    if fmt not in ("auto", "text", "jsonl"):
-        raise XMTCError(f"--format must be auto, text or jsonl, but is {fmt!r}")
-    model = _load_model(run)
-    from xmtc.cli_dist import NullSink, start_predict  # torchrun: rows split over the ranks, rank 0 writes
-
-    main = start_predict(input, sets)
-    if sets and getattr(model, "decision_", None) is None:
-        from xmtc.decision import NO_RULE
-
-        raise XMTCError(NO_RULE)
-    names = model.label_index_.names
-    sink = NullSink() if not main else AtomicOutput(output, input) if output is not None else sys.stdout
-    empty: list[int] = []
-    n = 0
-    try:
-        chunk: list[tuple[str, Any]] = []
-        for item in _read_inputs(input, fmt, empty):
-            chunk.append(item)
-            if len(chunk) == PREDICT_CHUNK:
-                n += _predict_chunk(model, chunk, k, names, sink, sets)
-                chunk = []
-        if chunk:
-            n += _predict_chunk(model, chunk, k, names, sink, sets)
-    except BaseException:
-        if output is not None:
-            sink.discard()
-        raise
-    if not main:
-        return
-    if output is not None:
-        sink.commit()
-        info(f"wrote {n} predictions to {output}")
-    if empty:
-        shown = ", ".join(map(str, empty[:5])) + (", ..." if len(empty) > 5 else "")
-        info(f"note: {len(empty)} of {n} input lines are empty (line {shown}): predicted as empty documents, so "
-             "that row i of the output is line i of the input")
-
-
-def _predict_chunk(model, chunk: list[tuple[str, Any]], k: int, names: list[str], sink, sets: bool = False) -> int:
-    if sets:  # the saved decision rule's label sets (xmtc.cli_sets)
-        from xmtc.cli_sets import write_set_rows
-
-        return write_set_rows(model, chunk, sink)
-    from xmtc.cli_dist import predict as predict_rows  # sharded over the ranks under torchrun
-
-    with contextlib.redirect_stdout(sys.stderr):
-        top = predict_rows(model, [text for text, _ in chunk], k)
-    for (_, doc_id), ids, scores in zip(chunk, top.indices, top.scores, strict=True):
-        keep = ids >= 0
-        row: dict[str, Any] = {} if doc_id is None else {"id": doc_id}
-        row["labels"] = [names[i] for i in ids[keep]]
-        row["scores"] = [round(float(s), 6) for s in scores[keep]]
-        sink.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return len(chunk)
-
-
-# --------------------------------------------------------------------------------------------- evaluate
-@app.command()
-def evaluate(
-    run: Path = typer.Argument(..., help="Run folder from xmtc train (or a model folder)."),
-    data: Path = typer.Option(..., "--data", "-d", help="Dataset folder (any supported layout)."),
-    split: str = typer.Option("test", "--split", help="Split to evaluate on."),
-    k: int = typer.Option(5, "--k", "-k", help="Largest cut-off (reports @1, @3, @5 up to k, and @k)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object; metric values are fractions "
-                                 "in [0, 1] (the table shows percent)."),
-) -> None:
-    """Evaluate a trained model on a dataset split: P@k, nDCG@k, PSP@k, PSnDCG@k, RP@k, R@k.
-
-    Labels are mapped with the model's label index: gold labels it does not know count as misses and are
-    reported. Propensities for PSP/PSnDCG come from the dataset's train split (omitted when it has none).
-    --json prints keys such as "P@1", "nDCG@3", "PSP@5", "n_docs" and "unseen_label_occurrences".
-    When the model has a decision rule (xmtc tune), the label sets are scored too ("sets": micro-F1,
-    macro-F1, example-F1, precision, recall, F1 by training-frequency group, ECE of the scores).
-
-    Examples:
-
-      xmtc evaluate runs/demo --data ../shared/data/eurlex57k
-
-      xmtc evaluate runs/demo --data ../shared/data/eurlex57k --split valid --k 10 --json
-    """
-    from xmtc import metrics
-    from xmtc.data import canonical_split
-
-    _check_k(k)
-    model = _load_model(run)
-    split = canonical_split(split)
-    available = _splits_of(data)
-    if split not in available:
-        raise DataError(f"{data}: no split {split!r} (found: {', '.join(available) or 'none'})")
-    wanted = [split] + (["train"] if "train" in available and split != "train" else [])
-    ds = _load(data, wanted, label_index=model.label_index_)
-    check_model_inputs(model, ds[split])
-    check_known_labels(ds[split], model)
-    train_ds = ds.get("train")
-    if train_ds is None:
-        info(f"note: {data} has no train split: PSP@k and PSnDCG@k are left out")
-    inv_prop = metrics.inverse_propensity(train_ds.Y) if train_ds is not None else None
-    result = _evaluate(model, ds[split], k, inv_prop)
-    sets_text = _add_sets(result, model, ds[split], train_ds)
-    if as_json:
-        typer.echo(json.dumps({**result, **_unseen_summary(ds[split])}))
-    else:
-        _print_report({m: v for m, v in result.items() if m != "sets"}, ds[split], split)
-        if sets_text:
-            typer.echo(sets_text)
-
-
-# --------------------------------------------------------------------------------------------- configs
-@app.command("print-config")
-def print_config(
-    name: str = typer.Argument(..., help="Model name."),
-    docs: bool = typer.Option(False, "--docs", help="List every field with its default and documentation."),
-) -> None:
-    """Print the default config of a model as a JSON template for train --config.
-
-    Examples:
-
-      xmtc print-config attentionxml > my.json
-
-      xmtc train --model attentionxml --config my.json --out runs/mine
-
-      xmtc print-config parabel --docs
-    """
-    from xmtc import registry
-
-    cls = registry.get(name)
-    cfg = cls.Config()
-    if not docs:
-        typer.echo(cfg.to_json())
-        return
-    values, described = cfg.to_dict(), cls.Config.describe()
-    width = max(len(f) for f in values)
-    typer.echo(f"{name} ({cls.Config.__name__}); set with --set key=value or a --config JSON file")
-    for field, value in values.items():
-        typer.echo(f"  {field:<{width}}  {json.dumps(value):<12}  {described.get(field, '')}")
-
-
-@app.command()
-def models() -> None:
-    """List the registered models (name: first line of the docstring).
-
-    Example:
-
-      xmtc models
-    """
-    from xmtc import registry
-
-    for name in registry.available():
-        cls = registry.get(name)
-        doc = (cls.__doc__ or "").strip().splitlines()
-        typer.echo(f"{name:<16}{doc[0] if doc else ''}")
-
-
-def default_data_root() -> Path:
-    """``../shared/data`` (seen from the working folder or the source checkout), else the bundled data."""
-    from xmtc.data import bundled_path
-
-    checkout = Path(__file__).resolve().parents[3]
-    for cand in (Path.cwd().parent / "shared" / "data", checkout / "shared" / "data"):
-        if cand.is_dir():
-            return cand
-    return bundled_path().parent
-
-
-@app.command()
-def datasets(
-    root: Path | None = typer.Argument(None, help="Folder to search (default: ../shared/data, else the "
-                                          "bundled datasets)."),
-) -> None:
-    """List the datasets under a folder: layout and documents per split.
-
-    Examples:
-
-      xmtc datasets
-
-      xmtc datasets ../shared/data
-    """
-    from xmtc.data import find_datasets
-
-    root = default_data_root() if root is None else root.expanduser()
-    found = find_datasets(root)
-    if not found:
-        info(f"no datasets found under {root}")
-        return
-    width = max(len(d["name"]) for d in found)
-    for d in found:
-        if d.get("layout") is None:
-            typer.echo(f"{d['name']:<{width}}  incomplete: {d.get('error', '')}")
-            continue
-        splits = ", ".join(f"{s} {n:,}" if n is not None else s for s, n in d["splits"].items())
-        typer.echo(f"{d['name']:<{width}}  {d['layout']:<12}  {splits:<40}  {d['path']}")
+# --------------------------------------------------------------------------------------------- predict, configs
+# predict / evaluate (xmtc.cli_predict) and print-config / models / datasets (xmtc.cli_info), registered here so
+# that ``xmtc --help`` lists the commands in the order of a workflow
+add_predict_commands(app)
+add_info_commands(app)
 
 
 # --------------------------------------------------------------------------------------------- ensemble
@@ -639,7 +289,7 @@ def ensemble(
     from xmtc.cli_sets import members_validation
 
     write_json(out / RUN_FILE, {"model": "ensemble", "config": cfg.to_dict(), "status": STATUS_DONE,
-                                "xmtc": _version(), **members_validation([m.expanduser() for m in members])})
+                                "xmtc": version(), **members_validation([m.expanduser() for m in members])})
     typer.echo(f"ensemble of {len(folders)} models ({method}) saved to {out / MODEL_DIR}")
 
 
