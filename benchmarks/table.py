@@ -3,6 +3,7 @@
     python -m benchmarks.table benchmarks/results/peers_eurlex57k.json benchmarks/results/maacf_*.json
     python -m benchmarks.table FILE... --columns model,dataset,P@1,P@5,PSP@5,train_cpu_s --where kind=peer
     python -m benchmarks.table FILE... --sort P@1
+    python -m benchmarks.table FILE... --stages      # one row per training stage: CPU s per epoch, best valid
 
 Columns are row keys (``file`` is the result file's name); a column that is empty in every row is left out
 unless it was named with ``--columns``. Metrics print with 2 decimals, seconds with 1, docs/s and MiB as
@@ -26,7 +27,8 @@ from benchmarks.schema import ALL_METRICS, SchemaError, load  # noqa: E402
 DEFAULT_COLUMNS = ("model", "kind", "dataset", "n_train", "n_test", "P@1", "P@3", "P@5", "nDCG@5", "PSP@5",
                    "train_s", "train_cpu_s", "predict_docs_s", "peak_rss_mib")
 _FORMATS = {**{m: ".2f" for m in ALL_METRICS}, "train_s": ".1f", "train_cpu_s": ".1f", "predict_docs_s": ".0f",
-            "peak_rss_mib": ".0f"}
+            "peak_rss_mib": ".0f", "best_valid": ".2f", "stage_cpu_s": ".1f", "stage_wall_s": ".1f",
+            "cpu_s_per_epoch": ".1f"}
 
 
 def cell(key: str, value: Any) -> str:
@@ -59,6 +61,28 @@ def read_rows(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     return rows
 
 
+STAGE_COLUMNS = ("model", "stage", "epochs_run", "best_epoch", "best_valid", "stage_cpu_s", "cpu_s_per_epoch",
+                 "stage_wall_s", "file")
+
+
+def read_stages(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """One row per training stage of every run (``runs[i].stages`` of a file): the stage's epochs, its best
+    validation score (the run's own ``select_metric``, in %), its CPU seconds and CPU seconds per epoch."""
+    rows = []
+    for p in paths:
+        for run in load(p).get("runs", []):
+            for stage, st in (run.get("stages") or {}).items():
+                cpu, epochs = st.get("stage_cpu_s"), st.get("epochs_run")
+                best = st.get("best_valid")
+                rows.append({"model": run.get("label", run.get("name")), "stage": stage, "epochs_run": epochs,
+                             "best_epoch": st.get("best_epoch"),
+                             "best_valid": None if best is None else round(100 * best, 2),
+                             "stage_cpu_s": cpu, "stage_wall_s": st.get("stage_wall_s"),
+                             "cpu_s_per_epoch": round(cpu / epochs, 1) if cpu is not None and epochs else None,
+                             "file": Path(p).name})
+    return rows
+
+
 def _where(rows: list[dict[str, Any]], conditions: Sequence[str]) -> list[dict[str, Any]]:
     for cond in conditions:
         key, _, value = cond.partition("=")
@@ -72,9 +96,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--columns", default=None, help=f"comma-separated row keys (default {','.join(DEFAULT_COLUMNS)})")
     p.add_argument("--where", nargs="*", default=[], metavar="KEY=VALUE", help="keep rows whose KEY prints as VALUE")
     p.add_argument("--sort", default=None, metavar="KEY", help="sort by KEY, largest first")
+    p.add_argument("--stages", action="store_true", help="one row per training stage of each run (columns "
+                   f"{','.join(STAGE_COLUMNS)}) instead of the result rows")
     args = p.parse_args(argv)
     try:
-        rows = _where(read_rows(args.files), args.where)
+        rows = _where(read_stages(args.files) if args.stages else read_rows(args.files), args.where)
     except SchemaError as e:
         print(e, file=sys.stderr)
         return 1
@@ -84,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return (v is not None, v if isinstance(v, int | float) else -float("inf"), str(v))
 
         rows.sort(key=key, reverse=True)
-    columns = args.columns.split(",") if args.columns else list(DEFAULT_COLUMNS)
+    columns = args.columns.split(",") if args.columns else list(STAGE_COLUMNS if args.stages else DEFAULT_COLUMNS)
     print(markdown(rows, columns, keep_empty=args.columns is not None))
     return 0
 

@@ -61,3 +61,15 @@ def test_table_reader(tmp_path, capsys):
     assert table_main([str(a), "--columns", "model,P@1,file"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[0] == "| model | P@1 | file |" and lines[2] == "| parabel | 61.23 | a.json |"
+
+
+def test_table_stages_gives_cpu_seconds_per_epoch_and_best_valid(tmp_path, capsys):
+    obj = _file(**{"P@1": 50.0})
+    obj["runs"] = [{"label": "ax fast", "stages": {
+        "level-1": {"epochs_run": 4, "best_epoch": 3, "best_valid": 0.8125, "stage_cpu_s": 100.0, "stage_wall_s": 90.0},
+        "level-2": {"epochs_run": 2, "best_epoch": 2, "best_valid": 0.5, "stage_cpu_s": 30.0}}}]
+    a = tmp_path / "a.json"
+    a.write_text(json.dumps(obj))
+    assert table_main([str(a), "--stages", "--columns", "model,stage,best_valid,cpu_s_per_epoch"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[2:] == ["| ax fast | level-1 | 81.25 | 25.0 |", "| ax fast | level-2 | 50.00 | 15.0 |"]
