@@ -166,3 +166,32 @@ def test_reverse_padded_without_padding_is_a_flip_and_matches_the_general_path()
     assert torch.equal(out[0], x[0].flip(0)) and torch.equal(out[1, :3], x[1, :3].flip(0))
     assert torch.equal(out[1, 3:], x[1, 3:])  # padding stays where it is
     assert torch.equal(reverse_padded(out, part), x)  # its own inverse
+
+
+def test_mlp_output_layer_runs_in_float32_under_bf16_autocast():
+    torch.manual_seed(0)
+    mlp = MLP(16, [32], 1).eval()
+    x = torch.randn(4, 7, 16)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        out = mlp(x)
+        hidden = mlp.net[:-1](x)  # the hidden stack still runs in bf16
+    assert hidden.dtype == torch.bfloat16 and out.dtype == torch.float32
+    last = mlp.net[-1]
+    with torch.no_grad():  # the logits are the float32 layer applied to the bf16 hidden output, not rounded to bf16
+        torch.testing.assert_close(out, last(hidden.float()), rtol=0, atol=0)
+    assert not torch.equal(out, out.bfloat16().float())
+    no_out = MLP(16, [32], None)
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert no_out(x).dtype == torch.bfloat16  # without a final linear layer nothing changes
+
+
+def test_lightattention_label_logits_are_float32_under_bf16_autocast():
+    from xmtc.models.lightattention import LightAttention
+    from xmtc.models.lightattention.network import LightAttentionNet
+
+    cfg = LightAttention.tiny_config()
+    net = LightAttentionNet(np.random.default_rng(0).normal(size=(20, cfg.emb_dim)).astype(np.float32), 12, 3, cfg)
+    ids, mask = _batch()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        g, d = net.eval()(ids, mask, torch.tensor([[0, 3, 5]] * 3))
+    assert g.dtype == torch.float32 and d.dtype == torch.float32 and d.shape == (3, 3)

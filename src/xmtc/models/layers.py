@@ -196,10 +196,12 @@ class MLP(nn.Module):
         out_dim: size of a final linear layer without activation; None ends after the last hidden layer.
         dropout: dropout after each hidden activation.
         activation: 'relu', 'gelu', 'tanh' or 'elu'.
+        fp32_out: run the final linear layer in float32 even under bf16 autocast (:func:`full_precision`):
+            bf16 keeps 8 bits of mantissa, so logits near 8 differ by steps of 0.03 and ranked labels tie.
     """
 
     def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int | None = None, *,
-                 dropout: float = 0.0, activation: str = "relu"):
+                 dropout: float = 0.0, activation: str = "relu", fp32_out: bool = True):
         super().__init__()
         if activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, but is {activation!r}")
@@ -213,10 +215,19 @@ class MLP(nn.Module):
             d = out_dim
         self.net = nn.Sequential(*layers)
         self.out_dim = d
+        self.fp32_out = fp32_out and out_dim is not None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """x (..., in_dim) -> (..., out_dim)."""
-        return self.net(x)
+        """x (..., in_dim) -> (..., out_dim); float32 output with ``fp32_out`` and a final linear layer."""
+        if not self.fp32_out:
+            return self.net(x)
+        return full_precision(self.net[-1], self.net[:-1](x))
+
+
+def full_precision(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``layer(x)`` in float32 with autocast off: the output (logit) layers, whose scores are ranked."""
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return layer(x.float())
 
 
 FCStack = MLP

@@ -70,8 +70,8 @@ class LightAttentionNet(nn.Module):
         else:
             e = self.pool(h, mask).unsqueeze(1)  # (batch, 1, dim)
         z = _ACTIVATIONS[self.activation](self.bottleneck(self.disc_fc(e)))  # (batch, c | 1, emb)
-        M = self.label_emb[candidates].to(z.dtype)  # (batch, c, emb)
-        return (M * z).sum(-1)  # (batch, c)
+        M = self.label_emb[candidates]  # (batch, c, emb), float32
+        return (M * z.float()).sum(-1)  # (batch, c), in float32 under bf16 autocast (ranked scores)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor,
                 candidates: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
