@@ -1,0 +1,178 @@
+"""MAACF+ ranking (see :mod:`xmtc.models.maacf.model` for the paper -> code map): the top-k of a batch over the
+shortlist (``all``, ``head`` or ``parabel``), the score fusion ``logit + w * log p_parabel`` with its weight w chosen
+on the validation split, and the exact label scores that bypass the shortlist.
+
+:class:`MAACFRanking` is a mixin of :class:`~xmtc.models.maacf.model.MAACF` (it reads the model's ``config``,
+``n_labels_``, ``shortlist_kind``, ``fusion_weight_``, ``networks_`` and its text pipeline); it never imports the
+model module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from xmtc import metrics
+from xmtc.data.split import Dataset
+from xmtc.errors import XMTCError
+from xmtc.models.base import TopK
+from xmtc.models.deep import Encoded
+from xmtc.models.fusion import choose_weight, fixed_weight, fuse_scores
+from xmtc.models.maacf.network import MAACFNet, PairBatch
+from xmtc.train import autocast
+
+
+class MAACFRanking:
+    """Prediction and score fusion of :class:`~xmtc.models.maacf.model.MAACF` (a mixin: no state of its own)."""
+
+    # ----------------------------------------------------------------- score fusion
+    @property
+    def fusion_partner_(self) -> str | None:
+        """What the network's scores are fused with ('its parabel shortlist'), None when nothing is."""
+        return "its parabel shortlist" if self.shortlist_kind == "parabel" else None
+
+    def _fixed_fusion(self) -> float | None:
+        """The fusion weight the config fixes (0 for 'none', inf for 'shortlist'), None for 'auto'."""
+        return fixed_weight(self.config.fusion, "shortlist")
+
+    def _choose_fusion(self, net: MAACFNet, valid: Encoded, side: dict) -> tuple[float, dict[str, list]]:
+        """The fusion weight w with the best validation ``select_metric`` (ties: the higher nDCG@5, then the
+        larger w) among ``fusion_grid`` and inf (the shortlist's own order).
+
+        Returns:
+            (w, {str(w): [select_metric, nDCG@5] in percent}).
+        """
+        cfg = self.config
+        cand, logits, logp = self.shortlist_logits(net, valid, side)
+        name, k = cfg.select_metric.split("@")
+        fn = metrics.precision_at_k if name == "P" else metrics.ndcg_at_k
+        kk = max(int(k), 5)
+
+        def score(w: float) -> tuple[float, float]:
+            key, _ = fuse_scores(torch.from_numpy(logits), torch.from_numpy(logp), w)
+            key = key.numpy().copy()
+            key[cand < 0] = -np.inf
+            order = np.argsort(-key, axis=1, kind="stable")[:, :kk]  # (n, kk)
+            idx = np.take_along_axis(cand, order, 1)
+            val = np.take_along_axis(key, order, 1)
+            top = TopK(np.where(np.isfinite(val), idx, -1), val, n_labels=self.n_labels_)
+            return float(fn(valid.Y, top, int(k))), float(metrics.ndcg_at_k(valid.Y, top, 5))
+
+        return choose_weight(cfg.fusion_grid, score)
+
+    def shortlist_logits(self, net: MAACFNet, data: Encoded,
+                         side: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The parabel shortlist of ``data`` with the network's logits and the shortlist's log-scores.
+
+        Returns:
+            (candidates int64 (n, c) with -1 padding, network logits float32 (n, c), log p_parabel float32
+            (n, c), -inf at padding).
+        """
+        cand, logp = side["cand"], side["cand_logp"]
+        logits = np.zeros(cand.shape, dtype=np.float32)
+        with torch.no_grad(), autocast(self.device_, self.config.bf16):
+            for tb in self.eval_batches(data):
+                batch = self._pair_batch(tb, side)
+                s = net.encode(batch)
+                logits[tb.rows] = net.score(s, batch.candidates.clamp(min=0)).float().cpu().numpy()
+        return cand, logits, logp
+
+    # ----------------------------------------------------------------- prediction
+    def _topk(self, net: MAACFNet, batch: PairBatch, k: int,
+              fusion: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Top-k (label ids (b, k'), scores) of one batch; -1 marks empty shortlist slots.
+
+        Scores are sigmoid(logit), or with a parabel shortlist sigmoid(logit + w * log p_parabel) for the
+        fusion weight w (``fusion``, default ``fusion_weight_``), and p_parabel itself for w = inf.
+        """
+        s = net.encode(batch)
+        kind = self.shortlist_kind
+        if kind == "encoder":
+            val, idx = torch.topk(net.head_logits(s).float(), min(k, self.n_labels_), dim=1)
+            return idx, torch.sigmoid(val)
+        if kind == "all":
+            logits = self._score_labels(net, s, torch.arange(self.n_labels_, device=s.device))  # (batch, L)
+            val, idx = torch.topk(logits, min(k, self.n_labels_), dim=1)
+            return idx, torch.sigmoid(val)
+        if kind == "head":
+            size = min(self.config.shortlist_size, self.n_labels_)
+            cand = torch.topk(net.head_logits(s).float(), size, dim=1).indices  # (batch, c)
+        else:
+            cand = batch.candidates
+        logits = net.score(s, cand.clamp(min=0)).float()  # (batch, c)
+        w = self.fusion_weight_ if fusion is None else fusion
+        key, score = fuse_scores(logits, batch.cand_logp, w)
+        key = key.masked_fill(cand < 0, float("-inf"))
+        val, pos = torch.topk(key, min(k, cand.shape[1]), dim=1)
+        idx = torch.gather(cand, 1, pos).masked_fill(~torch.isfinite(val), -1)
+        return idx, torch.gather(score, 1, pos)
+
+    def _score_labels(self, net: MAACFNet, s: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """Logits (batch, len(labels)) of every document with the same 1-D ``labels``, in chunks."""
+        step = self.config.label_chunk
+        return torch.cat([net.score(s, labels[lo: lo + step].expand(len(s), -1)).float()
+                          for lo in range(0, len(labels), step)], 1)
+
+    def _predict(self, data: Dataset | Sequence[str], k: int):
+        if self.device_ is None:
+            self._setup_runtime()
+        net = self.networks_["network"].eval()
+        enc = self.encode(self.texts_of(data))
+        side = self._side_inputs(enc)
+        return self.predict_encoded(enc, k, lambda b, kk: self._topk(net, self._pair_batch(b, side), kk))
+
+    def label_scores(self, data: Dataset | Sequence[str], labels: Sequence[int]) -> np.ndarray:
+        """Exact matching scores (sigmoid of the logits) of every document with ``labels``, bypassing the
+        shortlist (the tail-label evaluation of Eq. 14 ranks all documents for one label). The network's own
+        scores: no fusion with the shortlist (Parabel gives no score outside its beam).
+
+        Returns:
+            float32 (n, len(labels)).
+        """
+        self._check_fitted()
+        labels = np.asarray(labels, dtype=np.int64)
+        if labels.size and (labels.min() < 0 or labels.max() >= self.n_labels_):
+            raise XMTCError(f"label ids must be in [0, {self.n_labels_}), got {labels.min()}..{labels.max()}")
+        net = self.networks_["network"].eval()
+        enc = self.encode(self.texts_of(data))
+        side = self._side_inputs(enc, candidates=False)
+        out = np.zeros((len(enc), len(labels)), dtype=np.float32)
+        lab = torch.from_numpy(labels).to(self.device_)
+        with torch.no_grad():
+            for tb in self.eval_batches(enc):
+                s = net.encode(self._pair_batch(tb, side))
+                if net.variant == "encoder":
+                    logits = net.head_logits(s)[:, lab]  # (batch, len(labels))
+                else:
+                    logits = self._score_labels(net, s, lab)
+                out[tb.rows] = torch.sigmoid(logits.float()).cpu().numpy()
+        return out
+
+    def shortlist_candidates(self, data: Dataset | Sequence[str]) -> np.ndarray:
+        """The shortlist of every document: int64 (n, c) label ids (-1 padding); all labels for 'all'."""
+        self._check_fitted()
+        net = self.networks_["network"].eval()
+        enc = self.encode(self.texts_of(data))
+        side = self._side_inputs(enc)
+        kind, n = self.shortlist_kind, len(enc)
+        if kind in ("all", "encoder"):
+            return np.tile(np.arange(self.n_labels_, dtype=np.int64), (n, 1))
+        if kind == "parabel":
+            return side["cand"]
+        out = np.full((n, min(self.config.shortlist_size, self.n_labels_)), -1, dtype=np.int64)
+        with torch.no_grad():
+            for tb in self.eval_batches(enc):
+                s = net.encode(self._pair_batch(tb, side))
+                top = torch.topk(net.head_logits(s).float(), out.shape[1], dim=1).indices  # (batch, c)
+                out[tb.rows] = top.cpu().numpy()
+        return out
+
+
+def _candidates(top: TopK) -> tuple[np.ndarray, np.ndarray]:
+    """A shortlist's (label ids int64 (n, c), -1 padding; log-scores float32 (n, c), -inf at padding)."""
+    idx = top.indices.astype(np.int64)
+    with np.errstate(divide="ignore"):
+        logp = np.log(np.clip(top.scores, 1e-30, None)).astype(np.float32)
+    return idx, np.where(idx >= 0, logp, -np.inf).astype(np.float32)
