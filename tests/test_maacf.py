@@ -17,6 +17,7 @@ import torch
 
 from xmtc import metrics, registry
 from xmtc.errors import ConfigError, XMTCError
+from xmtc.models.fusion import fuse_scores
 from xmtc.models.maacf.label_groups import (
     cf_idf,
     nearest_label_groups,
@@ -24,7 +25,7 @@ from xmtc.models.maacf.label_groups import (
     sample_negatives,
     shortlist_recall,
 )
-from xmtc.models.maacf.model import MAACF, MAACFConfig, fuse_scores
+from xmtc.models.maacf.model import MAACF, MAACFConfig
 from xmtc.models.maacf.network import MAACFNet
 from xmtc.models.maacf.pairs import bpr_loss
 from xmtc.train import TrainConfig, train_loop

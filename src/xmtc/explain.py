@@ -13,7 +13,7 @@ document containing ``<script>`` renders inert. ``server_page()`` is the same pa
 (``GET /``), with a text box that calls ``/predict`` and ``/explain``.
 
 The explanation data and the alignment live in :mod:`xmtc.explain_align`, the pages in :mod:`xmtc.explain_html`;
-this module asks the model and re-exports both, so every name stays reachable here.
+this module asks the model and re-exports their public names.
 """
 
 from __future__ import annotations
@@ -23,15 +23,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from xmtc.errors import DataError, XMTCError
-from xmtc.explain_align import Explanation, LabelAttention, _round, align_weights, token_spans  # noqa: F401
-from xmtc.explain_html import (  # noqa: F401 (re-exported: the page helpers stay reachable as xmtc.explain._name)
-    _CSS,
-    _JS,
-    _esc,
-    _json_for_script,
-    _labels_html,
-    _page,
-    _text_html,
+from xmtc.explain_align import Explanation, LabelAttention, align_weights, token_spans  # noqa: F401
+from xmtc.explain_html import (  # noqa: F401 (re-exported)
     render_html,
     server_page,
 )

@@ -14,7 +14,7 @@ Conventions (shared with napkinXC and pyxclib, so numbers compare with published
   ``normalize=True`` and pyxclib's ``psprecision`` / ``psndcg``).
 
 The kernels (input checks, the (numerator, denominator) sums) live in :mod:`xmtc.metric_sums`, the streaming
-accumulator and the report in :mod:`xmtc.metric_report`; this module re-exports them, so every name stays here.
+accumulator and the report in :mod:`xmtc.metric_report`; this module re-exports their public names.
 """
 
 from __future__ import annotations
@@ -25,21 +25,16 @@ import numpy as np
 import scipy.sparse as sp
 
 from xmtc.errors import DataError, XMTCError  # noqa: F401 (re-exported)
-from xmtc.metric_report import _KEY, MetricAccumulator, _cell, format_report, report  # noqa: F401 (re-exported)
-from xmtc.metric_sums import (  # noqa: F401 (re-exported: every helper stays reachable as xmtc.metrics._name)
-    _discount,
+from xmtc.metric_report import MetricAccumulator, format_report, report  # noqa: F401 (re-exported)
+from xmtc.metric_sums import (  # noqa: F401 (re-exported)
     _f1_sums,
-    _hits,
     _indices,
-    _inv_prop,
     _label_mask,
     _n_gold,
     _one,
-    _pad,
     _ratio,
     _restrict,
     _scores_of,
-    _sums,
 )
 from xmtc.metric_utils import check_k, gold_csr  # noqa: F401 (re-exported)
 

@@ -16,7 +16,7 @@ Any layout may sit next to ``hierarchy.tsv[.gz]`` (``child<TAB>parent``) and ``l
 ``Dataset.label_descriptions``.
 
 Which files make a split in each layout, and ``detect_layout``, live in :mod:`xmtc.data.layouts`; this module
-reads the splits and re-exports the layout names, so every name stays reachable here.
+reads the splits and re-exports the layout names other modules use.
 """
 
 from __future__ import annotations
@@ -32,18 +32,12 @@ import scipy.sparse as sp
 
 from xmtc.data import readers
 from xmtc.data.labels import Hierarchy, LabelIndex
-from xmtc.data.layouts import (  # noqa: F401 (re-exported: every layout helper stays reachable as xmtc.data.io._name)
+from xmtc.data.layouts import (  # noqa: F401 (re-exported)
     _LOOKED_FOR,
     LAYOUTS,
     SPLIT_ALIASES,
-    _aliases,
     _available,
-    _bad_sparse_header,
     _first,
-    _looks_sparse,
-    _pair,
-    _sparse_candidates,
-    _sparse_header_problem,
     _split_files,
     _split_of_file,
     canonical_split,

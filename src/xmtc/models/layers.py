@@ -221,7 +221,10 @@ class MLP(nn.Module):
         """x (..., in_dim) -> (..., out_dim); float32 output with ``fp32_out`` and a final linear layer."""
         if not self.fp32_out:
             return self.net(x)
-        return full_precision(self.net[-1], self.net[:-1](x))
+        *hidden, last = self.net  # no new Sequential per call, as self.net[:-1] would build
+        for layer in hidden:
+            x = layer(x)
+        return full_precision(last, x)
 
 
 def full_precision(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -38,7 +38,7 @@ validation split after training among ``fusion_grid`` and w = inf (the shortlist
 that learned nothing gives back the shortlist's order instead of reordering it by noise or popularity.
 
 The prediction side (top-k over the shortlist, the fusion weight's choice, exact label scores) lives in
-:class:`~xmtc.models.maacf.ranking.MAACFRanking`, a mixin of :class:`MAACF`; this module re-exports its names.
+:class:`~xmtc.models.maacf.ranking.MAACFRanking`, a mixin of :class:`MAACF`.
 """
 
 from __future__ import annotations
@@ -53,12 +53,10 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from xmtc import metrics  # noqa: F401 (re-exported, as the names below: they were importable from here)
 from xmtc.data.split import Dataset
-from xmtc.errors import ModelLoadError, XMTCError  # noqa: F401
-from xmtc.models.base import TopK, register  # noqa: F401
+from xmtc.errors import ModelLoadError
+from xmtc.models.base import register
 from xmtc.models.deep import DeepTextModel, Encoded, TextBatch, bce_loss
-from xmtc.models.fusion import choose_weight, fixed_weight, fuse_scores  # noqa: F401
 from xmtc.models.fusion import weight_json as _weight_json
 from xmtc.models.maacf.config import SHORTLIST_DIR, MAACFConfig
 from xmtc.models.maacf.label_groups import (
@@ -70,7 +68,7 @@ from xmtc.models.maacf.label_groups import (
 from xmtc.models.maacf.network import MAACFNet, PairBatch
 from xmtc.models.maacf.pairs import _PairBatches, bpr_loss
 from xmtc.models.maacf.ranking import MAACFRanking, _candidates
-from xmtc.train import autocast, train_loop  # noqa: F401
+from xmtc.train import train_loop
 
 
 @register("maacf")
