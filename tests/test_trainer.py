@@ -434,14 +434,14 @@ def test_importing_xmtc_sets_a_passive_openmp_wait_policy():
 
 
 def test_bf16_auto_follows_the_hardware(monkeypatch):
-    from xmtc.train import trainer
+    from xmtc.train import device as train_device
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(trainer, "bf16_supported", lambda device: False)
-    assert isinstance(trainer.autocast(cpu, None), contextlib.nullcontext)
-    monkeypatch.setattr(trainer, "bf16_supported", lambda device: True)
-    assert isinstance(trainer.autocast(cpu, None), torch.autocast)
-    assert isinstance(trainer.autocast(cpu, False), contextlib.nullcontext)
+    monkeypatch.setattr(train_device, "bf16_supported", lambda device: False)
+    assert isinstance(train_device.autocast(cpu, None), contextlib.nullcontext)
+    monkeypatch.setattr(train_device, "bf16_supported", lambda device: True)
+    assert isinstance(train_device.autocast(cpu, None), torch.autocast)
+    assert isinstance(train_device.autocast(cpu, False), contextlib.nullcontext)
     cfg = TrainConfig.from_dict({"bf16": None})
     assert cfg.bf16 is None
 
@@ -449,14 +449,14 @@ def test_bf16_auto_follows_the_hardware(monkeypatch):
 def test_bf16_true_without_native_kernels_runs_in_fp32_with_a_warning(monkeypatch):
     """A model trained with bf16=true on a bf16 CPU must still train and predict on a CPU without bf16 kernels
     (oneDNN's LSTM has no bf16 path there and would fail)."""
-    from xmtc.train import trainer
+    from xmtc.train import device as train_device
 
     cpu = torch.device("cpu")
-    monkeypatch.setattr(trainer, "bf16_supported", lambda device: False)
-    trainer._warn_no_bf16.cache_clear()
+    monkeypatch.setattr(train_device, "bf16_supported", lambda device: False)
+    train_device._warn_no_bf16.cache_clear()
     with pytest.warns(RuntimeWarning, match="no native bf16 kernels"):
-        ctx = trainer.autocast(cpu, True)
+        ctx = train_device.autocast(cpu, True)
     assert isinstance(ctx, contextlib.nullcontext)
     lstm = torch.nn.LSTM(4, 3, batch_first=True)
-    with trainer.autocast(cpu, True):  # warned once; fp32 LSTM works
+    with train_device.autocast(cpu, True):  # warned once; fp32 LSTM works
         assert lstm(torch.randn(2, 5, 4))[0].dtype == torch.float32
