@@ -231,9 +231,11 @@ def test_sparse_gradients_are_refused_under_a_launcher(monkeypatch):
 def test_shared_state_round_trips_without_pickle():
     import scipy.sparse as sp
 
+    from xmtc.train.state_codec import pack_state, unpack_state
+
     values = {"vectors": np.arange(12, dtype=np.float32).reshape(3, 4), "tokens": ["<pad>", "<unk>", "ünï"],
               "Y": sp.csr_matrix(np.eye(3, dtype=np.float32)), "none": None, "n": 7}
-    back = distributed._unpack(distributed._pack(values))
+    back = unpack_state(pack_state(values))
     assert back["tokens"] == values["tokens"] and back["none"] is None and back["n"] == 7
     np.testing.assert_array_equal(back["vectors"], values["vectors"])
     assert back["vectors"].dtype == np.float32

@@ -14,8 +14,8 @@ world size above 1), every deep model trains data-parallel; without them nothing
   model's loss calls (``encode``, ``score``, ...), not only ``forward``.
 * :func:`share` builds pre-training state (vocabulary, word vectors, label trees, shortlists) on rank 0 and
   broadcasts it as numpy arrays, CSR matrices and JSON values (an ``.npz`` image read with
-  ``allow_pickle=False``: no pickle travels between the ranks); :func:`share_object` does the same for an
-  object with its own save/load (a fitted shortlister).
+  ``allow_pickle=False``, :mod:`xmtc.train.state_codec`: no pickle travels between the ranks);
+  :func:`share_object` does the same for an object with its own save/load (a fitted shortlister).
 * :func:`broadcast_float`, :func:`mean_over_ranks`, :func:`barrier`, :func:`broadcast_bytes`,
   :func:`gather_rows`: the few collectives the training loop and ``xmtc predict`` need;
   :func:`check_in_sync` verifies at the end of a training stage that every rank holds the same weights.
@@ -26,8 +26,6 @@ from __future__ import annotations
 import atexit
 import datetime
 import hashlib
-import io
-import json
 import os
 import tempfile
 from collections.abc import Callable, Sequence
@@ -35,12 +33,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-import scipy.sparse as sp
 import torch
 import torch.distributed as dist
 from torch import nn
 
 from xmtc.errors import ConfigError, XMTCError
+from xmtc.train.state_codec import pack_state, unpack_state
 
 T = TypeVar("T")
 
@@ -313,48 +311,6 @@ def fault_point(epoch: int) -> None:
 _OK, _FAILED = b"\x00", b"\x01"
 
 
-def _pack(values: dict[str, Any]) -> bytes:
-    """dict of ndarray / scipy sparse / None / JSON values -> an .npz image (no object arrays)."""
-    arrays: dict[str, np.ndarray] = {}
-    meta: dict[str, Any] = {}
-    for i, (name, value) in enumerate(values.items()):
-        if value is None:
-            meta[name] = ["none"]
-        elif sp.issparse(value):
-            csr = sp.csr_matrix(value)
-            arrays.update({f"s{i}d": csr.data, f"s{i}i": csr.indices, f"s{i}p": csr.indptr})
-            meta[name] = ["csr", i, list(csr.shape)]
-        elif isinstance(value, np.ndarray):
-            if value.dtype.hasobject:
-                raise TypeError(f"share: {name!r} is an object array; pass numbers, strings as JSON or CSR")
-            arrays[f"a{i}"] = value
-            meta[name] = ["array", i]
-        else:
-            meta[name] = ["json", value]
-    arrays["meta"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
-    buf = io.BytesIO()
-    np.savez(buf, **arrays)
-    return buf.getvalue()
-
-
-def _unpack(data: bytes) -> dict[str, Any]:
-    with np.load(io.BytesIO(data), allow_pickle=False) as z:
-        meta = json.loads(z["meta"].tobytes().decode("utf-8"))
-        out: dict[str, Any] = {}
-        for name, spec in meta.items():
-            kind = spec[0]
-            if kind == "none":
-                out[name] = None
-            elif kind == "csr":
-                i = spec[1]
-                out[name] = sp.csr_matrix((z[f"s{i}d"], z[f"s{i}i"], z[f"s{i}p"]), shape=tuple(spec[2]))
-            elif kind == "array":
-                out[name] = z[f"a{spec[1]}"]
-            else:
-                out[name] = spec[1]
-    return out
-
-
 def share(build: Callable[[], Any], pack: Callable[[Any], dict[str, Any]] | None = None,
           unpack: Callable[[dict[str, Any]], Any] | None = None) -> Any:
     """``build()`` on rank 0 only; every rank gets rank 0's result.
@@ -371,14 +327,14 @@ def share(build: Callable[[], Any], pack: Callable[[Any], dict[str, Any]] | None
     if is_main():
         try:
             result = build()
-            payload = _OK + _pack(pack(result) if pack is not None else result)
+            payload = _OK + pack_state(pack(result) if pack is not None else result)
         except BaseException as e:  # tell the other ranks, which would wait forever otherwise
             broadcast_bytes(_FAILED + f"{type(e).__name__}: {e}".encode("utf-8", "replace"))
             raise
     data = broadcast_bytes(payload)
     if data[:1] == _FAILED:
         raise XMTCError(f"rank 0 failed while preparing the training state: {data[1:].decode('utf-8', 'replace')}")
-    values = _unpack(data[1:])
+    values = unpack_state(data[1:])
     return unpack(values) if unpack is not None else values
 
 
