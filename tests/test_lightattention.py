@@ -11,7 +11,7 @@ import torch
 
 from xmtc import metrics, registry
 from xmtc.errors import ConfigError, XMTCError
-from xmtc.models.deep import make_batch
+from xmtc.models.deep_batches import make_batch
 from xmtc.models.lightattention.model import LightAttention, LightAttentionConfig
 from xmtc.models.lightattention.network import LightAttentionNet, candidate_clusters
 

@@ -26,7 +26,8 @@ from xmtc.errors import XMTCError
 from xmtc.models.attentionxml.levels import TreeLevels, candidate_targets, training_candidates
 from xmtc.models.attentionxml.network import AttentionNet
 from xmtc.models.base import load_arrays, register, save_arrays
-from xmtc.models.deep import DeepConfig, DeepTextModel, Encoded, TextBatch, bce_loss, check_encoder_fields
+from xmtc.models.deep import DeepConfig, DeepTextModel, bce_loss, check_encoder_fields
+from xmtc.models.deep_batches import Encoded, TextBatch
 from xmtc.predict import beam_search, merge_topk
 from xmtc.train import train_loop
 
@@ -313,7 +314,7 @@ class AttentionXML(DeepTextModel):
         if self.device_ is None:
             self._setup_runtime()
         enc = self._encode_tokens([tokens])
-        from xmtc.models.deep import make_batch
+        from xmtc.models.deep_batches import make_batch
 
         batch = make_batch(enc, np.arange(1), self.device_)
         cand = torch.tensor([[lid]], device=self.device_)

@@ -56,7 +56,8 @@ from torch import nn
 from xmtc.data.split import Dataset
 from xmtc.errors import ModelLoadError
 from xmtc.models.base import register
-from xmtc.models.deep import DeepTextModel, Encoded, TextBatch, bce_loss
+from xmtc.models.deep import DeepTextModel, bce_loss
+from xmtc.models.deep_batches import Encoded, TextBatch
 from xmtc.models.fusion import weight_json as _weight_json
 from xmtc.models.maacf.config import SHORTLIST_DIR, MAACFConfig
 from xmtc.models.maacf.label_groups import (

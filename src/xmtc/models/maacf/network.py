@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from xmtc.models.deep import TextBatch
+from xmtc.models.deep_batches import TextBatch
 from xmtc.models.layers import MLP, Embedding
 from xmtc.models.maacf.aspects import AttentionLSTMEncoder, CNNAspect
 
@@ -26,7 +26,7 @@ class PairBatch:
     """A batch for :class:`MAACFNet`: word ids, sub-word ids (transformer aspect), shortlist candidates.
 
     Attributes:
-        text: the word-level :class:`~xmtc.models.deep.TextBatch` (ids, mask, rows, Y).
+        text: the word-level :class:`~xmtc.models.deep_batches.TextBatch` (ids, mask, rows, Y).
         sub_ids: (batch, sub_seq) int64 sub-word ids, or None without a transformer aspect.
         sub_mask: (batch, sub_seq) bool, or None.
         sub_vec: (batch, hidden) float32 cached frozen-transformer embeddings (``transformer_frozen``), or None.

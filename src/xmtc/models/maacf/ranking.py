@@ -18,7 +18,7 @@ from xmtc import metrics
 from xmtc.data.split import Dataset
 from xmtc.errors import XMTCError
 from xmtc.models.base import TopK
-from xmtc.models.deep import Encoded
+from xmtc.models.deep_batches import Encoded
 from xmtc.models.fusion import choose_weight, fixed_weight, fuse_scores
 from xmtc.models.maacf.network import MAACFNet, PairBatch
 from xmtc.train import autocast

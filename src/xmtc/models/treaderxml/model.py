@@ -37,7 +37,8 @@ from xmtc.data.split import Dataset
 from xmtc.errors import ModelLoadError
 from xmtc.models.attentionxml.levels import candidate_targets
 from xmtc.models.base import load_arrays, register, save_arrays
-from xmtc.models.deep import DeepConfig, DeepTextModel, Encoded, TextBatch, bce_loss
+from xmtc.models.deep import DeepConfig, DeepTextModel, bce_loss
+from xmtc.models.deep_batches import Encoded, TextBatch
 from xmtc.models.fusion import check_fusion, choose_weight, fixed_weight, fuse_scores, weight_json
 from xmtc.models.treaderxml.network import TReaderNet, parse_reading
 from xmtc.models.treaderxml.teacher import (
