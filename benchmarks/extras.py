@@ -110,7 +110,8 @@ def teacher_rows(model: Any, label: str, splits: Any, inv_prop: np.ndarray) -> t
     labels = np.where(out.items < test.n_labels, out.items, -1)
     info: dict[str, Any] = {"teacher_label_recall_test": round(shortlist_recall(labels, test.Y), 4)}
     if getattr(model, "use_shortlist_", False):
-        shortlist = import_first(["xmtc.models.treaderxml.teacher", "xmtc.models.teacher"], "shortlist")
+        shortlist = import_first(["xmtc.models.treaderxml.candidates", "xmtc.models.treaderxml.teacher",
+                                  "xmtc.models.teacher"], "shortlist")
         cand = shortlist(out.label_scores, model.clusters_, model.config.shortlist_labels,
                          model.config.shortlist_clusters)
         info["shortlist_recall_test"] = round(shortlist_recall(cand, test.Y), 4)

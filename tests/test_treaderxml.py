@@ -15,6 +15,7 @@ from xmtc import metrics, registry
 from xmtc.data.labels import Hierarchy, LabelIndex
 from xmtc.data.split import Dataset
 from xmtc.errors import ConfigError, ModelLoadError
+from xmtc.models.treaderxml.candidates import gather_csr, shortlist, shortlist_recall, top_per_row
 from xmtc.models.treaderxml.model import ABLATIONS, TReaderXML, TReaderXMLConfig
 from xmtc.models.treaderxml.network import Reading, SelfAttention, TReaderNet, parse_reading
 from xmtc.models.treaderxml.teacher import (
@@ -22,12 +23,8 @@ from xmtc.models.treaderxml.teacher import (
     bag_matrix,
     build_items,
     doc_vectors,
-    gather_csr,
     id_texts,
     resolve_parent_mode,
-    shortlist,
-    shortlist_recall,
-    top_per_row,
 )
 from xmtc.text import Vocab, tokenize
 

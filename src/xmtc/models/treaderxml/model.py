@@ -40,17 +40,14 @@ from xmtc.models.base import load_arrays, register, save_arrays
 from xmtc.models.deep import DeepConfig, DeepTextModel, bce_loss
 from xmtc.models.deep_batches import Encoded, TextBatch
 from xmtc.models.fusion import check_fusion, choose_weight, fixed_weight, fuse_scores, weight_json
+from xmtc.models.treaderxml.candidates import gather_csr, shortlist, shortlist_recall, top_per_row
 from xmtc.models.treaderxml.network import TReaderNet, parse_reading
 from xmtc.models.treaderxml.teacher import (
     PARENT_MODES,
     TEACHER_ENCODERS,
     TeacherKnowledge,
     build_items,
-    gather_csr,
     resolve_parent_mode,
-    shortlist,
-    shortlist_recall,
-    top_per_row,
 )
 from xmtc.train import train_loop
 
