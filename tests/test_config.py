@@ -205,7 +205,7 @@ def test_preset_resolution_round_trips_through_json():
 
 def test_ablation_is_a_preset_that_yields_to_explicit_fields():
     from xmtc.models.treaderxml import TReaderXMLConfig
-    from xmtc.models.treaderxml.model import ABLATIONS
+    from xmtc.models.treaderxml.config import ABLATIONS
 
     teacher6, reading6 = ABLATIONS[6]
     cfg = TReaderXMLConfig().with_overrides(["ablation=6", "teacher=false"])

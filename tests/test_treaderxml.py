@@ -16,7 +16,8 @@ from xmtc.data.labels import Hierarchy, LabelIndex
 from xmtc.data.split import Dataset
 from xmtc.errors import ConfigError, ModelLoadError
 from xmtc.models.treaderxml.candidates import gather_csr, shortlist, shortlist_recall, top_per_row
-from xmtc.models.treaderxml.model import ABLATIONS, TReaderXML, TReaderXMLConfig
+from xmtc.models.treaderxml.config import ABLATIONS, TReaderXMLConfig
+from xmtc.models.treaderxml.model import TReaderXML
 from xmtc.models.treaderxml.network import Reading, SelfAttention, TReaderNet, parse_reading
 from xmtc.models.treaderxml.teacher import (
     TeacherKnowledge,

@@ -23,7 +23,7 @@ from xmtc.models.treaderxml.teacher import (
 )
 
 if TYPE_CHECKING:
-    from xmtc.models.treaderxml.model import TReaderXMLConfig
+    from xmtc.models.treaderxml.config import TReaderXMLConfig
 
 
 def parse_reading(spec: str) -> list[tuple[bool, bool]]:
