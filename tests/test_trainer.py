@@ -174,6 +174,28 @@ def test_swa_auto_start_resets_patience_at_the_plateau():
     assert result.epochs_run == 4  # the plateau (epoch 2) starts SWA, then 2 bad averaged evaluations stop it
 
 
+def test_progress_prints_one_summary_line_per_epoch_with_the_validation_score(capsys, monkeypatch):
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    cfg = _cfg(epochs=4, progress=True, patience=2, select_metric="nDCG@5")
+    batches, loss = _pieces(cfg)
+    train_loop(_toy_module(), cfg=cfg, batches=batches, loss=loss, evaluate=ScriptedEval([0.5, 0.25, 0.125, 0.9]),
+               tag="level-1")
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ": train loss " in ln]
+    assert len(lines) == 3  # patience 2 stops after epoch 3
+    assert lines[0].startswith("level-1 epoch 1/4: train loss ")
+    assert "valid nDCG@5 50.00 (best 50.00)" in lines[0]
+    assert "valid nDCG@5 12.50 (best 50.00)" in lines[2] and lines[2].endswith("; early stop")
+    assert not any("\r" in ln for ln in lines)
+
+
+def test_no_progress_prints_nothing(capsys):
+    cfg = _cfg(epochs=2)
+    batches, loss = _pieces(cfg)
+    train_loop(_toy_module(), cfg=cfg, batches=batches, loss=loss, evaluate=ScriptedEval([0.5, 0.6]))
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
 def test_swa_every_n_steps_without_evaluation_ends_with_the_average():
     def run(epochs: int, **swa):
         cfg = _cfg(epochs=epochs, **swa)

@@ -37,7 +37,7 @@ def disabled_by_env() -> bool:
     return os.environ.get("TQDM_DISABLE", "").strip().lower() in ("1", "true", "yes", "on")
 
 
-def _duration(seconds: float) -> str:
+def format_duration(seconds: float) -> str:
     seconds = int(round(seconds))
     if seconds < 60:
         return f"{seconds}s"
@@ -46,6 +46,33 @@ def _duration(seconds: float) -> str:
         return f"{minutes}m{s:02d}s"
     hours, m = divmod(minutes, 60)
     return f"{hours}h{m:02d}m{s:02d}s"
+
+
+def epoch_summary(record: dict[str, Any], metric: str, n_epochs: int, *, swa: bool = False,
+                  stopped: bool = False) -> str:
+    """The one line the training loop prints after an epoch (terminal and log file alike), e.g.
+    ``level-1 epoch 2/5: train loss 0.0281, valid nDCG@5 88.80 (best 88.80), SWA weights, 8m53s``.
+
+    Args:
+        record: the epoch's history record (``tag``, ``epoch``, ``train_loss``, ``valid_<metric>``, ``best``,
+            ``epoch_seconds``; a missing or None score is left out).
+        metric: the selection metric (``P@1``, ``nDCG@5``, ``recall``...); scores are fractions, shown in %.
+        n_epochs: the epoch budget.
+        swa: the score is that of the averaged (SWA) weights.
+        stopped: early stopping ends the stage here.
+    """
+    parts = []
+    if record.get("train_loss") is not None:
+        parts.append(f"train loss {record['train_loss']:.4f}")
+    score = record.get(f"valid_{metric}")
+    if score is not None:
+        best = record.get("best")
+        parts.append(f"valid {metric} {100 * score:.2f}" + (f" (best {100 * best:.2f})" if best is not None else ""))
+    if swa:
+        parts.append("SWA weights")
+    parts.append(format_duration(record.get("epoch_seconds") or 0.0))
+    return (f"{record.get('tag', 'train')} epoch {record['epoch']}/{n_epochs}: " + ", ".join(parts)
+            + ("; early stop" if stopped else ""))
 
 
 class PlainProgress:
@@ -123,7 +150,7 @@ class PlainProgress:
         head = f"{self.desc}: " if self.desc else ""
         tail = f", {self.postfix}" if self.postfix else ""
         word = f"{state} " if state else ""
-        self._emit(f"{head}{word}{count} {self.unit}{pct} in {_duration(elapsed)}{rate}{tail}")
+        self._emit(f"{head}{word}{count} {self.unit}{pct} in {format_duration(elapsed)}{rate}{tail}")
 
     def _emit(self, text: str) -> None:
         stream = self.stream if self.stream is not None else sys.stderr

@@ -24,6 +24,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import sys
 import time
 from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ import torch
 from torch import nn
 
 from xmtc.errors import ConfigError, XMTCError
+from xmtc.progress import disabled_by_env, epoch_summary
 from xmtc.train import distributed
 from xmtc.train.config import TrainConfig
 from xmtc.train.device import autocast, seed_everything
@@ -255,6 +257,9 @@ def train_loop(
         if parallel:
             record["world_size"] = distributed.get_world_size()
         history.append(record)
+        if cfg.progress and main and not disabled_by_env():
+            print(epoch_summary(record, cfg.select_metric, n_epochs, swa=state["swa_count"] > 0, stopped=stop),
+                  file=sys.stderr, flush=True)
         if stop or epoch + 1 == n_epochs:
             state["finished"] = True
         if run_dir is not None and main:
