@@ -133,6 +133,9 @@ def test_random_negatives_and_recall_selection_train(data16):
     model = AttentionXML(tree_config(random_negatives=4, upper_select="recall")).fit(train)
     upper = model.train_results_["level-1"]
     assert 0 < upper.best_score <= 1  # recall of the top-C clusters on validation
+    cands = model.config.candidates  # the history names what was selected on, not the leaves' select_metric
+    assert all(f"valid_recall@{cands}" in r and f"valid_{model.config.select_metric}" not in r for r in upper.history)
+    assert all(f"valid_{model.config.select_metric}" in r for r in model.train_results_["level-2"].history)
     assert metrics.precision_at_k(test.Y, model.predict(test, k=1), 1) > 0.5
 
 

@@ -88,6 +88,7 @@ def train_loop(
     resume: bool = False,
     parameters: Iterable[nn.Parameter] | Iterable[dict[str, Any]] | None = None,
     epochs: int | None = None,
+    score_name: str | None = None,
 ) -> TrainResult:
     """Train ``module`` in place; on return it holds the best evaluated weights (with SWA: the averaged weights
     are what validation evaluates once averaging has started), or the last (or averaged) ones without ``evaluate``.
@@ -106,12 +107,15 @@ def train_loop(
         parameters: parameters to optimise (default: all that require grad), or optimizer param groups
             (dicts with "params" and an optional "lr_scale" multiplying the scheduled lr).
         epochs: overrides ``cfg.epochs`` for this stage.
+        score_name: what ``evaluate`` returns, for the history key ``valid_<name>`` and the epoch line
+            (default ``cfg.select_metric``; e.g. ``recall@12`` for a label-tree level selected on recall).
 
     Returns:
         A :class:`TrainResult`.
     """
     device = next(module.parameters()).device
     n_epochs = epochs if epochs is not None else cfg.epochs
+    score_name = score_name or cfg.select_metric
     given = list(parameters) if parameters is not None else list(module.parameters())
     if given and isinstance(given[0], dict):  # param groups; an optional "lr_scale" multiplies the lr
         groups = [{**g, "params": [p for p in g["params"] if p.requires_grad]} for g in given]
@@ -251,14 +255,14 @@ def train_loop(
         state["seconds"] = time.perf_counter() - t_start
         record = {"tag": tag, "epoch": epoch + 1, "step": state["step"],
                   "train_loss": float(np.mean(losses)) if losses else None,
-                  f"valid_{cfg.select_metric}": score, "best": state["best_score"] if evaluate else None,
+                  f"valid_{score_name}": score, "best": state["best_score"] if evaluate else None,
                   "lr": lr_at(max(0, state["step"] - 1), total_steps, cfg.lr, cfg.schedule, cfg.warmup_steps),
                   "epoch_seconds": round(time.perf_counter() - t_epoch, 3)}
         if parallel:
             record["world_size"] = distributed.get_world_size()
         history.append(record)
         if cfg.progress and main and not disabled_by_env():
-            print(epoch_summary(record, cfg.select_metric, n_epochs, swa=state["swa_count"] > 0, stopped=stop),
+            print(epoch_summary(record, score_name, n_epochs, swa=state["swa_count"] > 0, stopped=stop),
                   file=sys.stderr, flush=True)
         if stop or epoch + 1 == n_epochs:
             state["finished"] = True

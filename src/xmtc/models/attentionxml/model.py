@@ -257,7 +257,8 @@ class AttentionXML(DeepTextModel):
             own = [p for p in net.parameters() if id(p) not in shared]
         self.train_results_[tag] = train_loop(
             net, cfg=cfg, batches=lambda e: self.train_batches(train, e, salt=t), loss=loss,
-            evaluate=evaluate, run_dir=run_dir, tag=tag, resume=resume, epochs=epochs, parameters=own)
+            evaluate=evaluate, run_dir=run_dir, tag=tag, resume=resume, epochs=epochs, parameters=own,
+            score_name=None if last or cfg.upper_select == "select_metric" else f"recall@{cfg.candidates}")
         net.eval()
 
     # ----------------------------------------------------------------- prediction
