@@ -423,10 +423,12 @@ def test_training_progress_off_a_terminal_is_one_plain_line_per_epoch(capsys, mo
     err = capsys.readouterr().err
     assert "\r" not in err
     lines = err.splitlines()
-    assert len(lines) == 3, err
-    for epoch, line in enumerate(lines, start=1):
-        assert line.startswith(f"model epoch {epoch}/3: done 32/32 batch (100%) in "), line
-        assert "loss=" in line
+    assert len(lines) == 6, err  # per epoch: the bar's final plain line, then the epoch summary
+    for epoch in range(1, 4):
+        done, summary = lines[2 * epoch - 2], lines[2 * epoch - 1]
+        assert done.startswith(f"model epoch {epoch}/3: done 32/32 batch (100%) in "), done
+        assert "loss=" in done
+        assert summary.startswith(f"model epoch {epoch}/3: train loss "), summary
 
 
 def test_plain_progress_every_interval_and_at_the_end():
