@@ -238,11 +238,11 @@ class AttentionXML(DeepTextModel):
 
         Y_valid = levels.targets(valid.Y, d)
 
-        last = d == levels.n_levels - 1
+        on_recall = d < levels.n_levels - 1 and cfg.upper_select == "recall"  # an upper level chosen on recall
 
         def evaluate(module: AttentionNet) -> float:
             fn = lambda b, k: self._tree_topk(t, b, k, d, override=module)  # noqa: E731
-            if last or cfg.upper_select == "select_metric":
+            if not on_recall:
                 return self.validation_score(valid, fn, Y=Y_valid)
             from xmtc import metrics  # recall of the C nodes the next level will expand
 
@@ -258,7 +258,7 @@ class AttentionXML(DeepTextModel):
         self.train_results_[tag] = train_loop(
             net, cfg=cfg, batches=lambda e: self.train_batches(train, e, salt=t), loss=loss,
             evaluate=evaluate, run_dir=run_dir, tag=tag, resume=resume, epochs=epochs, parameters=own,
-            score_name=None if last or cfg.upper_select == "select_metric" else f"recall@{cfg.candidates}")
+            score_name=f"recall@{cfg.candidates}" if on_recall else None)
         net.eval()
 
     # ----------------------------------------------------------------- prediction
