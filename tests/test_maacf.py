@@ -27,7 +27,7 @@ from xmtc.models.maacf.label_groups import (
 )
 from xmtc.models.maacf.model import MAACF, MAACFConfig
 from xmtc.models.maacf.network import MAACFNet
-from xmtc.models.maacf.pairs import bpr_loss
+from xmtc.models.maacf.pairs import bpr_loss, shortlist_loss
 from xmtc.train import TrainConfig, train_loop
 
 
@@ -116,6 +116,43 @@ def test_bpr_loss_is_eq_10():
     sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
     expected = -(math.log(sig(1.0)) + math.log(sig(3.0)) + math.log(sig(0.0))) / 3
     assert bpr_loss(pos, neg, valid).item() == pytest.approx(expected, rel=1e-6)
+
+
+def test_shortlist_losses_score_positives_against_the_whole_shortlist():
+    logits = torch.tensor([[2.0, -1.0, 0.5, 9.0], [1.0, 3.0, 0.0, 0.0]])
+    positive = torch.tensor([[True, False, False, False], [True, True, False, False]])
+    valid = torch.tensor([[True, True, True, False], [True, True, True, False]])  # the 9.0 is padding
+    sig = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    bce = -(math.log(sig(2.0)) + math.log(1 - sig(-1.0)) + math.log(1 - sig(0.5))
+            + math.log(sig(1.0)) + math.log(sig(3.0)) + math.log(1 - sig(0.0))) / 6
+    assert shortlist_loss("bce", logits, positive, valid).item() == pytest.approx(bce, rel=1e-6)
+    e = math.exp  # each positive against its document's valid negatives only
+    lw = (-math.log(e(2) / (e(2) + e(-1) + e(0.5))) - math.log(e(1) / (e(1) + e(0)))
+          - math.log(e(3) / (e(3) + e(0)))) / 3
+    assert shortlist_loss("listwise", logits, positive, valid).item() == pytest.approx(lw, rel=1e-6)
+    no_neg = torch.tensor([[True, False, False, False], [False, False, False, False]])
+    got = shortlist_loss("listwise", logits, positive, no_neg)
+    assert got.item() == 0.0 and torch.isfinite(got), "a positive without negatives costs nothing"
+
+
+@pytest.mark.parametrize("loss", ["bce", "listwise"])
+@pytest.mark.parametrize("shortlist", ["all", "parabel"])
+def test_shortlist_rank_losses_train_on_the_shortlist_ranked_at_prediction(tiny_data, monkeypatch, loss,
+                                                                           shortlist):
+    train, test = tiny_data
+    seen = []
+    real = MAACF._training_candidates
+    monkeypatch.setattr(MAACF, "_training_candidates",
+                        lambda self, *a: seen.append(out := real(self, *a)) or out)
+    model = _fit(train, rank_loss=loss, shortlist=shortlist, shortlist_size=4)
+    assert seen, "the shortlist losses read each training batch's shortlist"
+    if shortlist == "all":
+        assert all(c.shape[1] == 8 for c in seen), "shortlist 'all': every label is a candidate"
+    else:
+        assert model.stats_["shortlist_folds"] == 3, "parabel: cross-fitted training shortlists"
+        assert all(c.shape[1] == 4 for c in seen)
+    top = model.predict(test, k=3)
+    assert metrics.precision_at_k(test.Y, top, 1) >= 0.6
 
 
 # --------------------------------------------------------------------------------------------- the network
@@ -426,7 +463,7 @@ def test_training_shortlists_are_cross_fitted(tiny_data, monkeypatch, folds):
     ({"group_size": -1}, "group_size"), ({"negatives": 0}, "negatives"),
     ({"fusion": "best"}, "fusion"), ({"fusion": -1.0}, "fusion"), ({"fusion": True}, "fusion"),
     ({"fusion_grid": [-1.0]}, "fusion_grid"), ({"shortlist_folds": 0}, "shortlist_folds"),
-    ({"label_tables": "three"}, "label_tables"),
+    ({"label_tables": "three"}, "label_tables"), ({"rank_loss": "hinge"}, "rank_loss"),
 ])
 def test_config_errors(bad, message):
     with pytest.raises(ConfigError, match=message):

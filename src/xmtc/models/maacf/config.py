@@ -21,6 +21,9 @@ SHORTLISTS = ("auto", "all", "head", "parabel")
 FUSIONS = ("auto", "none", "shortlist")
 
 
+RANK_LOSSES = ("bpr", "bce", "listwise")
+
+
 SHORTLIST_DIR = "shortlist"
 
 
@@ -42,6 +45,11 @@ class MAACFConfig(DeepConfig):
     dim: int = doc_field(256, "D: size of the aspect, label and group representations")
     group_size: int = doc_field(2, "k: labels in each label's global nearest label group (0: no group)")
     negatives: int = doc_field(5, "Neg: negative labels sampled per positive pair (BPR loss)")
+    rank_loss: str = doc_field("bpr", "loss of the pair scores: 'bpr' (Eq. 10: each positive against "
+                                      "'negatives' sampled labels), 'bce' (every label of the document's "
+                                      "training shortlist and its positives, binary cross-entropy) or "
+                                      "'listwise' (each positive against all the shortlist's negatives, "
+                                      "softmax cross-entropy); the shortlist is the one ranked at prediction")
     max_positives: int = doc_field(32, "most positive labels of one document used per step (sampled)")
     label_tables: str = doc_field("one", "'one': the group members h_ik are rows of the label embedding "
                                          "table of H_z (the paper: both 'from the embedding matrix of "
@@ -102,6 +110,8 @@ class MAACFConfig(DeepConfig):
               f"label_tables must be 'one' or 'two', but is {self.label_tables!r}")
         check(self.predictor_input in ("concat", "product"),
               f"predictor_input must be 'concat' or 'product', but is {self.predictor_input!r}")
+        check(self.rank_loss in RANK_LOSSES,
+              f"rank_loss must be one of {RANK_LOSSES}, but is {self.rank_loss!r}")
         check(self.shortlist in SHORTLISTS,
               f"shortlist must be one of {SHORTLISTS}, but is {self.shortlist!r}")
         for name in ("dim", "negatives", "max_positives", "predictor_hidden", "cnn_filters", "cnn_chunks",

@@ -17,7 +17,8 @@ Paper -> code:
   the members' vectors h_ik are rows of the same label table as H_z (``label_tables="one"``; "two": their own
   table);
 * predictor (Sec. 3.3): MLP over [S_i; H_i] (Eq. 9) -> ``MAACFNet.predictor``; BPR loss (Eq. 10) with
-  ``negatives`` uniform negatives per positive -> :meth:`MAACF.pair_loss`; not in the paper: with
+  ``negatives`` uniform negatives per positive -> :meth:`MAACF.pair_loss` (not in the paper: ``rank_loss``
+  'bce' or 'listwise' train on the document's whole training shortlist instead); not in the paper: with
   ``encoder_head`` a linear head over the mean aspect vector adds its logit of the label to the pair logit and
   trains with BCE on all labels, so the encoders get a gradient from every label (:meth:`MAACFNet.head_pairs`);
 * variants: ``variant="mcf"`` (MCF+, self-attention only: no text-label interaction before the predictor),
@@ -67,7 +68,7 @@ from xmtc.models.maacf.label_groups import (
     shortlist_recall,
 )
 from xmtc.models.maacf.network import MAACFNet, PairBatch
-from xmtc.models.maacf.pairs import _PairBatches, bpr_loss
+from xmtc.models.maacf.pairs import _PairBatches, bpr_loss, shortlist_loss
 from xmtc.models.maacf.ranking import MAACFRanking, _candidates
 from xmtc.train import train_loop
 
@@ -190,7 +191,7 @@ class MAACF(MAACFRanking, DeepTextModel):
         self.networks_ = {name: net.to(self.device_) for name, net in self._make_networks(embeddings).items()}
         net = self.networks_["network"]
         side_train = self._side_inputs(train, candidates=False)
-        if cfg.hard_negatives > 0 and self.shortlist_kind == "parabel":
+        if (cfg.hard_negatives > 0 or cfg.rank_loss != "bpr") and self.shortlist_kind == "parabel":
             got = share(lambda: self._training_shortlist(train))  # rank 0's (unseeded omikuji) on every rank
             side_train["cand"] = got["cand"]
             self.stats_.update(shortlist_folds=got["folds"], train_shortlist_recall=got["recall"])
@@ -271,11 +272,13 @@ class MAACF(MAACFRanking, DeepTextModel):
         return {"cand": cand, "folds": folds, "recall": round(100 * shortlist_recall(cand, train.Y), 2)}
 
     def pair_loss(self, net: MAACFNet, batch: PairBatch) -> torch.Tensor:
-        """BPR loss (Eq. 10) over positives x ``negatives`` sampled negatives, plus the head's BCE if any.
+        """The ``rank_loss`` of the pair logits, plus ``head_weight`` times the head's BCE over all labels if
+        there is a head; for the 'encoder' variant the BCE of the head alone.
 
-        ``-mean log sigmoid(logit_pos - logit_neg)`` over the valid (positive, negative) pairs (with
-        ``encoder_head`` the logits include the head's), plus ``head_weight`` times the head's BCE over all
-        labels; for the 'encoder' variant the BCE of the head alone.
+        'bpr' (Eq. 10): ``-mean log sigmoid(logit_pos - logit_neg)`` over positives x ``negatives`` sampled
+        negatives (``hard_negatives`` of them from the shortlist). 'bce' / 'listwise': over the positives and
+        every other label of the document's training shortlist (:meth:`_training_candidates`). With
+        ``encoder_head`` the pair logits include the head's.
         """
         cfg = self.config
         s = net.encode(batch)  # (batch, n, D)
@@ -284,21 +287,37 @@ class MAACF(MAACFRanking, DeepTextModel):
             return bce_loss(net.head_logits(s), targets)
         pos, pos_mask = self._positives(batch.text.Y, s.device)  # (batch, p)
         b, p = pos.shape
-        n_hard = cfg.hard_negatives if self.shortlist_kind in ("head", "parabel") else 0
-        neg, neg_ok = sample_negatives(pos, targets > 0, cfg.negatives - n_hard)  # (batch, p, Neg - hard)
-        if n_hard:
-            cand = batch.candidates  # parabel: precomputed for the training documents
-            if cand is None:
-                size = min(cfg.shortlist_size, self.n_labels_)
-                cand = torch.topk(net.head_logits(s.detach()).float(), size, dim=1).indices  # (batch, c)
-            hard, hard_ok = sample_hard_negatives(cand, targets > 0, p, n_hard)  # (batch, p, hard)
-            neg, neg_ok = torch.cat([neg, hard], -1), torch.cat([neg_ok, hard_ok], -1)
-        logits = net.score(s, torch.cat([pos, neg.reshape(b, -1)], 1)).float()  # (batch, p + p*Neg)
-        valid = pos_mask[:, :, None] & neg_ok  # (batch, p, Neg)
-        loss = bpr_loss(logits[:, :p], logits[:, p:].reshape(b, p, cfg.negatives), valid)
+        if cfg.rank_loss != "bpr":
+            cand = self._training_candidates(net, s, batch)  # (batch, c)
+            is_gold = (cand >= 0) & (targets.gather(1, cand.clamp(min=0)) > 0)  # the positives score already
+            ids = torch.cat([pos, cand.clamp(min=0)], 1)  # (batch, p + c)
+            positive = torch.cat([pos_mask, torch.zeros_like(is_gold)], 1)
+            valid = torch.cat([pos_mask, (cand >= 0) & ~is_gold], 1)
+            loss = shortlist_loss(cfg.rank_loss, net.score(s, ids), positive, valid)
+        else:
+            n_hard = cfg.hard_negatives if self.shortlist_kind in ("head", "parabel") else 0
+            neg, neg_ok = sample_negatives(pos, targets > 0, cfg.negatives - n_hard)  # (batch, p, Neg - hard)
+            if n_hard:
+                cand = self._training_candidates(net, s, batch)
+                hard, hard_ok = sample_hard_negatives(cand, targets > 0, p, n_hard)  # (batch, p, hard)
+                neg, neg_ok = torch.cat([neg, hard], -1), torch.cat([neg_ok, hard_ok], -1)
+            logits = net.score(s, torch.cat([pos, neg.reshape(b, -1)], 1)).float()  # (batch, p + p*Neg)
+            valid = pos_mask[:, :, None] & neg_ok  # (batch, p, Neg)
+            loss = bpr_loss(logits[:, :p], logits[:, p:].reshape(b, p, cfg.negatives), valid)
         if net.head is not None:
             loss = loss + cfg.head_weight * bce_loss(net.head_logits(s, cfg.head_detach), targets)
         return loss
+
+    def _training_candidates(self, net: MAACFNet, s: torch.Tensor, batch: PairBatch) -> torch.Tensor:
+        """The shortlist of a training batch, (batch, c) int64 label ids with -1 padding: the precomputed
+        (cross-fitted) parabel shortlist, the top ``shortlist_size`` of the head's detached logits, or every
+        label (shortlist 'all')."""
+        if batch.candidates is not None:  # parabel: precomputed for the training documents
+            return batch.candidates
+        if self.shortlist_kind == "all":
+            return torch.arange(self.n_labels_, device=s.device).expand(len(s), -1)
+        size = min(self.config.shortlist_size, self.n_labels_)
+        return torch.topk(net.head_logits(s.detach()).float(), size, dim=1).indices
 
     def _positives(self, Y: sp.csr_matrix, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """(positive label ids (batch, p) padded with 0, mask (batch, p)); at most ``max_positives`` each,

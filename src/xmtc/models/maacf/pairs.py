@@ -1,4 +1,6 @@
-"""MAACF+'s pairwise training: batches of (document, positive, negative) label pairs and the BPR-style loss (Eq. 10).
+"""MAACF+'s ranking losses: the BPR-style pairwise loss (Eq. 10) over sampled pairs, and the shortlist losses
+(``rank_loss='bce'`` or ``'listwise'``) over a document's positives and its whole training shortlist; the
+batches of one epoch.
 """
 
 from __future__ import annotations
@@ -22,6 +24,27 @@ def bpr_loss(pos: torch.Tensor, neg: torch.Tensor, valid: torch.Tensor) -> torch
     """
     diff = pos.float().unsqueeze(-1) - neg.float()  # (batch, p, Neg)
     return -(F.logsigmoid(diff) * valid).sum() / valid.sum().clamp(min=1)
+
+
+def shortlist_loss(kind: str, logits: torch.Tensor, positive: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """The loss of one batch of scored shortlists.
+
+    Args:
+        kind: ``"bce"`` (mean binary cross-entropy over the valid entries) or ``"listwise"`` (for each valid
+            positive, ``-log softmax`` of its logit against the document's valid negatives; mean over the
+            positives).
+        logits: (batch, m) pair logits of each document's positives and shortlisted negatives.
+        positive: (batch, m) bool, the entry is a gold label.
+        valid: (batch, m) bool, the entry counts (False: padding, or a duplicate of a positive).
+    """
+    logits = logits.float()
+    if kind == "bce":
+        bce = F.binary_cross_entropy_with_logits(logits, positive.float(), reduction="none")
+        return (bce * valid).sum() / valid.sum().clamp(min=1)
+    pos_ok, neg_ok = valid & positive, valid & ~positive
+    lse_neg = torch.logsumexp(logits.masked_fill(~neg_ok, float("-inf")), dim=1, keepdim=True)  # (batch, 1)
+    nll = torch.logaddexp(logits, lse_neg) - logits  # (batch, m): -log p(positive | it + the negatives)
+    return (nll * pos_ok).sum() / pos_ok.sum().clamp(min=1)
 
 
 class _PairBatches:
