@@ -37,13 +37,15 @@ def write_split(folder: Path, split: str, ds) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", required=True)
-    ap.add_argument("--model", default="xmlcnn")
-    ap.add_argument("--max-train", type=int, default=4000)
-    ap.add_argument("--max-test", type=int, default=1000)
+    ap.add_argument("--data", required=True, help="dataset folder (train and test splits)")
+    ap.add_argument("--model", default="xmlcnn", help="registered deep model (default: %(default)s)")
+    ap.add_argument("--max-train", type=int, default=4000,
+                    help="seeded random sample of N training documents (default: %(default)s)")
+    ap.add_argument("--max-test", type=int, default=1000,
+                    help="seeded random sample of N test documents (default: %(default)s)")
     ap.add_argument("--max-valid", type=int, default=500, help="seeded hold-out of the training documents")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--seed", type=int, default=0, help="seed of the samples and of both runs")
+    ap.add_argument("--epochs", type=int, default=3, help="epochs of both runs (default: %(default)s)")
     ap.add_argument("--batch-size", type=int, default=32, help="global batch (each of 2 ranks takes half)")
     ap.add_argument("--set", nargs="*", default=[], help="more config overrides KEY=VALUE (both runs)")
     ap.add_argument("--out", default=None, help="result file (JSON in the benchmarks schema + .md table)")
