@@ -120,6 +120,13 @@ def test_knn_exclude_self_and_sparse_input():
     sidx, ssim = knn(csr, csr, 3, exclude_self=True, batch_size=8)
     didx, dsim = knn(dense, dense, 3, exclude_self=True)
     assert np.array_equal(sidx, didx) and np.allclose(ssim, dsim, atol=1e-6)
+    queries = dense[:6].copy()
+    queries[2] = 0  # a query without terms, and batches that use only some of the terms
+    queries[:, :3] = 0
+    for batch_size in (1, 4):
+        sidx, ssim = knn(sp.csr_matrix(queries), csr, 3, batch_size=batch_size)
+        didx, dsim = knn(queries, dense, 3)
+        assert np.array_equal(sidx, didx) and np.allclose(ssim, dsim, atol=1e-6)
 
 
 def test_knn_ties_zero_rows_and_small_base():
