@@ -136,3 +136,15 @@ def test_knn_ties_zero_rows_and_small_base():
     assert sim.tolist() == [[1.0, 1.0, 0.0]]
     idx, sim = knn(base, base, 10, exclude_self=True)
     assert idx.shape == (4, 3)  # k clamped to the 3 other rows
+
+
+def test_knn_cost_benchmark_times_both_products_and_checks_they_agree(tiny_dir, tmp_path):
+    from benchmarks import knn_cost
+    from benchmarks.schema import load as load_result
+
+    out = tmp_path / "knn.json"
+    knn_cost.main(["--data", str(tiny_dir), "--queries", "16", "--max-len", "20", "--out", str(out)])
+    rows = load_result(out)["rows"]
+    assert [r["model"] for r in rows] == ["knn block, sparse x sparse", "knn block, dense batch (_similarities)"]
+    assert all(r["queries"] == 16 and r["block_cpu_s"] >= 0 for r in rows)
+    assert rows[0]["max_abs_diff"] < 1e-6
