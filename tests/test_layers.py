@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from xmtc.models.layers import (
     MLP,
@@ -11,6 +12,8 @@ from xmtc.models.layers import (
     LSTMEncoder,
     MaxPoolEncoder,
     MLAttention,
+    candidate_logits,
+    full_precision,
     reverse_padded,
 )
 
@@ -195,3 +198,26 @@ def test_lightattention_label_logits_are_float32_under_bf16_autocast():
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         g, d = net.eval()(ids, mask, torch.tensor([[0, 3, 5]] * 3))
     assert g.dtype == torch.float32 and d.dtype == torch.float32 and d.shape == (3, 3)
+
+
+def test_candidate_logits_gathers_the_float32_output_layer_under_bf16_autocast():
+    torch.manual_seed(0)
+    layer = nn.Linear(16, 9)
+    x = torch.randn(3, 16).bfloat16()
+    cand = torch.tensor([[8, 0, 3], [1, 1, 2], [7, 6, 5]])
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        part = candidate_logits(layer, x, cand)
+        full = full_precision(layer, x)
+    assert part.dtype == torch.float32 and full.dtype == torch.float32
+    torch.testing.assert_close(part, torch.gather(full, 1, cand))
+
+
+def test_xmlcnn_logits_are_float32_under_bf16_autocast():
+    from xmtc.models.baselines.xmlcnn import XMLCNNConfig, XMLCNNNet
+
+    torch.manual_seed(0)
+    net = XMLCNNNet(np.random.default_rng(0).normal(size=(20, 8)).astype(np.float32), 7,
+                    XMLCNNConfig(widths=[2], n_filters=4, chunks=2, bottleneck=6)).eval()
+    ids, mask = _batch()
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        assert net(ids, mask).dtype == torch.float32

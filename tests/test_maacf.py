@@ -636,3 +636,16 @@ def test_benchmark_fusion_rows_evaluate_the_same_model_at_w_0_and_inf(untrained_
     own = metrics.precision_at_k(test.Y, model.shortlister_.predict(test, k=5), 1)
     assert rows[1]["P@1"] == pytest.approx(100 * own, abs=1e-6)
     assert extras.fusion_rows(object(), "x", test, inv_prop) == []
+
+
+def test_encoder_head_logits_are_float32_under_bf16_autocast():
+    torch.manual_seed(0)
+    cfg = MAACF.tiny_config().replace(dim=4, group_size=2, encoder_head=True)
+    groups = np.array([[1, 2], [0, -1], [-1, -1], [2, 0]])
+    net = MAACFNet(np.random.default_rng(0).normal(size=(10, 16)).astype(np.float32), groups, cfg, head=True).eval()
+    s = torch.randn(2, 3, net.head.in_features).bfloat16()  # (batch, aspects, D) as the aspects give it in bf16
+    labels = torch.tensor([[3, 0], [1, 1]])
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        full, pairs = net.head_logits(s), net.head_pairs(s, labels)
+    assert full.dtype == torch.float32 and pairs.dtype == torch.float32
+    torch.testing.assert_close(pairs, torch.gather(full, 1, labels))

@@ -491,3 +491,17 @@ def test_teacher_on_eurlex57k_uses_eurovoc_parents(shared_data):
     assert model.parent_mode_ == "index"
     assert model.teacher_.label_items.nnz > model.n_labels_ + 1000  # EuroVoc broader terms inside the index
     assert model.stats_["teacher_label_recall"] > 0.3
+
+
+def test_network_logits_are_float32_under_bf16_autocast():
+    """bf16 keeps 8 bits of mantissa: ranked logits must come out of a float32 output layer (as AttentionXML's)."""
+    torch.manual_seed(0)
+    cfg = TReaderXMLConfig(bottleneck=8, heads=4, dropout=0.0, emb_dropout=0.0)
+    vectors = np.random.default_rng(0).normal(size=(10, 8)).astype(np.float32)
+    net = TReaderNet(vectors, 6, cfg).eval()
+    ids, mask, tb = _net_inputs(vectors)
+    cand = torch.tensor([[5, 1, -1], [0, 2, 3]])
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        full, part = net(ids, mask, tb), net(ids, mask, tb, cand)
+    assert full.dtype == torch.float32 and part.dtype == torch.float32
+    torch.testing.assert_close(part[1], full[1, [0, 2, 3]])

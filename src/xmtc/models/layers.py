@@ -233,6 +233,21 @@ def full_precision(layer: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return layer(x.float())
 
 
+def candidate_logits(layer: nn.Linear, x: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+    """The output layer's logits of some labels only, in float32 with autocast off (as :func:`full_precision`).
+
+    Args:
+        layer: the output layer over all labels (weight (L, d), bias (L,)).
+        x: (batch, d) document vectors.
+        candidates: (batch, c) int64 label ids, all >= 0.
+
+    Returns:
+        (batch, c) float32, equal to ``layer(x)`` gathered at ``candidates``.
+    """
+    with torch.autocast(device_type=x.device.type, enabled=False):
+        return torch.einsum("bd,bcd->bc", x.float(), layer.weight[candidates]) + layer.bias[candidates]
+
+
 FCStack = MLP
 
 

@@ -15,7 +15,7 @@ from torch import nn
 from xmtc.config import check, doc_field
 from xmtc.models.base import register
 from xmtc.models.deep import DeepConfig, DeepTextModel
-from xmtc.models.layers import CNNEncoder, Embedding
+from xmtc.models.layers import CNNEncoder, Embedding, full_precision
 
 
 @dataclass
@@ -50,7 +50,7 @@ class XMLCNNNet(nn.Module):
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """ids, mask (batch, seq) -> logits (batch, labels)."""
-        return self.out(self.encoder(self.emb(ids), mask))
+        return full_precision(self.out, self.encoder(self.emb(ids), mask))  # float32 under bf16 (ranked scores)
 
 
 @register("xmlcnn")

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from xmtc.models.deep_batches import TextBatch
-from xmtc.models.layers import MLP, Embedding
+from xmtc.models.layers import MLP, Embedding, candidate_logits, full_precision
 from xmtc.models.maacf.aspects import AttentionLSTMEncoder, CNNAspect
 
 if TYPE_CHECKING:
@@ -123,11 +123,11 @@ class MAACFNet(nn.Module):
     def head_logits(self, s: torch.Tensor, detach: bool = False) -> torch.Tensor:
         """Linear head over the mean aspect vector: s (batch, n, D) -> (batch, L)."""
         x = s.mean(1)
-        return self.head(x.detach() if detach else x)
+        return full_precision(self.head, x.detach() if detach else x)  # float32 under bf16 (ranked scores)
 
     def head_pairs(self, s: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         """The head's logits of the given labels only: s (batch, n, D), labels (batch, c) -> (batch, c)."""
-        return torch.einsum("bd,bcd->bc", s.mean(1), self.head.weight[labels]) + self.head.bias[labels]
+        return candidate_logits(self.head, s.mean(1), labels)
 
     def member_emb(self, ids: torch.Tensor) -> torch.Tensor:
         """Group-member vectors h_ik: rows of the label table (one table) or of ``group_emb`` (two)."""

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xmtc.errors import ConfigError
-from xmtc.models.layers import Embedding
+from xmtc.models.layers import Embedding, candidate_logits, full_precision
 from xmtc.models.treaderxml.teacher import (
     TeacherBatch,
 )
@@ -183,11 +183,10 @@ class TReaderNet(nn.Module):
             z = residual_norm(self.interaction_norm, h, z, mask)
         m = mask.unsqueeze(-1).to(z.dtype)
         z = self.dropout((z * m).sum(1) / m.sum(1))  # masked mean pooling (b, hb)
-        if candidates is None:
-            logits = self.out(z)  # Eq. 18 (b, L)
+        if candidates is None:  # Eq. 18, in float32 under bf16 autocast (ranked scores)
+            logits = full_precision(self.out, z)  # (b, L)
         else:
-            c = candidates.clamp(min=0)
-            logits = torch.bmm(self.out.weight[c], z.unsqueeze(-1)).squeeze(-1) + self.out.bias[c]  # (b, C)
+            logits = candidate_logits(self.out, z, candidates.clamp(min=0))  # (b, C)
         if self.prior is not None and prior is not None:  # per label: a * vote share + b * [proposed]
             logits = logits + self.prior[0] * prior + self.prior[1] * (prior > 0).to(logits.dtype)
         return logits
