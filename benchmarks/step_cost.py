@@ -117,8 +117,8 @@ def _treaderxml_rows(args) -> list[dict]:
     costs: dict[str, list[dict[str, float]]] = {name: [] for name, _, _ in cases}
     for _ in range(args.rounds):
         for name, teacher, bf16 in cases:
-            costs[name].append(treaderxml_step_cost(args.labels, bf16=bf16, teacher=teacher,
-                                                    items=args.teacher_items, steps=args.steps))
+            costs[name].append(treaderxml_step_cost(args.labels, bf16=bf16, teacher=teacher, items=args.teacher_items,
+                                                    steps=args.steps, seq=args.seq))
     rows = []
     for name, teacher, bf16 in cases:
         cpu = float(np.median([c["cpu_s"] for c in costs[name]]))
@@ -126,7 +126,7 @@ def _treaderxml_rows(args) -> list[dict]:
         row = make_row(f"treaderxml step: {name}", "single", "synthetic", n_train=None, n_test=None, seed=0)
         row.update(step_cpu_s=round(cpu, 4), step_wall_s=round(wall, 4), labels=args.labels, teacher=teacher,
                    teacher_items=args.teacher_items if teacher else 0, bf16=bf16, threads=args.threads,
-                   rounds=args.rounds, batch=32)
+                   rounds=args.rounds, batch=32, seq=args.seq)
         rows.append(row)
         print(f"{name:24s} cpu {cpu:.3f} s  wall {wall:.3f} s", flush=True)
     return rows
@@ -136,6 +136,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", choices=("attentionxml", "treaderxml"), default="attentionxml")
     p.add_argument("--teacher-items", type=int, default=40, help="treaderxml: teacher items per document")
+    p.add_argument("--seq", type=int, default=256, help="treaderxml: tokens per document")
     p.add_argument("--rounds", type=int, default=1, help="repeat the cases, interleaved; keep the median")
     p.add_argument("--labels", type=int, default=4271, help="labels of the flat network (EURLEX57K: 4,271)")
     p.add_argument("--top", type=int, default=256, help="nodes of the tree's top level (fast: ~L/16.7)")

@@ -505,3 +505,16 @@ def test_network_logits_are_float32_under_bf16_autocast():
         full, part = net(ids, mask, tb), net(ids, mask, tb, cand)
     assert full.dtype == torch.float32 and part.dtype == torch.float32
     torch.testing.assert_close(part[1], full[1, [0, 2, 3]])
+
+
+def test_step_cost_benchmark_times_every_treaderxml_case(tmp_path):
+    from benchmarks import step_cost
+    from benchmarks.schema import load as load_result
+
+    out = tmp_path / "steps.json"
+    step_cost.main(["--model", "treaderxml", "--labels", "12", "--teacher-items", "3", "--steps", "1", "--seq", "16",
+                    "--out", str(out)])
+    rows = load_result(out)["rows"]
+    assert [(r["teacher"], r["bf16"]) for r in rows] == [(True, False), (True, True), (False, False), (False, True)]
+    assert all(r["step_cpu_s"] > 0 and r["labels"] == 12 for r in rows)
+    assert rows[2]["teacher_items"] == 0 and rows[0]["teacher_items"] == 3
