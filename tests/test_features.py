@@ -9,7 +9,7 @@ import pytest
 import scipy.sparse as sp
 
 from xmtc.errors import DataError, ModelLoadError
-from xmtc.features import TfidfFeaturizer, knn
+from xmtc.features import TfidfFeaturizer, knn, neighbours
 
 TEXTS = [
     "The cat sat on the mat.",
@@ -104,7 +104,7 @@ def test_knn_matches_brute_force(batch_size):
     assert np.all(np.diff(sim, axis=1) <= 0)
 
 
-def test_knn_exclude_self_and_sparse_input():
+def test_knn_exclude_self_and_sparse_input(monkeypatch):
     rng = np.random.default_rng(1)
     base = rng.normal(size=(40, 6)).astype(np.float32)
     idx, sim = knn(base, base, 4, exclude_self=True, batch_size=9)
@@ -127,6 +127,10 @@ def test_knn_exclude_self_and_sparse_input():
         sidx, ssim = knn(sp.csr_matrix(queries), csr, 3, batch_size=batch_size)
         didx, dsim = knn(queries, dense, 3)
         assert np.array_equal(sidx, didx) and np.allclose(ssim, dsim, atol=1e-6)
+
+    monkeypatch.setattr(neighbours, "_DENSE_BATCH_MAX", 0)  # the sparse x sparse fallback of huge vocabularies
+    fidx, fsim = knn(sp.csr_matrix(queries), csr, 3, batch_size=4)
+    assert np.array_equal(fidx, sidx) and np.allclose(fsim, ssim, atol=1e-6)
 
 
 def test_knn_ties_zero_rows_and_small_base():

@@ -61,6 +61,10 @@ def knn(queries: np.ndarray | sp.spmatrix, base: np.ndarray | sp.spmatrix, k: in
     return idx, sim
 
 
+#: most entries (batch x terms used) of the dense copy of a sparse query batch (64M floats: 256 MiB).
+_DENSE_BATCH_MAX = 64 * 2**20
+
+
 def _similarities(q: np.ndarray | sp.csr_matrix, bt: np.ndarray | sp.csr_matrix) -> np.ndarray:
     """Dense float32 (batch, m) block ``q @ bt``.
 
@@ -71,6 +75,8 @@ def _similarities(q: np.ndarray | sp.csr_matrix, bt: np.ndarray | sp.csr_matrix)
     if not sp.issparse(q):
         return np.asarray(q @ bt, dtype=np.float32)
     terms = np.unique(q.indices)
+    if q.shape[0] * len(terms) > _DENSE_BATCH_MAX:  # a huge vocabulary: keep the batch sparse
+        return np.asarray((q @ bt).toarray(), dtype=np.float32)
     dense = q[:, terms].toarray()  # (batch, terms used)
     return np.asarray(dense @ bt[terms], dtype=np.float32)
 
