@@ -41,6 +41,23 @@ from benchmarks.common import machine_info, write_json  # noqa: E402
 from benchmarks.schema import make_row  # noqa: E402
 
 
+def timed_steps(forward, opt: torch.optim.Optimizer, *, bf16: bool, steps: int) -> dict[str, float]:
+    """Median CPU and wall seconds of ``steps`` training steps (after one warm-up): ``forward()`` under bf16
+    autocast when asked, BCE against zeros, backward, ``opt.step()``."""
+    cpu, wall = [], []
+    for _ in range(steps + 1):
+        c0, w0 = time.process_time(), time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = forward().float()
+        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        cpu.append(time.process_time() - c0)
+        wall.append(time.perf_counter() - w0)
+    return {"cpu_s": float(np.median(cpu[1:])), "wall_s": float(np.median(wall[1:]))}
+
+
 def step_cost(n_labels: int, candidates: int, *, bf16: bool, frozen_encoder: bool, freeze_embeddings: bool,
               steps: int, batch: int = 64, seq: int = 256, seed: int = 0) -> dict[str, float]:
     """Median CPU and wall seconds of one training step of an AttentionNet (``candidates=0``: all labels)."""
@@ -59,18 +76,7 @@ def step_cost(n_labels: int, candidates: int, *, bf16: bool, frozen_encoder: boo
     ids = torch.randint(2, cfg.vocab_size, (batch, seq))
     mask = torch.ones(batch, seq, dtype=torch.bool)
     cand = torch.randint(0, n_labels, (batch, candidates)) if candidates else None
-    cpu, wall = [], []
-    for _ in range(steps + 1):
-        c0, w0 = time.process_time(), time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = net(ids, mask, cand).float()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        cpu.append(time.process_time() - c0)
-        wall.append(time.perf_counter() - w0)
-    return {"cpu_s": float(np.median(cpu[1:])), "wall_s": float(np.median(wall[1:]))}
+    return timed_steps(lambda: net(ids, mask, cand), opt, bf16=bf16, steps=steps)
 
 
 def treaderxml_step_cost(n_labels: int, *, bf16: bool, teacher: bool, items: int, steps: int, batch: int = 32,
@@ -97,18 +103,7 @@ def treaderxml_step_cost(n_labels: int, *, bf16: bool, teacher: bool, items: int
                           slots=torch.randint(0, distinct, (batch, items)))
         prior = torch.zeros(batch, n_labels)
         prior[:, :items] = 0.1
-    cpu, wall = [], []
-    for _ in range(steps + 1):
-        c0, w0 = time.process_time(), time.perf_counter()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = net(ids, mask, tb, None, prior).float()
-        loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits))
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        cpu.append(time.process_time() - c0)
-        wall.append(time.perf_counter() - w0)
-    return {"cpu_s": float(np.median(cpu[1:])), "wall_s": float(np.median(wall[1:]))}
+    return timed_steps(lambda: net(ids, mask, tb, None, prior), opt, bf16=bf16, steps=steps)
 
 
 def _treaderxml_rows(args) -> list[dict]:
