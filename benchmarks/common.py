@@ -236,6 +236,13 @@ def result_header(command: str) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- data splits
+def timed(fn, *args) -> tuple[Any, float, float]:
+    """(``fn(*args)``, process CPU seconds (all threads), wall seconds) of one call."""
+    c0, w0 = time.process_time(), time.perf_counter()
+    out = fn(*args)
+    return out, time.process_time() - c0, time.perf_counter() - w0
+
+
 def seeded_rows(n: int, size: int | None, seed: int) -> np.ndarray | None:
     """Sorted row numbers of a seeded random sample of ``size`` of ``n`` rows, without replacement
     (``np.random.default_rng(seed).choice``); None when ``size`` is None or not below ``n`` (take all)."""

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -32,14 +31,8 @@ if __package__ in (None, ""):
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import dataset_name, result_header, seeded_rows, write_json  # noqa: E402
+from benchmarks.common import dataset_name, result_header, seeded_rows, timed, write_json  # noqa: E402
 from benchmarks.schema import make_row  # noqa: E402
-
-
-def _timed(fn):
-    c0, w0 = time.process_time(), time.perf_counter()
-    out = fn()
-    return out, time.process_time() - c0, time.perf_counter() - w0
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -56,15 +49,16 @@ def main(argv: list[str] | None = None) -> None:
     from xmtc.data import load
     from xmtc.features import TfidfFeaturizer
     from xmtc.features.neighbours import _normalised, _similarities
+
     (train,) = load(args.data, ("train",))
     texts = [" ".join(t.split()[: args.max_len]) for t in train.texts]
-    (X, fit_cpu, _) = _timed(lambda: TfidfFeaturizer(max_features=None, min_df=2).fit_transform(texts))
+    (X, fit_cpu, _) = timed(lambda: TfidfFeaturizer(max_features=None, min_df=2).fit_transform(texts))
     base = _normalised(X)
     rows = seeded_rows(base.shape[0], args.queries, args.seed)
     q = base if rows is None else base[rows]
     bt = base.T.tocsr()
-    ref, ref_cpu, ref_wall = _timed(lambda: np.asarray((q @ bt).toarray(), dtype=np.float32))
-    new, new_cpu, new_wall = _timed(lambda: _similarities(q, bt))
+    ref, ref_cpu, ref_wall = timed(lambda: np.asarray((q @ bt).toarray(), dtype=np.float32))
+    new, new_cpu, new_wall = timed(lambda: _similarities(q, bt))
     diff = float(np.abs(new - ref).max())
     print(f"{dataset_name(args.data)}: {q.shape[0]} queries x {base.shape[0]} documents, {base.shape[1]} terms "
           f"(TF-IDF fit {fit_cpu:.1f} CPU s)\n  sparse x sparse {ref_cpu:.2f} CPU s ({ref_wall:.2f} s wall)\n"

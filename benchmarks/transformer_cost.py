@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -34,15 +33,8 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.common import dataset_name, result_header, seeded_rows, write_json  # noqa: E402
+from benchmarks.common import dataset_name, result_header, seeded_rows, timed, write_json  # noqa: E402
 from benchmarks.schema import make_row  # noqa: E402
-
-
-def _timed(fn, *args):
-    """(result of fn(*args), process CPU seconds, wall seconds)."""
-    c0, w0 = time.process_time(), time.perf_counter()
-    out = fn(*args)
-    return out, time.process_time() - c0, time.perf_counter() - w0
 
 
 def finetune_cost(ids: list[np.ndarray], *, trainable_layers: int, batch: int = 32, seed: int = 0):
@@ -63,7 +55,7 @@ def finetune_cost(ids: list[np.ndarray], *, trainable_layers: int, batch: int = 
             loss.backward()
             opt.step()
 
-    _, cpu, wall = _timed(run)
+    _, cpu, wall = timed(run)
     return cpu, wall
 
 
@@ -94,8 +86,8 @@ def main(argv: list[str] | None = None) -> None:
     embedder = MiniLMEmbedder("cpu")
     rows = []
     for max_len in args.max_len:
-        ids, tok_cpu, tok_wall = _timed(subword_ids, tokenizer, texts, max_len)
-        _, emb_cpu, emb_wall = _timed(embedder.embed, ids)
+        ids, tok_cpu, tok_wall = timed(subword_ids, tokenizer, texts, max_len)
+        _, emb_cpu, emb_wall = timed(embedder.embed, ids)
         lengths = np.array([len(a) for a in ids])
         row = make_row(f"maacf transformer aspect, max_len {max_len}", "single", dataset_name(args.data),
                        n_train=None, n_test=None, seed=args.seed)
