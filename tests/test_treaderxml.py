@@ -518,3 +518,15 @@ def test_step_cost_benchmark_times_every_treaderxml_case(tmp_path):
     assert [(r["teacher"], r["bf16"]) for r in rows] == [(True, False), (True, True), (False, False), (False, True)]
     assert all(r["step_cpu_s"] > 0 and r["labels"] == 12 for r in rows)
     assert rows[2]["teacher_items"] == 0 and rows[0]["teacher_items"] == 3
+
+
+def test_profile_fit_benchmark_lists_where_the_time_goes(tiny_dir_with_valid, capsys):
+    from benchmarks import profile_fit
+
+    profile_fit.main(["--data", str(tiny_dir_with_valid), "--model", "treaderxml", "--max-train", "40",
+                      "--max-valid", "10", "--top", "5", "--set", "emb_dim=8", "bottleneck=8", "max_len=16",
+                      "heads=2"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("treaderxml fit on 40 documents:") and len(out) == 2 + 5
+    shares = [float(line.split()[1].rstrip("%")) for line in out[2:]]
+    assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 100.0
