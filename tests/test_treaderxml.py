@@ -530,3 +530,14 @@ def test_profile_fit_benchmark_lists_where_the_time_goes(tiny_dir_with_valid, ca
     assert out[0].startswith("treaderxml fit on 40 documents:") and len(out) == 2 + 5
     shares = [float(line.split()[1].rstrip("%")) for line in out[2:]]
     assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 100.0
+
+
+def test_profile_fit_applies_only_the_default_keys_a_model_has(tiny_dir_with_valid, capsys):
+    """AttentionXML has no ``decay_epochs``: the profile still runs (it failed with an unknown-key error)."""
+    from benchmarks import profile_fit
+
+    profile_fit.main(["--data", str(tiny_dir_with_valid), "--model", "attentionxml", "--max-train", "40",
+                      "--max-valid", "10", "--top", "3", "--set", "emb_dim=8", "hidden=8", "fc=[8]",
+                      "max_len=16", "tree=false"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("attentionxml fit on 40 documents:") and len(out) == 2 + 3
