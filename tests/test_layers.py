@@ -16,6 +16,7 @@ from xmtc.models.layers import (
     full_precision,
     reverse_padded,
 )
+from xmtc.train.device import bf16_supported
 
 
 def _batch(lengths=(5, 3, 1), vocab=20, seed=0):
@@ -188,6 +189,8 @@ def test_mlp_output_layer_runs_in_float32_under_bf16_autocast():
         assert no_out(x).dtype == torch.bfloat16  # without a final linear layer nothing changes
 
 
+@pytest.mark.skipif(not bf16_supported(torch.device("cpu")),
+                    reason="oneDNN has no bf16 LSTM on a CPU without avx512_bf16 / AMX (the library runs fp32 there)")
 def test_lightattention_label_logits_are_float32_under_bf16_autocast():
     from xmtc.models.lightattention import LightAttention
     from xmtc.models.lightattention.network import LightAttentionNet
