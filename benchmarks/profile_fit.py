@@ -9,8 +9,7 @@ fits the registered model once under :mod:`cProfile` and prints the ``--top`` fu
 (``run_backward`` = the whole backward pass, ``linear``, ``scaled_dot_product_attention``, ...), so the table
 says whether the time is in the network or in Python-side batch assembly. The default overrides make it one
 short epoch on one thread (``epochs=1 decay_epochs=0 w2v_epochs=1 threads=1 progress=false``, each where the
-model's config has that key); ``--set`` adds
-or replaces them (e.g. ``teacher=false``).
+model's config has that key); ``--set`` adds or replaces them (e.g. ``teacher=false``).
 """
 
 from __future__ import annotations
@@ -50,9 +49,9 @@ def main(argv: list[str] | None = None) -> None:
     splits = load_splits(args.data, seed=args.seed, max_train=args.max_train, max_test=1,
                          max_valid=args.max_valid, valid="valid")
     cls = registry.get(args.model)
-    fields = set(cls.Config().to_dict())
-    defaults = [kv for kv in DEFAULTS if kv.split("=", 1)[0] in fields]  # the keys this model's config has
-    config = cls.Config().with_overrides([*defaults, f"seed={args.seed}", *args.set])
+    base = cls.Config()
+    defaults = [kv for kv in DEFAULTS if kv.split("=", 1)[0] in base.to_dict()]  # the keys this model's config has
+    config = base.with_overrides([*defaults, f"seed={args.seed}", *args.set])
     model = cls(config)
     prof = cProfile.Profile()
     prof.enable()
