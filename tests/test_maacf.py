@@ -341,6 +341,28 @@ def test_parabel_shortlist_is_saved_with_the_model(tiny_data, tmp_path):
     np.testing.assert_array_equal(registry.load(path).predict(test, k=4).indices, top.indices)
 
 
+def test_resume_reuses_the_unseeded_shortlists_it_was_trained_with(tiny_data, tmp_path, monkeypatch):
+    train, test = tiny_data
+    settings = dict(epochs=2, shortlist="parabel", shortlist_size=4, hard_negatives=2)
+    first = _fit_in(tmp_path, train, **settings)
+    assert {p.name for p in (tmp_path / "shortlist").iterdir()} == {"parabel", "train_shortlist.npz"}
+
+    def refit(*args, **kwargs):
+        raise AssertionError("a resumed run fitted a new (differently seeded) parabel")
+
+    monkeypatch.setattr(MAACF, "_fit_shortlister", refit)
+    resumed = _fit_in(tmp_path, train, resume=True, **settings)
+    assert resumed.stats_ == first.stats_
+    np.testing.assert_array_equal(resumed.shortlist_candidates(test), first.shortlist_candidates(test))
+    np.testing.assert_array_equal(resumed.predict(test, k=4).indices, first.predict(test, k=4).indices)
+    with pytest.raises(XMTCError, match=r"train_shortlist\.npz: training shortlists of shape .*shortlist_size=5"):
+        _fit_in(tmp_path, train, resume=True, **{**settings, "shortlist_size": 5})
+
+
+def _fit_in(run_dir, train, resume: bool = False, **overrides) -> MAACF:
+    return MAACF(MAACF.tiny_config().replace(**overrides)).fit(train, run_dir=run_dir, resume=resume)
+
+
 # --------------------------------------------------------------------------------------------- score fusion
 def test_fuse_scores():
     logits = torch.tensor([[2.0, -1.0, 0.5]])

@@ -44,7 +44,9 @@ The prediction side (top-k over the shortlist, the fusion weight's choice, exact
 
 from __future__ import annotations
 
+import logging
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -55,8 +57,8 @@ import torch
 from torch import nn
 
 from xmtc.data.split import Dataset
-from xmtc.errors import ModelLoadError
-from xmtc.models.base import register
+from xmtc.errors import ModelLoadError, XMTCError
+from xmtc.models.base import SAVING_MARKER, load_model, register
 from xmtc.models.deep import DeepTextModel, bce_loss
 from xmtc.models.deep_batches import Encoded, TextBatch
 from xmtc.models.fusion import weight_json as _weight_json
@@ -71,6 +73,8 @@ from xmtc.models.maacf.network import MAACFNet, PairBatch
 from xmtc.models.maacf.pairs import _PairBatches, bpr_loss, shortlist_loss
 from xmtc.models.maacf.ranking import MAACFRanking, _candidates
 from xmtc.train import train_loop
+
+log = logging.getLogger(__name__)
 
 
 @register("maacf")
@@ -178,21 +182,22 @@ class MAACF(MAACFRanking, DeepTextModel):
 
     def _train(self, train: Encoded, valid: Encoded, embeddings: np.ndarray, *, run_dir: Path | None,
                resume: bool) -> None:
-        from xmtc.models.base import load_model
         from xmtc.train.distributed import share, share_object
 
         cfg = self.config
         self.stats_ = {}
         self.groups_ = nearest_label_groups(train.Y, cfg.group_size)
+        kept = run_dir / "shortlist" if run_dir is not None else None
         if self.shortlist_kind == "parabel":
             # data-parallel (torchrun): omikuji is unseeded, so rank 0 fits it and every rank loads rank 0's copy
-            self.shortlister_ = share_object(lambda: self._fit_shortlister(train.texts, train.Y),
+            self.shortlister_ = share_object(lambda: self._kept_shortlister(kept, resume, train),
                                              lambda m, path: m.save(path), load_model)
         self.networks_ = {name: net.to(self.device_) for name, net in self._make_networks(embeddings).items()}
         net = self.networks_["network"]
         side_train = self._side_inputs(train, candidates=False)
         if (cfg.hard_negatives > 0 or cfg.rank_loss != "bpr") and self.shortlist_kind == "parabel":
-            got = share(lambda: self._training_shortlist(train))  # rank 0's (unseeded omikuji) on every rank
+            # rank 0's (unseeded omikuji) on every rank
+            got = share(lambda: self._kept_training_shortlist(kept, resume, train))
             side_train["cand"] = got["cand"]
             self.stats_.update(shortlist_folds=got["folds"], train_shortlist_recall=got["recall"])
         side_v = self._side_inputs(valid)
@@ -242,6 +247,43 @@ class MAACF(MAACFRanking, DeepTextModel):
         """A Parabel trained on ``texts`` with labels ``Y`` (CSR (n, L) in this model's label space)."""
         data = Dataset(Y=sp.csr_matrix(Y), label_index=self.label_index_, texts=list(texts), split="train")
         return self._new_shortlister().fit(data)
+
+    def _kept_shortlister(self, folder: Path | None, resume: bool, train: Encoded):
+        """The Parabel of the shortlist, kept in the run directory's ``folder/parabel``.
+
+        omikuji cannot be seeded, so a resumed network must go on with the shortlist it was trained with: with
+        ``resume`` and a complete saved copy, that copy is loaded instead of fitting a new one.
+        """
+
+        path = folder / "parabel" if folder is not None else None
+        if path is not None and resume and (path / "meta.json").exists() and not (path / SAVING_MARKER).exists():
+            log.info("resume: the parabel shortlist of %s", path)
+            return load_model(path)
+        model = self._fit_shortlister(train.texts, train.Y)
+        if path is not None:
+            model.save(path)
+        return model
+
+    def _kept_training_shortlist(self, folder: Path | None, resume: bool, train: Encoded) -> dict[str, Any]:
+        """:meth:`_training_shortlist`, kept in the run directory's ``folder/train_shortlist.npz`` and, with
+        ``resume``, loaded from there (the same reason as :meth:`_kept_shortlister`)."""
+        path = folder / "train_shortlist.npz" if folder is not None else None
+        if path is not None and resume and path.exists():
+            with np.load(path) as z:
+                got = {"cand": z["cand"], "folds": int(z["folds"]), "recall": float(z["recall"])}
+            if got["cand"].shape != (len(train), self.config.shortlist_size):
+                raise XMTCError(f"{path}: training shortlists of shape {got['cand'].shape}, but this run has "
+                                f"{len(train)} training documents and shortlist_size={self.config.shortlist_size}"
+                                f"; resume needs the same training data and settings (or a new --run-dir)")
+            log.info("resume: the training shortlists of %s", path)
+            return got
+        got = self._training_shortlist(train)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.stem + ".partial.npz")
+            np.savez(tmp, cand=got["cand"], folds=got["folds"], recall=got["recall"])
+            os.replace(tmp, path)  # whole or absent: a run killed while writing refits on resume
+        return got
 
     def _training_shortlist(self, train: Encoded) -> dict[str, Any]:
         """The parabel shortlist of every training document, for the hard negatives.
