@@ -423,7 +423,40 @@ def test_fusion_inf_is_the_shortlist_order_and_fixed_weights_are_kept(untrained_
     for fusion, weight in [("none", 0.0), (0.5, 0.5), ("shortlist", math.inf)]:
         m = _fit(train, epochs=1, shortlist="parabel", shortlist_size=4, fusion=fusion)
         assert m.fusion_weight_ == weight and "fusion_validation" not in m.stats_
-    assert _fit(train, epochs=1).fusion_weight_ == 0.0, "no parabel shortlist: nothing to fuse"
+    plain = _fit(train, epochs=1, encoder_head=False)
+    assert plain.fusion_partner_ is None and plain.fusion_weight_ == 0.0, "no shortlist, no head: nothing to fuse"
+
+
+@pytest.mark.parametrize("shortlist", ["all", "head"])
+def test_without_a_parabel_shortlist_the_network_is_fused_with_its_encoder_head(tiny_data, shortlist):
+    """The head is the partner: w = inf ranks by the head alone, w is chosen on validation (so the model cannot
+    fall below its own head there), and the exact label scores agree with the fused predictions."""
+    train, test = tiny_data
+    model = _fit(train, epochs=2, shortlist=shortlist, shortlist_size=6)
+    assert model.fusion_partner_ == "its encoder head"
+    table = model.stats_["fusion_validation"]
+    assert set(table) == {"0.0", "0.25", "0.5", "1.0", "2.0", "4.0", "8.0", "inf"}
+    assert table[str(_json_weight(model.fusion_weight_))] == max(table.values())
+    saved = model.fusion_weight_
+    try:
+        model.fusion_weight_ = math.inf
+        top = model.predict(test, k=3)
+        net = model.networks_["network"].eval()
+        head = np.zeros((len(test), 8), dtype=np.float32)
+        with torch.no_grad():
+            for tb in model.eval_batches(model.encode(test.texts)):
+                s = net.encode(model._pair_batch(tb, {"sub": None, "cand": None}))
+                head[tb.rows] = torch.sigmoid(net.head_logits(s).float()).numpy()
+        np.testing.assert_allclose(top.scores, -np.sort(-head, axis=1)[:, :3], rtol=1e-5)
+        for w in (0.0, 2.0, math.inf):
+            model.fusion_weight_ = w
+            top = model.predict(test, k=3)
+            S = model.label_scores(test.texts[:5], np.arange(8))
+            if shortlist == "all":  # every label is a candidate: the exact scores are the ranked ones
+                for r in range(5):
+                    np.testing.assert_allclose(S[r, top.indices[r]], top.scores[r], rtol=1e-4, atol=1e-6)
+    finally:
+        model.fusion_weight_ = saved
 
 
 # --------------------------------------------------------------------------------------- cross-fitted shortlists

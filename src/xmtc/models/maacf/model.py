@@ -218,8 +218,8 @@ class MAACF(MAACFRanking, DeepTextModel):
             net, cfg=cfg, batches=batches, loss=self.pair_loss, evaluate=evaluate, run_dir=run_dir,
             tag="network", resume=resume, parameters=self._param_groups(net))
         net.eval()
-        if self.shortlist_kind != "parabel":
-            self.fusion_weight_ = 0.0  # no shortlist scores to fuse with
+        if self.fusion_partner_ is None:
+            self.fusion_weight_ = 0.0  # no shortlist or head scores to fuse with
         elif fixed is not None:
             self.fusion_weight_ = fixed
         else:

@@ -1,6 +1,7 @@
 """MAACF+ ranking (see :mod:`xmtc.models.maacf.model` for the paper -> code map): the top-k of a batch over the
-shortlist (``all``, ``head`` or ``parabel``), the score fusion ``logit + w * log p_parabel`` with its weight w chosen
-on the validation split, and the exact label scores that bypass the shortlist.
+shortlist (``all``, ``head`` or ``parabel``), the score fusion ``logit + w * log p`` with its partner (the parabel
+shortlist's p_parabel, or without one the encoder head's sigmoid) and its weight w chosen on the validation split,
+and the exact label scores that bypass the shortlist.
 
 :class:`MAACFRanking` is a mixin of :class:`~xmtc.models.maacf.model.MAACF` (it reads the model's ``config``,
 ``n_labels_``, ``shortlist_kind``, ``fusion_weight_``, ``networks_`` and its text pipeline); it never imports the
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from xmtc import metrics
 from xmtc.data.split import Dataset
@@ -30,8 +32,13 @@ class MAACFRanking:
     # ----------------------------------------------------------------- score fusion
     @property
     def fusion_partner_(self) -> str | None:
-        """What the network's scores are fused with ('its parabel shortlist'), None when nothing is."""
-        return "its parabel shortlist" if self.shortlist_kind == "parabel" else None
+        """What the network's scores are fused with: 'its parabel shortlist'; without one, 'its encoder head'
+        (``encoder_head``: the head's own sigmoid, so w = inf is the head alone); None when nothing is."""
+        if self.shortlist_kind == "parabel":
+            return "its parabel shortlist"
+        if self.shortlist_kind in ("all", "head") and self.config.encoder_head:
+            return "its encoder head"
+        return None
 
     def _fixed_fusion(self) -> float | None:
         """The fusion weight the config fixes (0 for 'none', inf for 'shortlist'), None for 'auto'."""
@@ -39,7 +46,7 @@ class MAACFRanking:
 
     def _choose_fusion(self, net: MAACFNet, valid: Encoded, side: dict) -> tuple[float, dict[str, list]]:
         """The fusion weight w with the best validation ``select_metric`` (ties: the higher nDCG@5, then the
-        larger w) among ``fusion_grid`` and inf (the shortlist's own order).
+        larger w) among ``fusion_grid`` and inf (the partner's own order: the shortlist's, or the head's).
 
         Returns:
             (w, {str(w): [select_metric, nDCG@5] in percent}).
@@ -64,19 +71,45 @@ class MAACFRanking:
 
     def shortlist_logits(self, net: MAACFNet, data: Encoded,
                          side: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The parabel shortlist of ``data`` with the network's logits and the shortlist's log-scores.
+        """The candidates of ``data`` with the network's logits and the fusion partner's log-scores.
 
         Returns:
-            (candidates int64 (n, c) with -1 padding, network logits float32 (n, c), log p_parabel float32
-            (n, c), -inf at padding).
+            (candidates int64 (n, c) with -1 padding, network logits float32 (n, c), log p float32 (n, c) of
+            the partner (:meth:`_candidate_scores`), -inf at padding).
         """
-        cand, logp = side["cand"], side["cand_logp"]
-        logits = np.zeros(cand.shape, dtype=np.float32)
+        parts: list[tuple[np.ndarray, ...]] = []
         with torch.no_grad(), autocast(self.device_, self.config.bf16):
             for tb in self.eval_batches(data):
                 batch = self._pair_batch(tb, side)
-                s = net.encode(batch)
-                logits[tb.rows] = net.score(s, batch.candidates.clamp(min=0)).float().cpu().numpy()
+                cand, logits, logp = self._candidate_scores(net, net.encode(batch), batch)
+                logp = torch.full_like(logits, -np.inf) if logp is None else logp.float()
+                parts.append((tb.rows, cand.cpu().numpy(), logits.cpu().numpy(), logp.cpu().numpy()))
+        c = parts[0][1].shape[1] if parts else 0
+        out = (np.full((len(data), c), -1, dtype=np.int64), np.zeros((len(data), c), dtype=np.float32),
+               np.full((len(data), c), -np.inf, dtype=np.float32))
+        for rows, *arrays in parts:
+            for dst, src in zip(out, arrays, strict=True):
+                dst[rows] = src
+        return out
+
+    def _candidate_scores(self, net: MAACFNet, s: torch.Tensor,
+                          batch: PairBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """(candidates int64 (b, c) with -1 padding, network logits float32 (b, c), the fusion partner's log p
+        (b, c) or None) of one batch with aspect vectors ``s``: the parabel shortlist and log p_parabel; the
+        head's top ``shortlist_size`` (``head``) or every label (``all``) and, with ``encoder_head``, the head's
+        log sigmoid."""
+        kind = self.shortlist_kind
+        if kind == "parabel":
+            cand = batch.candidates
+            return cand, net.score(s, cand.clamp(min=0)).float(), batch.cand_logp
+        head = net.head_logits(s).float() if net.head is not None else None  # (b, L)
+        if kind == "head":
+            cand = torch.topk(head, min(self.config.shortlist_size, self.n_labels_), dim=1).indices
+            logits = net.score(s, cand).float()
+        else:  # all
+            cand = torch.arange(self.n_labels_, device=s.device).expand(len(s), -1)
+            logits = self._score_labels(net, s, cand[0])
+        logp = F.logsigmoid(torch.gather(head, 1, cand)) if net.add_head else None
         return cand, logits, logp
 
     # ----------------------------------------------------------------- prediction
@@ -84,26 +117,16 @@ class MAACFRanking:
               fusion: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Top-k (label ids (b, k'), scores) of one batch; -1 marks empty shortlist slots.
 
-        Scores are sigmoid(logit), or with a parabel shortlist sigmoid(logit + w * log p_parabel) for the
-        fusion weight w (``fusion``, default ``fusion_weight_``), and p_parabel itself for w = inf.
+        Scores are sigmoid(logit), or fused with the partner (:attr:`fusion_partner_`) sigmoid(logit + w *
+        log p) for the fusion weight w (``fusion``, default ``fusion_weight_``), and p itself for w = inf.
         """
         s = net.encode(batch)
-        kind = self.shortlist_kind
-        if kind == "encoder":
+        if self.shortlist_kind == "encoder":
             val, idx = torch.topk(net.head_logits(s).float(), min(k, self.n_labels_), dim=1)
             return idx, torch.sigmoid(val)
-        if kind == "all":
-            logits = self._score_labels(net, s, torch.arange(self.n_labels_, device=s.device))  # (batch, L)
-            val, idx = torch.topk(logits, min(k, self.n_labels_), dim=1)
-            return idx, torch.sigmoid(val)
-        if kind == "head":
-            size = min(self.config.shortlist_size, self.n_labels_)
-            cand = torch.topk(net.head_logits(s).float(), size, dim=1).indices  # (batch, c)
-        else:
-            cand = batch.candidates
-        logits = net.score(s, cand.clamp(min=0)).float()  # (batch, c)
+        cand, logits, logp = self._candidate_scores(net, s, batch)
         w = self.fusion_weight_ if fusion is None else fusion
-        key, score = fuse_scores(logits, batch.cand_logp, w)
+        key, score = fuse_scores(logits, logp, w)
         key = key.masked_fill(cand < 0, float("-inf"))
         val, pos = torch.topk(key, min(k, cand.shape[1]), dim=1)
         idx = torch.gather(cand, 1, pos).masked_fill(~torch.isfinite(val), -1)
@@ -126,7 +149,8 @@ class MAACFRanking:
     def label_scores(self, data: Dataset | Sequence[str], labels: Sequence[int]) -> np.ndarray:
         """Exact matching scores (sigmoid of the logits) of every document with ``labels``, bypassing the
         shortlist (the tail-label evaluation of Eq. 14 ranks all documents for one label). The network's own
-        scores: no fusion with the shortlist (Parabel gives no score outside its beam).
+        scores, fused with the encoder head when that is the partner (exact for every label); never with a
+        parabel shortlist (Parabel gives no score outside its beam).
 
         Returns:
             float32 (n, len(labels)).
@@ -140,14 +164,17 @@ class MAACFRanking:
         side = self._side_inputs(enc, candidates=False)
         out = np.zeros((len(enc), len(labels)), dtype=np.float32)
         lab = torch.from_numpy(labels).to(self.device_)
+        head_partner = self.fusion_partner_ == "its encoder head"
         with torch.no_grad():
             for tb in self.eval_batches(enc):
                 s = net.encode(self._pair_batch(tb, side))
                 if net.variant == "encoder":
-                    logits = net.head_logits(s)[:, lab]  # (batch, len(labels))
+                    score = torch.sigmoid(net.head_logits(s)[:, lab].float())  # (batch, len(labels))
                 else:
                     logits = self._score_labels(net, s, lab)
-                out[tb.rows] = torch.sigmoid(logits.float()).cpu().numpy()
+                    logp = F.logsigmoid(net.head_logits(s).float()[:, lab]) if head_partner else None
+                    score = fuse_scores(logits, logp, self.fusion_weight_)[1]
+                out[tb.rows] = score.cpu().numpy()
         return out
 
     def shortlist_candidates(self, data: Dataset | Sequence[str]) -> np.ndarray:
