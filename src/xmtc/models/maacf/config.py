@@ -85,13 +85,14 @@ class MAACFConfig(DeepConfig):
     shortlist_folds: int = doc_field(3, "parabel shortlist with hard_negatives: the training documents' "
                                         "shortlists come from k-fold Parabel models that did not see them "
                                         "(cross-fitting); 1 = the final Parabel's in-sample predictions")
-    fusion: str | float = doc_field("auto", "parabel shortlist: rank by logit + w * log p_parabel; 'auto' (w "
-                                            "chosen on the validation split from fusion_grid and the "
-                                            "shortlist's own order), a number (w fixed), 'shortlist' (the "
-                                            "shortlist's own order, w = inf) or 'none' (the network alone, "
-                                            "w = 0)")
+    fusion: str | float = doc_field("auto", "rank by logit + w * log p, p = the parabel shortlist's score, "
+                                            "or without a parabel shortlist (encoder_head on) the head's "
+                                            "sigmoid; 'auto' (w chosen on the validation split from "
+                                            "fusion_grid and the partner's own order), a number (w fixed), "
+                                            "'shortlist' (the partner's own order, w = inf) or 'none' (the "
+                                            "network alone, w = 0)")
     fusion_grid: list[float] = doc_field([0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0],
-                                         "fusion weights w tried by fusion='auto' (w = inf, the shortlist's "
+                                         "fusion weights w tried by fusion='auto' (w = inf, the partner's "
                                          "own order, is always tried too)")
     head_weight: float = doc_field(1.0, "weight of the linear head's BCE loss (encoder_head or shortlist "
                                         "'head')")
