@@ -428,15 +428,18 @@ def test_fusion_inf_is_the_shortlist_order_and_fixed_weights_are_kept(untrained_
 
 
 @pytest.mark.parametrize("shortlist", ["all", "head"])
-def test_without_a_parabel_shortlist_the_network_is_fused_with_its_encoder_head(tiny_data, shortlist):
+def test_without_a_parabel_shortlist_the_network_is_fused_with_its_encoder_head(tiny_data, shortlist, tmp_path):
     """The head is the partner: w = inf ranks by the head alone, w is chosen on validation (so the model cannot
-    fall below its own head there), and the exact label scores agree with the fused predictions."""
+    fall below its own head there) and saved, and the exact label scores agree with the fused predictions."""
     train, test = tiny_data
     model = _fit(train, epochs=2, shortlist=shortlist, shortlist_size=6)
     assert model.fusion_partner_ == "its encoder head"
     table = model.stats_["fusion_validation"]
     assert set(table) == {"0.0", "0.25", "0.5", "1.0", "2.0", "4.0", "8.0", "inf"}
     assert table[str(_json_weight(model.fusion_weight_))] == max(table.values())
+    loaded = registry.load(model.save(tmp_path / "m"))
+    assert loaded.fusion_partner_ == "its encoder head" and loaded.fusion_weight_ == model.fusion_weight_
+    np.testing.assert_allclose(loaded.predict(test, k=3).scores, model.predict(test, k=3).scores, rtol=1e-5)
     saved = model.fusion_weight_
     try:
         model.fusion_weight_ = math.inf
@@ -452,11 +455,25 @@ def test_without_a_parabel_shortlist_the_network_is_fused_with_its_encoder_head(
             model.fusion_weight_ = w
             top = model.predict(test, k=3)
             S = model.label_scores(test.texts[:5], np.arange(8))
-            if shortlist == "all":  # every label is a candidate: the exact scores are the ranked ones
-                for r in range(5):
-                    np.testing.assert_allclose(S[r, top.indices[r]], top.scores[r], rtol=1e-4, atol=1e-6)
+            for r in range(5):  # every ranked label is a candidate: its exact score is the ranked one
+                assert (top.indices[r] >= 0).all()
+                np.testing.assert_allclose(S[r, top.indices[r]], top.scores[r], rtol=1e-4, atol=1e-6)
     finally:
         model.fusion_weight_ = saved
+
+
+def test_the_fusion_choice_ranks_by_a_partial_sort_that_matches_a_full_sort():
+    from xmtc.models.maacf.ranking import _top_positions
+
+    rng = np.random.default_rng(0)
+    key = rng.normal(size=(20, 30)).astype(np.float32)
+    key[3, 5:] = -np.inf  # a row with only 5 finite candidates
+    full = np.argsort(-key, axis=1, kind="stable")
+    for k in (1, 5, 30, 40):
+        got = _top_positions(key, k)
+        assert got.shape == (20, min(k, 30))
+        np.testing.assert_array_equal(np.take_along_axis(key, got, 1),
+                                      np.take_along_axis(key, full[:, :min(k, 30)], 1))
 
 
 # --------------------------------------------------------------------------------------- cross-fitted shortlists

@@ -61,7 +61,7 @@ class MAACFRanking:
             key, _ = fuse_scores(torch.from_numpy(logits), torch.from_numpy(logp), w)
             key = key.numpy().copy()
             key[cand < 0] = -np.inf
-            order = np.argsort(-key, axis=1, kind="stable")[:, :kk]  # (n, kk)
+            order = _top_positions(key, kk)  # (n, min(kk, c)), best first
             idx = np.take_along_axis(cand, order, 1)
             val = np.take_along_axis(key, order, 1)
             top = TopK(np.where(np.isfinite(val), idx, -1), val, n_labels=self.n_labels_)
@@ -147,10 +147,10 @@ class MAACFRanking:
         return self.predict_encoded(enc, k, lambda b, kk: self._topk(net, self._pair_batch(b, side), kk))
 
     def label_scores(self, data: Dataset | Sequence[str], labels: Sequence[int]) -> np.ndarray:
-        """Exact matching scores (sigmoid of the logits) of every document with ``labels``, bypassing the
-        shortlist (the tail-label evaluation of Eq. 14 ranks all documents for one label). The network's own
-        scores, fused with the encoder head when that is the partner (exact for every label); never with a
-        parabel shortlist (Parabel gives no score outside its beam).
+        """Exact matching scores of every document with ``labels`` (the scores :meth:`predict` reports: sigmoid
+        of the logit, or of the fused key), bypassing the shortlist (the tail-label evaluation of Eq. 14 ranks
+        all documents for one label). Fused with the encoder head when that is the partner (exact for every
+        label); never with a parabel shortlist (Parabel gives no score outside its beam).
 
         Returns:
             float32 (n, len(labels)).
@@ -165,7 +165,7 @@ class MAACFRanking:
         out = np.zeros((len(enc), len(labels)), dtype=np.float32)
         lab = torch.from_numpy(labels).to(self.device_)
         head_partner = self.fusion_partner_ == "its encoder head"
-        with torch.no_grad():
+        with torch.no_grad(), autocast(self.device_, self.config.bf16):  # as predict, so the scores agree
             for tb in self.eval_batches(enc):
                 s = net.encode(self._pair_batch(tb, side))
                 if net.variant == "encoder":
@@ -195,6 +195,18 @@ class MAACFRanking:
                 top = torch.topk(net.head_logits(s).float(), out.shape[1], dim=1).indices  # (batch, c)
                 out[tb.rows] = top.cpu().numpy()
         return out
+
+
+def _top_positions(key: np.ndarray, k: int) -> np.ndarray:
+    """Column positions of the ``k`` largest values of each row of ``key``, best first (a partial sort: the
+    fusion weight is chosen over every label when all are scored)."""
+    k = min(k, key.shape[1])
+    if k < key.shape[1]:
+        part = np.argpartition(-key, k - 1, axis=1)[:, :k]
+    else:
+        part = np.broadcast_to(np.arange(key.shape[1]), key.shape)
+    inner = np.argsort(-np.take_along_axis(key, part, 1), axis=1, kind="stable")
+    return np.take_along_axis(part, inner, 1)
 
 
 def _candidates(top: TopK) -> tuple[np.ndarray, np.ndarray]:
