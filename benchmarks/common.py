@@ -300,7 +300,7 @@ class Splits:
 
 def load_splits(data: str | Path, *, seed: int = 0, max_train: int | None = None, max_test: int | None = None,
                 max_valid: int | None = None, valid: str = "none", holdout_fraction: float = 0.05,
-                holdout_max: int | None = 2000) -> Splits:
+                holdout_max: int | None = 2000, max_tokens: int | None = None) -> Splits:
     """Load a dataset folder's train and test splits (and validation documents) for one run.
 
     Subsets are seeded random samples (:func:`seeded_rows`, the same ``seed`` for every split), never the first
@@ -316,6 +316,9 @@ def load_splits(data: str | Path, *, seed: int = 0, max_train: int | None = None
         valid: ``"valid"`` the dataset's own valid split, ``"holdout"`` a seeded hold-out of the training
             documents (:func:`xmtc.data.validation_split`), ``"none"`` no validation documents. Never test.
         holdout_fraction, holdout_max: size of a hold-out without ``max_valid``.
+        max_tokens: keep only the first N word tokens of every document of every split (the tokens of
+            :func:`xmtc.text.tokenize`, joined by spaces), so that the sparse peers see the same words as a
+            network with ``max_len=N`` (None: whole documents).
     """
     from xmtc.data import load, validation_split
 
@@ -337,7 +340,23 @@ def load_splits(data: str | Path, *, seed: int = 0, max_train: int | None = None
         train, valid_set = validation_split(train, fraction, seed, max_valid or holdout_max)
     elif valid != "none":
         raise ValueError(f"valid must be 'valid', 'holdout' or 'none', got {valid!r}")
+    if max_tokens is not None:
+        train, test = truncate_tokens(train, max_tokens), truncate_tokens(test, max_tokens)
+        valid_set = None if valid_set is None else truncate_tokens(valid_set, max_tokens)
     return Splits(train=train, valid=valid_set, test=test, valid_source=None if valid == "none" else valid)
+
+
+def truncate_tokens(ds: Any, n: int) -> Any:
+    """``ds`` with each text cut to its first ``n`` word tokens (the tokenizer every model uses)."""
+    import dataclasses
+
+    from xmtc.text import tokenize_all
+
+    if n <= 0:
+        raise ValueError(f"max_tokens must be positive, got {n}")
+    if ds.texts is None:
+        raise ValueError(f"{ds.name} {ds.split}: max_tokens needs raw texts (this dataset has features only)")
+    return dataclasses.replace(ds, texts=[" ".join(t[:n]) for t in tokenize_all(ds.texts)])
 
 
 # --------------------------------------------------------------------------------------- training stage times

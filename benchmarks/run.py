@@ -13,14 +13,15 @@ gets, in this order: ``progress=false``, ``seed=--seed``, ``threads``/``n_thread
 ``epochs=--epochs`` (when given) where the config has those fields, then every ``--set KEY=VALUE`` whose key
 the config has (a key no run has is an error), then the run's own overrides.
 
-Documents: ``--max-train/--max-test/--max-valid N`` take seeded random samples (``--seed``, without
-replacement, in file order), never the first N; the label index is built from the training documents used,
-and gold labels outside it count as misses. Validation (``--valid-split``, for runs whose config has
-``valid_fraction``, i.e. the networks): ``auto`` uses the dataset's own valid split when it has one, else a
-seeded hold-out of the training documents (``--max-valid`` of them, else the first such run's
-``valid_fraction`` capped at its ``valid_max_docs``); ``valid`` / ``holdout`` force one; ``none`` passes no
-validation documents (a network then carves its own from train). When validation documents are used, every
-run of the command trains on the same documents. Nothing is selected on the test documents.
+Documents: ``--max-train/--max-test/--max-valid N`` take seeded random samples (``--seed``, without replacement,
+in file order), never the first N; the label index is built from the training documents used, and gold labels
+outside it count as misses. ``--max-tokens N`` cuts every document of every split to its first N word tokens
+(xmtc's tokenizer), so that the peers' TF-IDF sees what a network with ``max_len=N`` sees. Validation (``--valid-
+split``, for runs whose config has ``valid_fraction``, i.e. the networks): ``auto`` uses the dataset's own valid
+split when it has one, else a seeded hold-out of the training documents (``--max-valid`` of them, else the first
+such run's ``valid_fraction`` capped at its ``valid_max_docs``); ``valid`` / ``holdout`` force one; ``none``
+passes no validation documents (a network then carves its own from train). When validation documents are used,
+every run of the command trains on the same documents. Nothing is selected on the test documents.
 
 Measured (per row): P@1/3/5, nDCG@3/5, PSP@1/3/5 in percent (:func:`xmtc.metrics.report`; propensities of the
 training labels, A=0.55, B=1.5), ``train_s`` / ``train_cpu_s`` (wall and CPU seconds of ``fit`` in the child:
@@ -91,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-train", type=int, default=None, help="seeded random sample of N training documents")
     p.add_argument("--max-test", type=int, default=None, help="seeded random sample of N test documents")
     p.add_argument("--max-valid", type=int, default=None, help="N validation documents (sample or hold-out)")
+    p.add_argument("--max-tokens", type=int, default=None, metavar="N",
+                   help="keep the first N word tokens of every document, for every run and peer (equal input)")
     p.add_argument("--valid-split", choices=("auto", "valid", "holdout", "none"), default="auto",
                    help="validation documents of the networks (default auto: the valid split, else a hold-out)")
     p.add_argument("--seed", type=int, default=0, help="seed of the samples, the hold-out and every model")
@@ -131,6 +134,8 @@ def plan(args: argparse.Namespace, p: argparse.ArgumentParser) -> list[dict[str,
 
     if args.data is None:
         p.error("--data is required")
+    if args.max_tokens is not None and args.max_tokens <= 0:
+        p.error(f"--max-tokens must be positive, got {args.max_tokens}")
     runs = args.runs or p.error("give at least one --model NAME or --run NAME [KEY=VALUE ...]")
     known = set(registry.available())
     configs: list[Any] = []
@@ -174,7 +179,7 @@ def plan(args: argparse.Namespace, p: argparse.ArgumentParser) -> list[dict[str,
         p.error(f"{args.data} has no valid split; use --valid-split holdout")
     first = validating[0] if validating else {"valid_fraction": 0.05, "valid_max_docs": 2000}
     shared = {"data": str(args.data.expanduser().resolve()), "seed": args.seed, "max_train": args.max_train,
-              "max_test": args.max_test, "max_valid": args.max_valid, "valid": mode,
+              "max_test": args.max_test, "max_valid": args.max_valid, "valid": mode, "max_tokens": args.max_tokens,
               "holdout_fraction": first["valid_fraction"], "holdout_max": first["valid_max_docs"],
               "threads": args.threads, "members": args.members, "tail": args.tail, "tail_k": args.tail_k,
               "resume": args.resume, "tfidf_max_features": args.tfidf_max_features,
@@ -264,7 +269,7 @@ def _load(spec: dict[str, Any]) -> Any:
     mode = "none" if spec["valid"] == "valid" and not spec["uses_valid"] else spec["valid"]
     return load_splits(spec["data"], seed=spec["seed"], max_train=spec["max_train"], max_test=spec["max_test"],
                        max_valid=spec["max_valid"], valid=mode, holdout_fraction=spec["holdout_fraction"],
-                       holdout_max=spec["holdout_max"])
+                       holdout_max=spec["holdout_max"], max_tokens=spec.get("max_tokens"))
 
 
 def child_main(spec_path: Path, out_path: Path) -> None:
@@ -362,6 +367,8 @@ def _one(spec: dict[str, Any], results: dict[str, Any], dataset: str, out: Path 
         rows, details = one["rows"], one["details"]
     for r in rows:
         r.update(run=i, **process)
+        if spec.get("max_tokens") is not None:
+            r["max_tokens"] = spec["max_tokens"]
     results["rows"] += rows
     results["runs"].append({"run": i, "name": spec["name"], "label": spec["label"], "overrides": spec["overrides"],
                             "process": child, **details})

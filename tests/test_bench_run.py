@@ -46,6 +46,34 @@ def test_load_splits_samples_and_holdout(tiny_dir, tiny_dir_with_valid):
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
+def test_load_splits_max_tokens_cuts_every_split_to_the_first_tokens(tiny_dir_with_valid):
+    from xmtc.text import tokenize
+
+    whole = load_splits(tiny_dir_with_valid, seed=0, valid="valid")
+    cut = load_splits(tiny_dir_with_valid, seed=0, valid="valid", max_tokens=3)
+    for a, b in ((whole.train, cut.train), (whole.valid, cut.valid), (whole.test, cut.test)):
+        assert len(a) == len(b) and (a.Y != b.Y).nnz == 0  # same documents, same labels, in the same order
+        assert b.texts == [" ".join(tokenize(t)[:3]) for t in a.texts]
+        assert any(len(tokenize(t)) > 3 for t in a.texts)  # the cut did something
+    with pytest.raises(ValueError, match="max_tokens must be positive"):
+        load_splits(tiny_dir_with_valid, max_tokens=0)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_runner_records_max_tokens_in_every_row(tiny_dir, tmp_path):
+    out = tmp_path / "t.json"
+    assert run.main(["--model", "parabel", "--data", str(tiny_dir), "--max-train", "120", "--max-test", "40",
+                     "--threads", "1", "--max-tokens", "5", "--out", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert schema.validate(result) == [] and [r["max_tokens"] for r in result["rows"]] == [5]
+
+
+def test_runner_rejects_a_non_positive_max_tokens(tiny_dir):
+    with pytest.raises(SystemExit):
+        run.main(["--model", "parabel", "--data", str(tiny_dir), "--max-tokens", "0"])
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
 def test_runner_writes_a_result_file_in_the_schema(tiny_dir, tmp_path):
     out = tmp_path / "p.json"
     rc = run.main(["--model", "parabel", "--data", str(tiny_dir), "--max-train", "120", "--max-test", "40",
