@@ -16,12 +16,12 @@ the config has (a key no run has is an error), then the run's own overrides.
 Documents: ``--max-train/--max-test/--max-valid N`` take seeded random samples (``--seed``, without replacement,
 in file order), never the first N; the label index is built from the training documents used, and gold labels
 outside it count as misses. ``--max-tokens N`` cuts every document of every split to its first N word tokens
-(xmtc's tokenizer), so that the peers' TF-IDF sees what a network with ``max_len=N`` sees. Validation (``--valid-
-split``, for runs whose config has ``valid_fraction``, i.e. the networks): ``auto`` uses the dataset's own valid
-split when it has one, else a seeded hold-out of the training documents (``--max-valid`` of them, else the first
-such run's ``valid_fraction`` capped at its ``valid_max_docs``); ``valid`` / ``holdout`` force one; ``none``
-passes no validation documents (a network then carves its own from train). When validation documents are used,
-every run of the command trains on the same documents. Nothing is selected on the test documents.
+(xmtc's tokenizer), so that the peers' TF-IDF sees what a network with ``max_len=N`` sees. Validation
+(``--valid-split``, for runs whose config has ``valid_fraction``, i.e. the networks): ``auto`` uses the dataset's
+own valid split when it has one, else a seeded hold-out of the training documents (``--max-valid`` of them, else
+the first such run's ``valid_fraction`` capped at its ``valid_max_docs``); ``valid`` / ``holdout`` force one;
+``none`` passes no validation documents (a network then carves its own from train). When validation documents are
+used, every run of the command trains on the same documents. Nothing is selected on the test documents.
 
 Measured (per row): P@1/3/5, nDCG@3/5, PSP@1/3/5 in percent (:func:`xmtc.metrics.report`; propensities of the
 training labels, A=0.55, B=1.5), ``train_s`` / ``train_cpu_s`` (wall and CPU seconds of ``fit`` in the child:
