@@ -64,6 +64,29 @@ def test_presets_fill_unset_fields_and_round_trip():
         AttentionXMLConfig(beam=0).validate()
 
 
+def test_fc_dropout_and_xavier_fc_options():
+    from torch import nn
+
+    emb = np.zeros((10, 8), dtype=np.float32)
+    base = dict(hidden=8, fc=[64], emb_dim=8)
+
+    def drops(net):
+        return [m.p for m in net.head.modules() if isinstance(m, nn.Dropout)]
+
+    assert drops(AttentionNet(emb, 5, AttentionXMLConfig(dropout=0.3, **base))) == [0.3]  # null: 'dropout'
+    assert drops(AttentionNet(emb, 5, AttentionXMLConfig(dropout=0.3, fc_dropout=0.0, **base))) == [0.0]
+    torch.manual_seed(0)
+    default = AttentionNet(emb, 5, AttentionXMLConfig(**base)).head.net[0].weight
+    torch.manual_seed(0)
+    xavier = AttentionNet(emb, 5, AttentionXMLConfig(xavier_fc=True, **base)).head.net[0].weight
+    fan_in, fan_out = 16, 64  # BiLSTM output (2 x 8) -> 64
+    bound = (6 / (fan_in + fan_out)) ** 0.5  # Xavier-uniform's bound; PyTorch's default is 1/sqrt(fan_in)
+    assert float(xavier.abs().max()) <= bound and float(xavier.abs().max()) > 1 / fan_in ** 0.5
+    assert float(default.abs().max()) <= 1 / fan_in ** 0.5
+    with pytest.raises(ConfigError, match="fc_dropout"):
+        AttentionXMLConfig(fc_dropout=1.0).validate()
+
+
 # ------------------------------------------------------------------------- tree structure
 def test_tree_levels_children_targets_and_candidates():
     levels = TreeLevels([2, 4, 8], [np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1, 2, 2, 3, 3])])

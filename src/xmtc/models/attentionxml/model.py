@@ -56,6 +56,10 @@ class AttentionXMLConfig(DeepConfig):
     hidden: int = doc_field(256, "LSTM hidden units per direction")
     fc: list[int] = doc_field([256], "sizes of the fully connected layers shared by all labels (Eq. 5)")
     dropout: float = doc_field(0.5, "dropout after the BiLSTM and the fully connected layers")
+    fc_dropout: float | None = doc_field(None, "dropout after each fully connected layer; null: 'dropout'; "
+                                               "0: the original code's (no dropout in the FC stack)")
+    xavier_fc: bool = doc_field(False, "Xavier-uniform weights in the fully connected and output layers (the "
+                                       "original code's initialisation); false: PyTorch's default")
     packed: bool = doc_field(False, "BiLSTM on packed sequences (cuDNN's path on GPU); false gives the same "
                                     "result on the padded batch, several times faster on CPU")
     tree: bool | None = doc_field(None, "label tree (true), one level over all labels (false), or null: tree "
@@ -92,6 +96,8 @@ class AttentionXMLConfig(DeepConfig):
         super().validate()
         check(self.preset in PRESETS, f"preset must be one of {sorted(PRESETS)}, but is {self.preset!r}")
         check_encoder_fields(self)
+        check(self.fc_dropout is None or 0 <= self.fc_dropout < 1,
+              f"fc_dropout must be null or in [0, 1), but is {self.fc_dropout}")
         check(self.tree_min_labels > 0, f"tree_min_labels must be positive, but is {self.tree_min_labels}")
         check(self.cluster_size > 1, f"cluster_size must be > 1, but is {self.cluster_size}")
         check(self.tree_top > 0, f"tree_top must be positive, but is {self.tree_top}")

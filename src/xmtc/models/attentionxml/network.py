@@ -26,7 +26,12 @@ class AttentionNet(nn.Module):
         self.emb = Embedding(embeddings, trainable=not cfg.freeze_embeddings, dropout=cfg.emb_dropout)
         self.encoder = LSTMEncoder(self.emb.dim, cfg.hidden, dropout=cfg.dropout, packed=cfg.packed)
         self.attention = MLAttention(n_labels, self.encoder.out_dim, sparse=sparse)
-        self.head = MLP(self.encoder.out_dim, cfg.fc, 1, dropout=cfg.dropout)
+        fc_dropout = cfg.dropout if cfg.fc_dropout is None else cfg.fc_dropout
+        self.head = MLP(self.encoder.out_dim, cfg.fc, 1, dropout=fc_dropout)
+        if cfg.xavier_fc:
+            for layer in self.head.modules():
+                if isinstance(layer, nn.Linear):
+                    nn.init.xavier_uniform_(layer.weight)
 
     #: True when ``emb`` and ``encoder`` belong to the level above and stay frozen (``share_encoder``).
     frozen_encoder: bool = False
