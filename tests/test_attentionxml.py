@@ -87,6 +87,22 @@ def test_fc_dropout_and_xavier_fc_options():
         AttentionXMLConfig(fc_dropout=1.0).validate()
 
 
+def test_lightattention_takes_the_same_fc_options():
+    from torch import nn
+
+    from xmtc.models.lightattention.model import LightAttentionConfig
+    from xmtc.models.lightattention.network import LightAttentionNet
+
+    emb = np.zeros((10, 8), dtype=np.float32)
+    cfg = LightAttentionConfig(hidden=8, fc=[64], emb_dim=8, dropout=0.3, fc_dropout=0.0, xavier_fc=True)
+    net = LightAttentionNet(emb, 6, 2, cfg)
+    for stack in (net.generator, net.disc_fc):
+        assert [m.p for m in stack.modules() if isinstance(m, nn.Dropout)] == [0.0]
+        assert float(stack.net[0].weight.abs().max()) > 1 / 16 ** 0.5  # above PyTorch's default bound: Xavier
+    with pytest.raises(ConfigError, match="fc_dropout"):
+        LightAttentionConfig(fc_dropout=-0.1).validate()
+
+
 # ------------------------------------------------------------------------- tree structure
 def test_tree_levels_children_targets_and_candidates():
     levels = TreeLevels([2, 4, 8], [np.array([0, 0, 1, 1]), np.array([0, 0, 1, 1, 2, 2, 3, 3])])

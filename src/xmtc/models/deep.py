@@ -358,10 +358,18 @@ class DeepTextModel(XMTCModel):
 # --------------------------------------------------------------------- helpers shared by subclasses
 def check_encoder_fields(cfg: Any) -> None:
     """The checks of the BiLSTM + FC fields that AttentionXML and LightAttention share (``hidden``, ``fc``,
-    ``dropout``)."""
+    ``dropout``, ``fc_dropout``)."""
     check(cfg.hidden > 0, f"hidden must be positive, but is {cfg.hidden}")
     check(all(s > 0 for s in cfg.fc), f"fc sizes must be positive, but are {cfg.fc}")
     check(0 <= cfg.dropout < 1, f"dropout must be in [0, 1), but is {cfg.dropout}")
+    check(cfg.fc_dropout is None or 0 <= cfg.fc_dropout < 1,
+          f"fc_dropout must be null or in [0, 1), but is {cfg.fc_dropout}")
+
+
+def fc_options(cfg: Any) -> dict[str, Any]:
+    """``MLP`` keyword arguments of the fully connected stacks of AttentionXML and LightAttention: dropout
+    ``fc_dropout`` (null: ``dropout``) and ``xavier_fc``."""
+    return {"dropout": cfg.dropout if cfg.fc_dropout is None else cfg.fc_dropout, "xavier": cfg.xavier_fc}
 
 
 def bce_loss(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

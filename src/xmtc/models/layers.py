@@ -198,10 +198,12 @@ class MLP(nn.Module):
         activation: 'relu', 'gelu', 'tanh' or 'elu'.
         fp32_out: run the final linear layer in float32 even under bf16 autocast (:func:`full_precision`):
             bf16 keeps 8 bits of mantissa, so logits near 8 differ by steps of 0.03 and ranked labels tie.
+        xavier: Xavier-uniform weights in every linear layer (AttentionXML's original code); false: PyTorch's
+            default initialisation.
     """
 
     def __init__(self, in_dim: int, hidden: Sequence[int], out_dim: int | None = None, *,
-                 dropout: float = 0.0, activation: str = "relu", fp32_out: bool = True):
+                 dropout: float = 0.0, activation: str = "relu", fp32_out: bool = True, xavier: bool = False):
         super().__init__()
         if activation not in _ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, but is {activation!r}")
@@ -214,6 +216,10 @@ class MLP(nn.Module):
             layers.append(nn.Linear(d, out_dim))
             d = out_dim
         self.net = nn.Sequential(*layers)
+        if xavier:
+            for layer in self.net:
+                if isinstance(layer, nn.Linear):
+                    nn.init.xavier_uniform_(layer.weight)
         self.out_dim = d
         self.fp32_out = fp32_out and out_dim is not None
 

@@ -96,8 +96,6 @@ class AttentionXMLConfig(DeepConfig):
         super().validate()
         check(self.preset in PRESETS, f"preset must be one of {sorted(PRESETS)}, but is {self.preset!r}")
         check_encoder_fields(self)
-        check(self.fc_dropout is None or 0 <= self.fc_dropout < 1,
-              f"fc_dropout must be null or in [0, 1), but is {self.fc_dropout}")
         check(self.tree_min_labels > 0, f"tree_min_labels must be positive, but is {self.tree_min_labels}")
         check(self.cluster_size > 1, f"cluster_size must be > 1, but is {self.cluster_size}")
         check(self.tree_top > 0, f"tree_top must be positive, but is {self.tree_top}")

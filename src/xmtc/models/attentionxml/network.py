@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from xmtc.models.deep import fc_options
 from xmtc.models.layers import MLP, Embedding, LSTMEncoder, MLAttention
 
 if TYPE_CHECKING:
@@ -26,12 +27,7 @@ class AttentionNet(nn.Module):
         self.emb = Embedding(embeddings, trainable=not cfg.freeze_embeddings, dropout=cfg.emb_dropout)
         self.encoder = LSTMEncoder(self.emb.dim, cfg.hidden, dropout=cfg.dropout, packed=cfg.packed)
         self.attention = MLAttention(n_labels, self.encoder.out_dim, sparse=sparse)
-        fc_dropout = cfg.dropout if cfg.fc_dropout is None else cfg.fc_dropout
-        self.head = MLP(self.encoder.out_dim, cfg.fc, 1, dropout=fc_dropout)
-        if cfg.xavier_fc:
-            for layer in self.head.modules():
-                if isinstance(layer, nn.Linear):
-                    nn.init.xavier_uniform_(layer.weight)
+        self.head = MLP(self.encoder.out_dim, cfg.fc, 1, **fc_options(cfg))
 
     #: True when ``emb`` and ``encoder`` belong to the level above and stay frozen (``share_encoder``).
     frozen_encoder: bool = False

@@ -74,6 +74,10 @@ class LightAttentionConfig(DeepConfig):
     fc: list[int] = doc_field([256], "sizes of the fully connected layers (generator and discriminator each "
                                      "have their own stack of these sizes)")
     dropout: float = doc_field(0.4, "dropout after the BiLSTM and the fully connected layers")
+    fc_dropout: float | None = doc_field(None, "dropout after each fully connected layer; null: 'dropout'; "
+                                               "0: none, as AttentionXML's original code")
+    xavier_fc: bool = doc_field(False, "Xavier-uniform weights in the fully connected layers (AttentionXML's "
+                                       "original code); false: PyTorch's default")
     emb_dropout: float = doc_field(0.3, "dropout on the word vectors")
     packed: bool = doc_field(False, "BiLSTM on packed sequences (cuDNN's path on GPU); false gives the same "
                                     "result, several times faster on CPU")

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from xmtc.models.deep import fc_options
 from xmtc.models.layers import MLP, Embedding, LSTMEncoder, MaxPoolEncoder, MLAttention
 
 if TYPE_CHECKING:
@@ -36,11 +37,11 @@ class LightAttentionNet(nn.Module):
         dim = self.encoder.out_dim
         # generator: multi-label attention over the clusters + fully connected layers + one output per cluster
         self.cluster_attention = MLAttention(n_clusters, dim)
-        self.generator = MLP(dim, cfg.fc, 1, dropout=cfg.dropout)
+        self.generator = MLP(dim, cfg.fc, 1, **fc_options(cfg))
         # discriminator: text representation -> FC -> hidden bottleneck (W_h, b_h) -> dot with label embedding
         self.label_attention = MLAttention(n_labels, dim) if cfg.label_attention else None
         self.pool = None if cfg.label_attention else MaxPoolEncoder()
-        self.disc_fc = MLP(dim, cfg.fc, None, dropout=cfg.dropout)
+        self.disc_fc = MLP(dim, cfg.fc, None, **fc_options(cfg))
         self.bottleneck = nn.Linear(self.disc_fc.out_dim, cfg.label_emb_dim)
         self.label_emb = nn.Parameter(torch.randn(n_labels, cfg.label_emb_dim) / math.sqrt(cfg.label_emb_dim))
         self.activation = cfg.bottleneck_activation
