@@ -19,7 +19,7 @@ from xmtc.models.attentionxml.levels import TreeLevels, candidate_targets, train
 from xmtc.models.attentionxml.model import AttentionXML, AttentionXMLConfig
 from xmtc.models.attentionxml.network import AttentionNet
 from xmtc.models.baselines import XMLCNN, XMLRNN
-from xmtc.predict import beam_search, merge_topk
+from xmtc.predict import beam_search, beam_search_grid, merge_topk
 from xmtc.text import tokenize
 
 # 16 labels in 4 leaf clusters of 4: a two-level tree (4 cluster nodes, then the labels)
@@ -158,13 +158,49 @@ def test_beam_search_gamma_weighs_the_parent_probability():
 def test_level_gamma_chosen_on_validation_saved_and_loaded(data16, tmp_path):
     train, test = data16
     model = AttentionXML(tree_config(level_gamma=None, level_epochs=[3, 3])).fit(train)
-    tried = model.stats_["level_gamma_validation"]
+    tried = model.stats_["decoding_validation"]
     assert all(hasattr(r, "epochs_run") for r in model.train_results_.values())  # only training stages there
-    assert set(tried) == {"1.0", "0.5", "0.25", "0.0"}
-    assert model.gamma_ in (1.0, 0.5, 0.25, 0.0) and tried[str(model.gamma_)] == max(tried.values())
+    beam = model.config.beam
+    assert set(tried) == {f"beam={beam} gamma={g}" for g in (1.0, 0.5, 0.25, 0.0)}
+    assert model.gamma_ in (1.0, 0.5, 0.25, 0.0) and model.beam_ == beam
+    assert tried[f"beam={beam} gamma={model.gamma_}"] == max(tried.values())
+    model.gamma_ = 0.25  # the grid's figure of a pair is what the plain beam search scores on the split
+    part = train.subset(np.arange(40))
+    enc = model.encode(model.texts_of(part), part.Y)
+    model.choose_beam_gamma(enc, [beam], [0.25])
+    assert model.stats_["decoding_validation"][f"beam={beam} gamma=0.25"] == pytest.approx(model.validation_score(enc))
     loaded = xmtc.load(model.save(tmp_path / "m"))
-    assert loaded.gamma_ == model.gamma_
+    assert (loaded.gamma_, loaded.beam_) == (model.gamma_, model.beam_)
     assert np.array_equal(loaded.predict(test, k=3).indices, model.predict(test, k=3).indices)
+
+
+def test_beam_choices_pick_a_beam_on_validation_and_keep_it(data16, tmp_path):
+    train, test = data16
+    model = AttentionXML(tree_config(level_epochs=[2, 2], beam=1, beam_choices=[2, 4])).fit(train)
+    tried = model.stats_["decoding_validation"]
+    assert set(tried) == {f"beam={b} gamma=1.0" for b in (1, 2, 4)}, "level_gamma fixed at 1: beams only"
+    assert model.beam_ in (1, 2, 4) and tried[f"beam={model.beam_} gamma=1.0"] == max(tried.values())
+    loaded = xmtc.load(model.save(tmp_path / "m"))
+    assert loaded.beam_ == model.beam_
+    assert np.array_equal(loaded.predict(test, k=3).indices, model.predict(test, k=3).indices)
+    with pytest.raises(ConfigError, match="beam_choices must be a list of positive integers"):
+        AttentionXML(tree_config(beam_choices=[0]))
+
+
+def test_beam_search_grid_equals_one_beam_search_per_pair():
+    torch.manual_seed(2)
+    levels = TreeLevels([6, 30], [np.repeat(np.arange(6), 5)])
+    logits = [torch.randn(5, n) for n in levels.sizes]
+
+    def level_fn(d):
+        return lambda cand: logits[d] if cand is None else torch.gather(logits[d], 1, cand)
+
+    children = [torch.from_numpy(levels.children(0))]
+    grid = beam_search_grid([level_fn(0), level_fn(1)], children, [1, 3, 6], [1.0, 0.25, 0.0], k=7)
+    assert len(grid) == 9
+    for (beam, gamma), (ids, scores) in grid.items():
+        ref_ids, ref_scores = beam_search([level_fn(0), level_fn(1)], children, beam, 7, gamma=gamma)
+        assert torch.equal(ids, ref_ids) and torch.allclose(scores, ref_scores, equal_nan=True), (beam, gamma)
 
 
 def test_random_negatives_and_recall_selection_train(data16):

@@ -178,8 +178,27 @@ def test_explain_uses_the_label_attention(fitted, tiny_data):
         fitted.explain(test.texts[1], "no_such_label")
 
 
+def test_beam_and_gamma_chosen_on_validation_kept_on_save(tiny_data, tmp_path):
+    train, test = tiny_data
+    cfg = LightAttention.tiny_config().replace(epochs=4, level_gamma=None, beam_choices=[1, 4])
+    model = LightAttention(cfg).fit(train)
+    tried = model.stats_["decoding_validation"]
+    assert set(tried) == {f"beam={b} gamma={g}" for b in (1, 2, 4) for g in (1.0, 0.5, 0.25, 0.0)}
+    assert tried[f"beam={model.beam_} gamma={model.gamma_}"] == max(tried.values())
+    # the chosen pair is what predict uses: the same top-k as a plain beam search with it
+    model.beam_, model.gamma_ = 4, 0.0
+    ids, _ = model._model_topk(0, _batch(model, test, range(5)), 3)
+    assert ids.tolist() == model.predict(test.subset(np.arange(5)), k=3).indices.tolist()
+    loaded = registry.load(model.save(tmp_path / "m"))
+    assert (loaded.beam_, loaded.gamma_) == (4, 0.0)
+    np.testing.assert_array_equal(loaded.predict(test, k=3).indices, model.predict(test, k=3).indices)
+    assert model.members(1).beam_ == 4
+
+
 @pytest.mark.parametrize("change, message", [
     ({"top_clusters": 0}, "top_clusters must be positive, but is 0"),
+    ({"beam_choices": [2, 0]}, "beam_choices must be a list of positive integers"),
+    ({"level_gamma": -1.0}, "level_gamma must be >= 0 or null, but is -1.0"),
     ({"cluster_size": 1}, "cluster_size must be > 1, but is 1"),
     ({"bottleneck_activation": "softmax"}, "bottleneck_activation must be one of"),
     ({"n_models": 0}, "n_models must be positive, but is 0"),

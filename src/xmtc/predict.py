@@ -104,6 +104,43 @@ def beam_search(level_logits: Sequence[Callable[[torch.Tensor | None], torch.Ten
     return _to_probabilities(nodes, node_lp)
 
 
+def beam_search_grid(level_logits: Sequence[Callable[[torch.Tensor | None], torch.Tensor]],
+                     children: Sequence[torch.Tensor], beams: Sequence[int], gammas: Sequence[float], k: int
+                     ) -> dict[tuple[int, float], tuple[torch.Tensor, torch.Tensor]]:
+    """:func:`beam_search` for every (beam, gamma) pair, with the networks run once per beam width, and once
+    in all for a two-level tree: there the top level's best ``b`` nodes are the first ``b`` of its best
+    ``max(beams)``, so each narrower beam is a mask over the widest beam's leaf candidates. For choosing the
+    decoding on a validation split (:meth:`xmtc.models.deep.DeepTextModel.choose_decoding`).
+
+    Returns:
+        {(beam, gamma): (ids int64 (batch, k), probabilities float32 (batch, k))}, each as
+        ``beam_search(level_logits, children, beam, k, gamma)`` returns it (up to ties).
+    """
+    if len(children) != len(level_logits) - 1:
+        raise ValueError(f"{len(level_logits)} levels need {len(level_logits) - 1} children maps, "
+                         f"got {len(children)}")
+    if len(level_logits) == 1:  # no tree: neither beam nor gamma changes anything
+        ids, probs = beam_search(level_logits, children, max(beams), k)
+        return {(b, g): (ids, probs) for b in beams for g in gammas}
+    if len(level_logits) > 2:  # inner beams change the lower levels' candidates: one search per pair
+        return {(b, g): beam_search(level_logits, children, b, k, gamma=g) for b in beams for g in gammas}
+    logp = torch.nn.functional.logsigmoid(level_logits[0](None).float())  # (batch, n_1)
+    nodes, node_lp = topk(logp, max(beams))  # (batch, B) decreasing
+    cand, slot = expand_children(nodes, children[0])  # (batch, c)
+    leaf_lp = torch.nn.functional.logsigmoid(level_logits[1](cand.clamp(min=0)).float())  # (batch, c)
+    parent_lp = torch.gather(node_lp, 1, slot).clamp(min=-1e30)
+    out = {}
+    for b in beams:
+        outside = (cand < 0) | (slot >= b)
+        for g in gammas:
+            lp = (leaf_lp + parent_lp * g).masked_fill(outside, float("-inf"))
+            kk = min(k, cand.shape[1])
+            val, pos = torch.topk(lp, kk, dim=1)
+            ids = torch.gather(cand, 1, pos).masked_fill(torch.isinf(val), PAD_ID)
+            out[(b, g)] = _to_probabilities(*pad_columns(ids, val, k))
+    return out
+
+
 def _to_probabilities(ids: torch.Tensor, logp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(ids, exp(logp)) with padding (id -1) kept at -inf."""
     return ids, logp.exp().masked_fill(ids < 0, float("-inf"))

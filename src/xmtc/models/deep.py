@@ -292,6 +292,39 @@ class DeepTextModel(XMTCModel):
         fn = metrics.precision_at_k if name == "P" else metrics.ndcg_at_k
         return float(fn(Y, top, int(k)))
 
+    def choose_decoding(self, valid: Encoded, grid_fn: Callable[..., dict[tuple[int, float],
+                        tuple[torch.Tensor, torch.Tensor]]], beams: Sequence[int], gammas: Sequence[float]
+                        ) -> tuple[int, float, dict[str, float]]:
+        """The beam width and leaf gamma whose top-k scores best on ``valid`` by ``cfg.select_metric``, from one
+        prediction pass: ``grid_fn(batch, k, beams, gammas)`` returns every pair's top-k of the batch (e.g.
+        :func:`xmtc.predict.beam_search_grid`). Ties go to the narrower beam, then the larger gamma (cheaper,
+        and closer to the PLT product).
+
+        Returns:
+            (beam, gamma, {"beam=B gamma=G": validation score}).
+        """
+        from xmtc import metrics
+
+        name, k = self.config.select_metric.split("@")
+        k = int(k)
+        pairs = [(b, g) for b in sorted(set(beams)) for g in sorted(set(gammas), reverse=True)]
+        tops = {p: (np.full((len(valid), k), -1, dtype=np.int32), np.full((len(valid), k), -np.inf, np.float32))
+                for p in pairs}
+        with torch.no_grad(), autocast(self.device_, self.config.bf16):
+            for batch in self.eval_batches(valid):
+                for p, (idx, val) in grid_fn(batch, k, [b for b, _ in pairs], [g for _, g in pairs]).items():
+                    if p in tops:
+                        kk = min(k, idx.shape[1])
+                        tops[p][0][batch.rows, :kk] = idx[:, :kk].cpu().numpy()
+                        tops[p][1][batch.rows, :kk] = val[:, :kk].float().cpu().numpy()
+        fn = metrics.precision_at_k if name == "P" else metrics.ndcg_at_k
+        scores = {p: float(fn(valid.Y, TopK(*tops[p], n_labels=valid.Y.shape[1]), k)) for p in pairs}
+        best = pairs[0]
+        for p in pairs[1:]:
+            if scores[p] > scores[best] + 1e-12:
+                best = p
+        return best[0], best[1], {f"beam={b} gamma={g}": s for (b, g), s in scores.items()}
+
     def _predict(self, data: Dataset | Sequence[str], k: int) -> TopK:
         if self.device_ is None:
             self._setup_runtime()
@@ -364,6 +397,18 @@ def check_encoder_fields(cfg: Any) -> None:
     check(0 <= cfg.dropout < 1, f"dropout must be in [0, 1), but is {cfg.dropout}")
     check(cfg.fc_dropout is None or 0 <= cfg.fc_dropout < 1,
           f"fc_dropout must be null or in [0, 1), but is {cfg.fc_dropout}")
+
+
+GAMMAS = [1.0, 0.5, 0.25, 0.0]  # leaf gammas tried on validation with level_gamma=null (label-tree models)
+
+
+def check_decoding_fields(cfg: Any) -> None:
+    """The checks of the tree models' prediction fields ``level_gamma`` and ``beam_choices``."""
+    check(cfg.level_gamma is None or cfg.level_gamma >= 0,
+          f"level_gamma must be >= 0 or null, but is {cfg.level_gamma}")
+    check(isinstance(cfg.beam_choices, list) and all(isinstance(b, int) and not isinstance(b, bool) and b > 0
+                                                     for b in cfg.beam_choices),
+          f"beam_choices must be a list of positive integers (e.g. [12, 24]), but is {cfg.beam_choices!r}")
 
 
 def fc_options(cfg: Any) -> dict[str, Any]:

@@ -26,9 +26,16 @@ from xmtc.errors import XMTCError
 from xmtc.models.attentionxml.levels import TreeLevels, candidate_targets, training_candidates
 from xmtc.models.attentionxml.network import AttentionNet
 from xmtc.models.base import load_arrays, register, save_arrays
-from xmtc.models.deep import DeepConfig, DeepTextModel, bce_loss, check_encoder_fields
+from xmtc.models.deep import (
+    GAMMAS,
+    DeepConfig,
+    DeepTextModel,
+    bce_loss,
+    check_decoding_fields,
+    check_encoder_fields,
+)
 from xmtc.models.deep_batches import Encoded, TextBatch
-from xmtc.predict import beam_search, merge_topk
+from xmtc.predict import beam_search, beam_search_grid, merge_topk
 from xmtc.train import train_loop
 
 #: Settings each preset gives to the fields the user did not set ("medium" is the defaults themselves).
@@ -76,6 +83,9 @@ class AttentionXMLConfig(DeepConfig):
                                            "per tree instead of one per level; the text is encoded once at "
                                            "prediction)")
     beam: int = doc_field(10, "beam width of the prediction's beam search")
+    beam_choices: list[int] = doc_field([], "other beam widths tried on the validation split after training, "
+                                             "with the gammas of level_gamma; the best is kept (one prediction "
+                                             "pass scores every pair; wider beams predict more slowly)")
     level_gamma: float | None = doc_field(1.0, "leaf score = p_label * p_parent ** gamma (1: the PLT product); "
                                                "null: choose gamma in {0, 0.25, 0.5, 1} on the validation split")
     upper_select: str = doc_field("select_metric", "model selection of the levels above the leaves: "
@@ -102,8 +112,7 @@ class AttentionXMLConfig(DeepConfig):
         check(self.candidates > 0, f"candidates must be positive, but is {self.candidates}")
         check(self.beam > 0, f"beam must be positive, but is {self.beam}")
         check(self.random_negatives >= 0, f"random_negatives must be >= 0, but is {self.random_negatives}")
-        check(self.level_gamma is None or self.level_gamma >= 0,
-              f"level_gamma must be >= 0 or null, but is {self.level_gamma}")
+        check_decoding_fields(self)
         check(self.upper_select in ("select_metric", "recall"),
               f"upper_select must be 'select_metric' or 'recall', but is {self.upper_select!r}")
         check(isinstance(self.level_epochs, list) and all(isinstance(e, int) and e > 0 for e in self.level_epochs),
@@ -126,6 +135,7 @@ class AttentionXML(DeepTextModel):
         super().__init__(config)
         self.trees_: list[TreeLevels] = []
         self.gamma_: float = 1.0 if self.config.level_gamma is None else float(self.config.level_gamma)
+        self.beam_: int = self.config.beam  # the prediction's beam width (beam_choices: chosen on validation)
         self.stats_: dict[str, Any] = {}  # validation figures of choices made after training (level_gamma)
         self._children_t: dict[tuple[int, int], torch.Tensor] = {}
 
@@ -194,20 +204,28 @@ class AttentionXML(DeepTextModel):
         for t, levels in enumerate(self.trees_):
             for d in range(levels.n_levels):
                 self._train_level(t, d, train, valid, run_dir=run_dir, resume=resume)
-        if self.config.level_gamma is None and any(levels.n_levels > 1 for levels in self.trees_):
-            self.gamma_ = self._choose_gamma(valid)
-            self.stats_["level_gamma"] = self.gamma_
+        cfg = self.config
+        if (cfg.level_gamma is None or cfg.beam_choices) and any(levels.n_levels > 1 for levels in self.trees_):
+            self.choose_beam_gamma(valid, [cfg.beam, *cfg.beam_choices],
+                                   GAMMAS if cfg.level_gamma is None else [cfg.level_gamma])
 
-    def _choose_gamma(self, valid: Encoded) -> float:
-        """The exponent of the parent probability that scores best on the validation split (ties: the larger)."""
-        best, best_score = 1.0, float("-inf")
-        for gamma in (1.0, 0.5, 0.25, 0.0):
-            self.gamma_ = gamma
-            score = self.validation_score(valid)
-            self.stats_.setdefault("level_gamma_validation", {})[str(gamma)] = score
-            if score > best_score + 1e-12:
-                best, best_score = gamma, score
-        return best
+    def choose_beam_gamma(self, valid: Encoded, beams: list[int], gammas: list[float]) -> None:
+        """Set the prediction's beam width and leaf gamma to the pair that scores best on ``valid`` (one
+        prediction pass, :meth:`choose_decoding`); the scores go to ``stats_``."""
+        self.beam_, self.gamma_, scores = self.choose_decoding(valid, self._grid_topk_batch, beams, gammas)
+        self.stats_.update(level_gamma=self.gamma_, beam=self.beam_, decoding_validation=scores)
+
+    def _grid_topk_batch(self, batch: TextBatch, k: int, beams: list[int], gammas: list[float]
+                         ) -> dict[tuple[int, float], tuple[torch.Tensor, torch.Tensor]]:
+        per_tree = []
+        for t, levels in enumerate(self.trees_):
+            fns = self._level_fns(t, batch, levels.n_levels - 1)
+            width = k if len(self.trees_) == 1 else max(k, *beams)
+            per_tree.append(beam_search_grid(fns, [self._children(t, d) for d in range(levels.n_levels - 1)],
+                                             beams, gammas, width))
+        if len(per_tree) == 1:
+            return per_tree[0]
+        return {p: merge_topk([grid[p] for grid in per_tree], k) for p in per_tree[0]}
 
     def _train_level(self, t: int, d: int, train: Encoded, valid: Encoded, *, run_dir: Path | None,
                      resume: bool) -> None:
@@ -272,7 +290,12 @@ class AttentionXML(DeepTextModel):
         network of level ``depth`` (the one being trained)."""
         levels = self.trees_[t]
         depth = levels.n_levels - 1 if depth is None else depth
+        fns = self._level_fns(t, batch, depth, override)
+        gamma = self.gamma_ if depth == levels.n_levels - 1 else 1.0
+        return beam_search(fns, [self._children(t, d) for d in range(depth)], self.beam_, k, gamma=gamma)
 
+    def _level_fns(self, t: int, batch: TextBatch, depth: int, override: nn.Module | None = None) -> list:
+        """One logits callable per level 0..``depth`` of tree ``t`` for :func:`beam_search`."""
         h = None
         if self.config.share_encoder:  # one BiLSTM pass serves every level
             h = self.networks_[self.net_name(t, 0)].encode(batch.ids, batch.mask)
@@ -283,14 +306,12 @@ class AttentionXML(DeepTextModel):
                 return lambda cand: net.score(h, batch.mask, cand)
             return lambda cand: net(batch.ids, batch.mask, cand)
 
-        fns = [level_fn(d) for d in range(depth + 1)]
-        gamma = self.gamma_ if depth == levels.n_levels - 1 else 1.0
-        return beam_search(fns, [self._children(t, d) for d in range(depth)], self.config.beam, k, gamma=gamma)
+        return [level_fn(d) for d in range(depth + 1)]
 
     def _topk_batch(self, batch: TextBatch, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         if len(self.trees_) == 1:
             return self._tree_topk(0, batch, k)
-        width = max(k, self.config.beam)
+        width = max(k, self.beam_)
         return merge_topk([self._tree_topk(t, batch, width) for t in range(len(self.trees_))], k)
 
     def explain(self, text: str, label: str | int) -> tuple[list[str], np.ndarray]:
@@ -333,10 +354,11 @@ class AttentionXML(DeepTextModel):
 
     # ----------------------------------------------------------------- persistence
     def _extra_state(self) -> dict[str, Any]:
-        return {"n_trees": len(self.trees_), "level_gamma": self.gamma_}
+        return {"n_trees": len(self.trees_), "level_gamma": self.gamma_, "beam": self.beam_}
 
     def _set_extra_state(self, state: dict[str, Any]) -> None:
         self.gamma_ = float(state.get("level_gamma", 1.0))  # models saved before level_gamma used the product
+        self.beam_ = int(state.get("beam", self.config.beam))  # models saved before beam_choices: the config's
 
     def _save_extra(self, path: Path) -> list[str]:
         arrays = {}

@@ -43,10 +43,17 @@ from xmtc.errors import ModelLoadError, XMTCError
 from xmtc.models.attentionxml.levels import TreeLevels, candidate_targets
 from xmtc.models.attentionxml.model import dense_rows
 from xmtc.models.base import load_arrays, register, save_arrays
-from xmtc.models.deep import DeepConfig, DeepTextModel, bce_loss, check_encoder_fields
+from xmtc.models.deep import (
+    GAMMAS,
+    DeepConfig,
+    DeepTextModel,
+    bce_loss,
+    check_decoding_fields,
+    check_encoder_fields,
+)
 from xmtc.models.deep_batches import Encoded, TextBatch, make_batch
 from xmtc.models.lightattention.network import _ACTIVATIONS, LightAttentionNet, candidate_clusters
-from xmtc.predict import beam_search, expand_children, merge_topk
+from xmtc.predict import beam_search, beam_search_grid, expand_children, merge_topk
 
 TREES_FILE = "clusters.npz"
 
@@ -83,6 +90,12 @@ class LightAttentionConfig(DeepConfig):
                                     "result, several times faster on CPU")
     cluster_size: int = doc_field(16, "M: most labels per label cluster (leaf cluster of the label tree)")
     top_clusters: int = doc_field(10, "b: clusters chosen by the generator; their labels are the candidates")
+    level_gamma: float | None = doc_field(1.0, "label score at prediction = p_label * p_cluster ** gamma (1: "
+                                               "Eq. 1's product); null: choose gamma in {0, 0.25, 0.5, 1} on "
+                                               "the validation split")
+    beam_choices: list[int] = doc_field([], "other cluster counts expanded at prediction, tried on the "
+                                             "validation split after training with the gammas of level_gamma; "
+                                             "the best is kept (top_clusters stays the training's b)")
     label_emb_dim: int = doc_field(300, "size of the label embeddings E and of the hidden bottleneck layer")
     bottleneck_activation: str = doc_field("none", "activation of the hidden bottleneck: 'none' (LightXML's "
                                                    "code), 'sigmoid' (Eq. 5's inner sigma), 'relu' or 'tanh'")
@@ -100,6 +113,7 @@ class LightAttentionConfig(DeepConfig):
         check_encoder_fields(self)
         check(self.cluster_size > 1, f"cluster_size must be > 1, but is {self.cluster_size}")
         check(self.top_clusters > 0, f"top_clusters must be positive, but is {self.top_clusters}")
+        check_decoding_fields(self)
         check(self.label_emb_dim > 0, f"label_emb_dim must be positive, but is {self.label_emb_dim}")
         check(self.bottleneck_activation in _ACTIVATIONS,
               f"bottleneck_activation must be one of {sorted(_ACTIVATIONS)}, "
@@ -120,6 +134,9 @@ class LightAttention(DeepTextModel):
         super().__init__(config)
         self.trees_: list[TreeLevels] = []
         self._children_t: dict[int, torch.Tensor] = {}
+        self.beam_: int = self.config.top_clusters  # clusters expanded at prediction (beam_choices: chosen)
+        self.gamma_: float = 1.0 if self.config.level_gamma is None else float(self.config.level_gamma)
+        self.stats_: dict[str, Any] = {}  # validation figures of the choices made after training
 
     @classmethod
     def tiny_config(cls) -> LightAttentionConfig:
@@ -187,6 +204,28 @@ class LightAttention(DeepTextModel):
                 loss=lambda module, batch, m=m, Yc=Y_clusters: self.loss(module, batch, Yc, m)[0],
                 evaluate=evaluate, run_dir=run_dir, tag=tag, resume=resume)
             net.eval()
+        cfg = self.config
+        if cfg.level_gamma is None or cfg.beam_choices:
+            self.choose_beam_gamma(valid, [cfg.top_clusters, *cfg.beam_choices],
+                                   GAMMAS if cfg.level_gamma is None else [cfg.level_gamma])
+
+    def choose_beam_gamma(self, valid: Encoded, beams: list[int], gammas: list[float]) -> None:
+        """Set the prediction's cluster count and gamma to the pair that scores best on ``valid`` (one
+        prediction pass, :meth:`choose_decoding`); the scores go to ``stats_``."""
+        self.beam_, self.gamma_, scores = self.choose_decoding(valid, self._grid_topk_batch, beams, gammas)
+        self.stats_.update(level_gamma=self.gamma_, beam=self.beam_, decoding_validation=scores)
+
+    def _grid_topk_batch(self, batch: TextBatch, k: int, beams: list[int], gammas: list[float]
+                         ) -> dict[tuple[int, float], tuple[torch.Tensor, torch.Tensor]]:
+        per_model = []
+        for m in range(len(self.trees_)):
+            net = self.networks_[self.net_name(m)]
+            width = k if len(self.trees_) == 1 else max(k, max(beams) * self._children(m).shape[1])
+            per_model.append(beam_search_grid(self._level_fns(net, batch), [self._children(m)], beams, gammas,
+                                              width))
+        if len(per_model) == 1:
+            return per_model[0]
+        return {p: merge_topk([grid[p] for grid in per_model], k) for p in per_model[0]}
 
     def loss(self, net: LightAttentionNet, batch: TextBatch, Y_clusters, m: int = 0
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -221,16 +260,18 @@ class LightAttention(DeepTextModel):
         """Top-k labels of model ``m``: its generator's top-b clusters, their labels scored by
         ``sigmoid(cluster logit) * sigmoid(label logit)``."""
         net = net if net is not None else self.networks_[self.net_name(m)]
+        return beam_search(self._level_fns(net, batch), [self._children(m)], self.beam_, k, gamma=self.gamma_)
+
+    @staticmethod
+    def _level_fns(net: LightAttentionNet, batch: TextBatch) -> list:
         h = net.encode(batch.ids, batch.mask)  # (batch, seq, dim)
-        levels = [lambda _: net.cluster_logits(h, batch.mask),
-                  lambda cand: net.label_logits(h, batch.mask, cand)]
-        return beam_search(levels, [self._children(m)], self.config.top_clusters, k)
+        return [lambda _: net.cluster_logits(h, batch.mask), lambda cand: net.label_logits(h, batch.mask, cand)]
 
     def _topk_batch(self, batch: TextBatch, k: int) -> tuple[torch.Tensor, torch.Tensor]:
         if len(self.trees_) == 1:
             return self._model_topk(0, batch, k)
         # every candidate label of each member, so that the average sees all of them
-        width = max(k, max(self.config.top_clusters * self._children(m).shape[1]
+        width = max(k, max(self.beam_ * self._children(m).shape[1]
                            for m in range(len(self.trees_))))
         return merge_topk([self._model_topk(m, batch, width) for m in range(len(self.trees_))], k)
 
@@ -251,6 +292,7 @@ class LightAttention(DeepTextModel):
         view.label_index_, view.vocab_, view.emb_dim_, view.device_ = (self.label_index_, self.vocab_,
                                                                        self.emb_dim_, self.device_)
         view.trees_ = self.trees_[:n]
+        view.beam_, view.gamma_ = self.beam_, self.gamma_  # the decoding chosen for all n_models members
         view.networks_ = {self.net_name(m): self.networks_[self.net_name(m)] for m in range(n)}
         return view
 
@@ -299,7 +341,13 @@ class LightAttention(DeepTextModel):
 
     # ----------------------------------------------------------------- persistence
     def _extra_state(self) -> dict[str, Any]:
-        return {"n_models": len(self.trees_), "n_clusters": [levels.sizes[0] for levels in self.trees_]}
+        return {"n_models": len(self.trees_), "n_clusters": [levels.sizes[0] for levels in self.trees_],
+                "level_gamma": self.gamma_, "beam": self.beam_}
+
+    def _set_extra_state(self, state: dict[str, Any]) -> None:
+        # models saved before beam_choices / level_gamma: the product over top_clusters clusters
+        self.gamma_ = float(state.get("level_gamma", 1.0))
+        self.beam_ = int(state.get("beam", self.config.top_clusters))
 
     def _save_extra(self, path: Path) -> list[str]:
         arrays = {}
