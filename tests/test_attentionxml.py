@@ -119,13 +119,17 @@ def test_tree_levels_children_targets_and_candidates():
     assert target.sum() == 3 and all(target[r][cand[r] == c].sum() == 1 for r, c in [(0, 0), (0, 7), (1, 3)])
 
 
+def stored_logits(logits):
+    """level d -> the beam-search callable that returns stored logits (all nodes, or the candidates')."""
+    return lambda d: (lambda cand: logits[d] if cand is None else torch.gather(logits[d], 1, cand))
+
+
 def test_beam_search_scores_are_sorted_path_probability_products():
     torch.manual_seed(0)
     levels = TreeLevels([3, 6, 12], [np.array([0, 0, 1, 1, 2, 2]), np.repeat(np.arange(6), 2)])
     logits = [torch.randn(4, n) for n in levels.sizes]  # fixed logits of every node, per document
 
-    def level_fn(d):
-        return lambda cand: logits[d] if cand is None else torch.gather(logits[d], 1, cand)
+    level_fn = stored_logits(logits)
 
     children = [torch.from_numpy(levels.children(d)) for d in range(2)]
     ids, scores = beam_search([level_fn(d) for d in range(3)], children, beam=3, k=5)
@@ -143,8 +147,7 @@ def test_beam_search_gamma_weighs_the_parent_probability():
     levels = TreeLevels([3, 9], [np.repeat(np.arange(3), 3)])
     logits = [torch.randn(4, n) for n in levels.sizes]
 
-    def level_fn(d):
-        return lambda cand: logits[d] if cand is None else torch.gather(logits[d], 1, cand)
+    level_fn = stored_logits(logits)
 
     children = [torch.from_numpy(levels.children(0))]
     parent = torch.sigmoid(logits[0])[:, torch.from_numpy(levels.parents[0])]  # (4, 9)
@@ -192,8 +195,7 @@ def test_beam_search_grid_equals_one_beam_search_per_pair():
     levels = TreeLevels([6, 30], [np.repeat(np.arange(6), 5)])
     logits = [torch.randn(5, n) for n in levels.sizes]
 
-    def level_fn(d):
-        return lambda cand: logits[d] if cand is None else torch.gather(logits[d], 1, cand)
+    level_fn = stored_logits(logits)
 
     children = [torch.from_numpy(levels.children(0))]
     grid = beam_search_grid([level_fn(0), level_fn(1)], children, [1, 3, 6], [1.0, 0.25, 0.0], k=7)

@@ -184,3 +184,11 @@ def merge_topk(members: Sequence[tuple[torch.Tensor, torch.Tensor]], k: int,
     top_val, pos = torch.topk(dense_val, kk, dim=1)
     top_ids = torch.gather(dense_ids, 1, pos).masked_fill(torch.isinf(top_val), PAD_ID)
     return pad_columns(top_ids, top_val, k)
+
+
+def merge_grids(grids: Sequence[dict[tuple[int, float], tuple[torch.Tensor, torch.Tensor]]], k: int
+                ) -> dict[tuple[int, float], tuple[torch.Tensor, torch.Tensor]]:
+    """Merge the :func:`beam_search_grid` results of ensemble members pair by pair (:func:`merge_topk`)."""
+    if len(grids) == 1:
+        return grids[0]
+    return {p: merge_topk([grid[p] for grid in grids], k) for p in grids[0]}

@@ -325,6 +325,21 @@ class DeepTextModel(XMTCModel):
                 best = p
         return best[0], best[1], {f"beam={b} gamma={g}": s for (b, g), s in scores.items()}
 
+    def choose_beam_gamma(self, valid: Encoded, beams: Sequence[int], gammas: Sequence[float]) -> None:
+        """Set the prediction's beam width (``beam_``) and leaf gamma (``gamma_``) to the pair that scores best on
+        ``valid`` (one prediction pass of the subclass's ``_grid_topk_batch``, :meth:`choose_decoding`); the
+        validation scores go to ``stats_``."""
+        self.beam_, self.gamma_, scores = self.choose_decoding(valid, self._grid_topk_batch, beams, gammas)
+        self.stats_.update(level_gamma=self.gamma_, beam=self.beam_, decoding_validation=scores)
+
+    def choose_decoding_if_asked(self, valid: Encoded, beam: int) -> None:
+        """After training: choose the beam among ``[beam, *cfg.beam_choices]`` and gamma among :data:`GAMMAS`
+        (``cfg.level_gamma=None``) on ``valid``, when the config asks for either."""
+        cfg = self.config
+        if cfg.level_gamma is None or cfg.beam_choices:
+            self.choose_beam_gamma(valid, [beam, *cfg.beam_choices],
+                                   GAMMAS if cfg.level_gamma is None else [cfg.level_gamma])
+
     def _predict(self, data: Dataset | Sequence[str], k: int) -> TopK:
         if self.device_ is None:
             self._setup_runtime()

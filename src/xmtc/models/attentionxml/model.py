@@ -27,7 +27,6 @@ from xmtc.models.attentionxml.levels import TreeLevels, candidate_targets, train
 from xmtc.models.attentionxml.network import AttentionNet
 from xmtc.models.base import load_arrays, register, save_arrays
 from xmtc.models.deep import (
-    GAMMAS,
     DeepConfig,
     DeepTextModel,
     bce_loss,
@@ -35,7 +34,7 @@ from xmtc.models.deep import (
     check_encoder_fields,
 )
 from xmtc.models.deep_batches import Encoded, TextBatch
-from xmtc.predict import beam_search, beam_search_grid, merge_topk
+from xmtc.predict import beam_search, beam_search_grid, merge_grids, merge_topk
 from xmtc.train import train_loop
 
 #: Settings each preset gives to the fields the user did not set ("medium" is the defaults themselves).
@@ -204,16 +203,8 @@ class AttentionXML(DeepTextModel):
         for t, levels in enumerate(self.trees_):
             for d in range(levels.n_levels):
                 self._train_level(t, d, train, valid, run_dir=run_dir, resume=resume)
-        cfg = self.config
-        if (cfg.level_gamma is None or cfg.beam_choices) and any(levels.n_levels > 1 for levels in self.trees_):
-            self.choose_beam_gamma(valid, [cfg.beam, *cfg.beam_choices],
-                                   GAMMAS if cfg.level_gamma is None else [cfg.level_gamma])
-
-    def choose_beam_gamma(self, valid: Encoded, beams: list[int], gammas: list[float]) -> None:
-        """Set the prediction's beam width and leaf gamma to the pair that scores best on ``valid`` (one
-        prediction pass, :meth:`choose_decoding`); the scores go to ``stats_``."""
-        self.beam_, self.gamma_, scores = self.choose_decoding(valid, self._grid_topk_batch, beams, gammas)
-        self.stats_.update(level_gamma=self.gamma_, beam=self.beam_, decoding_validation=scores)
+        if any(levels.n_levels > 1 for levels in self.trees_):
+            self.choose_decoding_if_asked(valid, self.config.beam)
 
     def _grid_topk_batch(self, batch: TextBatch, k: int, beams: list[int], gammas: list[float]
                          ) -> dict[tuple[int, float], tuple[torch.Tensor, torch.Tensor]]:
@@ -223,9 +214,7 @@ class AttentionXML(DeepTextModel):
             width = k if len(self.trees_) == 1 else max(k, *beams)
             per_tree.append(beam_search_grid(fns, [self._children(t, d) for d in range(levels.n_levels - 1)],
                                              beams, gammas, width))
-        if len(per_tree) == 1:
-            return per_tree[0]
-        return {p: merge_topk([grid[p] for grid in per_tree], k) for p in per_tree[0]}
+        return merge_grids(per_tree, k)
 
     def _train_level(self, t: int, d: int, train: Encoded, valid: Encoded, *, run_dir: Path | None,
                      resume: bool) -> None:

@@ -44,7 +44,6 @@ from xmtc.models.attentionxml.levels import TreeLevels, candidate_targets
 from xmtc.models.attentionxml.model import dense_rows
 from xmtc.models.base import load_arrays, register, save_arrays
 from xmtc.models.deep import (
-    GAMMAS,
     DeepConfig,
     DeepTextModel,
     bce_loss,
@@ -53,7 +52,7 @@ from xmtc.models.deep import (
 )
 from xmtc.models.deep_batches import Encoded, TextBatch, make_batch
 from xmtc.models.lightattention.network import _ACTIVATIONS, LightAttentionNet, candidate_clusters
-from xmtc.predict import beam_search, beam_search_grid, expand_children, merge_topk
+from xmtc.predict import beam_search, beam_search_grid, expand_children, merge_grids, merge_topk
 
 TREES_FILE = "clusters.npz"
 
@@ -204,16 +203,7 @@ class LightAttention(DeepTextModel):
                 loss=lambda module, batch, m=m, Yc=Y_clusters: self.loss(module, batch, Yc, m)[0],
                 evaluate=evaluate, run_dir=run_dir, tag=tag, resume=resume)
             net.eval()
-        cfg = self.config
-        if cfg.level_gamma is None or cfg.beam_choices:
-            self.choose_beam_gamma(valid, [cfg.top_clusters, *cfg.beam_choices],
-                                   GAMMAS if cfg.level_gamma is None else [cfg.level_gamma])
-
-    def choose_beam_gamma(self, valid: Encoded, beams: list[int], gammas: list[float]) -> None:
-        """Set the prediction's cluster count and gamma to the pair that scores best on ``valid`` (one
-        prediction pass, :meth:`choose_decoding`); the scores go to ``stats_``."""
-        self.beam_, self.gamma_, scores = self.choose_decoding(valid, self._grid_topk_batch, beams, gammas)
-        self.stats_.update(level_gamma=self.gamma_, beam=self.beam_, decoding_validation=scores)
+        self.choose_decoding_if_asked(valid, self.config.top_clusters)
 
     def _grid_topk_batch(self, batch: TextBatch, k: int, beams: list[int], gammas: list[float]
                          ) -> dict[tuple[int, float], tuple[torch.Tensor, torch.Tensor]]:
@@ -223,9 +213,7 @@ class LightAttention(DeepTextModel):
             width = k if len(self.trees_) == 1 else max(k, max(beams) * self._children(m).shape[1])
             per_model.append(beam_search_grid(self._level_fns(net, batch), [self._children(m)], beams, gammas,
                                               width))
-        if len(per_model) == 1:
-            return per_model[0]
-        return {p: merge_topk([grid[p] for grid in per_model], k) for p in per_model[0]}
+        return merge_grids(per_model, k)
 
     def loss(self, net: LightAttentionNet, batch: TextBatch, Y_clusters, m: int = 0
              ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
