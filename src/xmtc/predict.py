@@ -107,10 +107,11 @@ def beam_search(level_logits: Sequence[Callable[[torch.Tensor | None], torch.Ten
 def beam_search_grid(level_logits: Sequence[Callable[[torch.Tensor | None], torch.Tensor]],
                      children: Sequence[torch.Tensor], beams: Sequence[int], gammas: Sequence[float], k: int
                      ) -> dict[tuple[int, float], tuple[torch.Tensor, torch.Tensor]]:
-    """:func:`beam_search` for every (beam, gamma) pair, with the networks run once per beam width, and once
-    in all for a two-level tree: there the top level's best ``b`` nodes are the first ``b`` of its best
-    ``max(beams)``, so each narrower beam is a mask over the widest beam's leaf candidates. For choosing the
-    decoding on a validation split (:meth:`xmtc.models.deep.DeepTextModel.choose_decoding`).
+    """:func:`beam_search` for every (beam, gamma) pair. For a two-level tree the networks run once in all:
+    the top level's best ``b`` nodes are the first ``b`` of its best ``max(beams)``, so each narrower beam is a
+    mask over the widest beam's leaf candidates. Deeper trees (where an inner beam changes the lower levels'
+    candidates) get one beam search per pair. For choosing the decoding on a validation split
+    (:meth:`xmtc.models.deep.DeepTextModel.choose_decoding`).
 
     Returns:
         {(beam, gamma): (ids int64 (batch, k), probabilities float32 (batch, k))}, each as
