@@ -190,18 +190,18 @@ def test_beam_choices_pick_a_beam_on_validation_and_keep_it(data16, tmp_path):
         AttentionXML(tree_config(beam_choices=[0]))
 
 
-def test_beam_search_grid_equals_one_beam_search_per_pair():
+@pytest.mark.parametrize("sizes", [[6, 30], [3, 9, 27], [8]], ids=["two levels", "three levels", "flat"])
+def test_beam_search_grid_equals_one_beam_search_per_pair(sizes):
     torch.manual_seed(2)
-    levels = TreeLevels([6, 30], [np.repeat(np.arange(6), 5)])
+    parents = [np.repeat(np.arange(n), sizes[i + 1] // n) for i, n in enumerate(sizes[:-1])]
+    levels = TreeLevels(sizes, parents)
     logits = [torch.randn(5, n) for n in levels.sizes]
-
-    level_fn = stored_logits(logits)
-
-    children = [torch.from_numpy(levels.children(0))]
-    grid = beam_search_grid([level_fn(0), level_fn(1)], children, [1, 3, 6], [1.0, 0.25, 0.0], k=7)
+    fns = [stored_logits(logits)(d) for d in range(len(sizes))]
+    children = [torch.from_numpy(levels.children(d)) for d in range(len(sizes) - 1)]
+    grid = beam_search_grid(fns, children, [1, 3, 6], [1.0, 0.25, 0.0], k=7)
     assert len(grid) == 9
     for (beam, gamma), (ids, scores) in grid.items():
-        ref_ids, ref_scores = beam_search([level_fn(0), level_fn(1)], children, beam, 7, gamma=gamma)
+        ref_ids, ref_scores = beam_search(fns, children, beam, 7, gamma=gamma)
         assert torch.equal(ids, ref_ids) and torch.allclose(scores, ref_scores, equal_nan=True), (beam, gamma)
 
 
