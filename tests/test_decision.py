@@ -365,3 +365,29 @@ def test_train_tune_holds_out_train_when_there_is_no_valid_split(tmp_path):
     assert res.returncode == 0, str(res)
     out = json.loads(res.stdout)
     assert out["n_docs"] == 16 and out["metric"] == "macro-F1"
+
+
+def test_tune_decoding_chooses_beam_and_gamma_of_a_tree_model_on_validation(tmp_path, tuned_run):
+    data = write_tiny_dataset(tmp_path / "data", n_valid=40)
+    run = tmp_path / "ax"
+    tiny = ["tree=true", "cluster_size=2", "tree_top=2", "candidates=2", "beam=1", "level_epochs=[4,4]",
+            "emb_dim=16", "w2v_epochs=1", "hidden=16", "fc=[16]", "batch_size=16", "lr=2e-2", "max_len=64",
+            "progress=false", "threads=1"]
+    res = run_cli("train", "--model", "attentionxml", "--data", data, "--out", run, "--set", *tiny)
+    assert res.returncode == 0, str(res)
+    poison_test_split(data)
+    res = run_cli("tune", run, "--decoding", "--beams", "1,2,3", "--json")
+    assert res.returncode == 0, str(res)
+    out = json.loads(res.stdout)
+    assert out["validation"].startswith("dataset split 'valid': 40 docs") and out["n_docs"] == 40
+    assert set(out["scores"]) == {f"beam={b} gamma={g}" for b in (1, 2, 3) for g in (1.0, 0.5, 0.25, 0.0)}
+    assert out["scores"][f"beam={out['beam']} gamma={out['level_gamma']}"] == max(out["scores"].values())
+    from xmtc.registry import load
+
+    model = load(run / "model")  # saved: the reloaded model decodes with the chosen pair
+    assert (model.beam_, model.gamma_) == (out["beam"], out["level_gamma"])
+    res = run_cli("tune", run, "--decoding", "--beams", "2,x")
+    assert res.returncode == 2 and res.stderr.strip().splitlines()[-1].startswith("error: --beams must be")
+    parabel_run = tuned_run[0]  # a model without a neural tree search: one error line, not a traceback
+    res = run_cli("tune", parabel_run, "--decoding")
+    assert res.returncode == 2 and "does not search a label tree" in res.stderr and "Traceback" not in res.stderr

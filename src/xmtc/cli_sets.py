@@ -211,6 +211,12 @@ def tune(
                                   "the same validation documents: none, isotonic or platt (see docs/MODELS.md, "
                                   "'Scores and decision rules')."),
     as_json: bool = typer.Option(False, "--json", help="Print the tuning result as one JSON object."),
+    decoding: bool = typer.Option(False, "--decoding", help="Instead of a decision rule: choose the beam width "
+                                  "and the leaf gamma (score = p_label * p_parent ** gamma) of a label-tree model "
+                                  "(attentionxml, lightattention) on the same validation documents, by the "
+                                  "model's select_metric, and save them with the model."),
+    beams: str = typer.Option("", "--beams", help="With --decoding: comma-separated beam widths to try "
+                              "(default: the model's beam, 1.5x and 2x it)."),
 ) -> None:
     """Choose a decision rule (which labels form each document's set) on the validation split and save it.
 
@@ -228,6 +234,11 @@ def tune(
       xmtc tune runs/demo --metric macro-F1 --k 50
 
       xmtc tune runs/demo --calibrate isotonic
+
+    With --decoding, choose how a label-tree model searches its tree instead (beam width, leaf gamma), e.g.
+    for a model trained with the paper's product (level_gamma=1):
+
+      xmtc tune runs/ax --decoding --beams 8,12,16
     """
     from xmtc.calibration import CALIBRATIONS
     from xmtc.decision import METRICS
@@ -239,6 +250,9 @@ def tune(
         raise XMTCError(f"--calibrate must be one of {', '.join(CALIBRATIONS)}, but is {calibrate!r}")
     folder = resolve_model_dir(run)
     model = load(folder)
+    if decoding:
+        _tune_decoding(model, run, data, folder, beams, as_json)
+        return
     valid, source, data = validation_for(run, data, model)
     _info(f"tuning a decision rule for {metric} on {source}")
     result = tune_and_save(model, valid, folder, metric, k, source, data, calibrate)
@@ -248,6 +262,36 @@ def tune(
     typer.echo(format_tuning(result))
     typer.echo(f"chosen: {result.rule.describe()} (validation {metric} {100 * result.score:.2f}); "
                f"saved to {folder / 'decision.json'}")
+
+
+def _tune_decoding(model, run: Path, data: Path | None, folder: Path, beams: str, as_json: bool) -> None:
+    """``xmtc tune --decoding``: the beam width and leaf gamma chosen on validation, saved with the model."""
+    if not hasattr(model, "has_tree_decoding") or not model.has_tree_decoding():
+        raise XMTCError(f"{folder}: a {model.name} model does not search a label tree; --decoding applies to "
+                        "attentionxml (with a tree) and lightattention models")
+    try:
+        widths = [int(b) for b in beams.split(",")] if beams.strip() else \
+            sorted({model.beam_, (3 * model.beam_ + 1) // 2, 2 * model.beam_})
+    except ValueError:
+        raise XMTCError(f"--beams must be comma-separated integers, e.g. 8,12,16, but is {beams!r}") from None
+    valid, source, _ = validation_for(run, data, model)
+    metric = model.config.select_metric
+    _info(f"choosing the beam width and leaf gamma for {metric} on {source}")
+    before = (model.beam_, model.gamma_)
+    with contextlib.redirect_stdout(sys.stderr):
+        scores = model.tune_decoding(valid, widths)
+    model.save(folder)
+    if as_json:
+        typer.echo(json.dumps({"beam": model.beam_, "level_gamma": model.gamma_, "metric": metric,
+                               "validation": source, "n_docs": len(valid), "scores": scores}))
+        return
+    for pair, score in scores.items():
+        typer.echo(f"{pair:>24}  {metric} {100 * score:.2f}")
+    typer.echo(f"chosen: beam {model.beam_}, gamma {model.gamma_} (was beam {before[0]}, gamma {before[1]}; "
+               f"validation {metric} {100 * max(scores.values()):.2f}); saved to {folder}")
+    if getattr(model, "decision_", None) is not None:
+        typer.echo("note: the saved decision rule was tuned on the earlier decoding's scores; run xmtc tune "
+                   "again to re-tune it")
 
 
 # ------------------------------------------------------------------------------------------- evaluate / predict

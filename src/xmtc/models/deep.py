@@ -340,6 +340,37 @@ class DeepTextModel(XMTCModel):
             self.choose_beam_gamma(valid, [beam, *cfg.beam_choices],
                                    GAMMAS if cfg.level_gamma is None else [cfg.level_gamma])
 
+    def has_tree_decoding(self) -> bool:
+        """Whether prediction searches a label tree, so that a beam width and a leaf gamma can be chosen
+        (:meth:`tune_decoding`); models with a tree override this."""
+        return False
+
+    def tune_decoding(self, valid: Dataset, beams: Sequence[int], gammas: Sequence[float] | None = None
+                      ) -> dict[str, float]:
+        """Choose the prediction's beam width and leaf gamma on ``valid`` after training, as ``level_gamma=null``
+        and ``beam_choices`` do at the end of a fit (``xmtc tune RUN --decoding``); save the model to keep them.
+
+        Args:
+            valid: validation documents with labels (never the test split).
+            beams: beam widths to try.
+            gammas: leaf gammas to try (default: :data:`GAMMAS`).
+
+        Returns:
+            {"beam=B gamma=G": validation score by ``config.select_metric``} (also in ``stats_``).
+        """
+        if not self.has_tree_decoding():
+            raise XMTCError(f"this {self.name} model predicts without a label tree (flat): it has no beam width "
+                            "or leaf gamma to tune")
+        if not beams or any(int(b) < 1 for b in beams):
+            raise XMTCError(f"beam widths must be positive integers, got {list(beams)}")
+        if self.device_ is None:
+            self._setup_runtime()
+        for net in self.networks_.values():
+            net.eval()
+        self.choose_beam_gamma(self.encode(self.texts_of(valid), valid.Y), [int(b) for b in beams],
+                               GAMMAS if gammas is None else gammas)
+        return self.stats_["decoding_validation"]
+
     def _predict(self, data: Dataset | Sequence[str], k: int) -> TopK:
         if self.device_ is None:
             self._setup_runtime()

@@ -203,8 +203,11 @@ class AttentionXML(DeepTextModel):
         for t, levels in enumerate(self.trees_):
             for d in range(levels.n_levels):
                 self._train_level(t, d, train, valid, run_dir=run_dir, resume=resume)
-        if any(levels.n_levels > 1 for levels in self.trees_):
+        if self.has_tree_decoding():
             self.choose_decoding_if_asked(valid, self.config.beam)
+
+    def has_tree_decoding(self) -> bool:
+        return any(levels.n_levels > 1 for levels in self.trees_)
 
     def _grid_topk_batch(self, batch: TextBatch, k: int, beams: list[int], gammas: list[float]
                          ) -> dict[tuple[int, float], tuple[torch.Tensor, torch.Tensor]]:

@@ -205,6 +205,9 @@ class LightAttention(DeepTextModel):
             net.eval()
         self.choose_decoding_if_asked(valid, self.config.top_clusters)
 
+    def has_tree_decoding(self) -> bool:
+        return True  # always clusters -> labels
+
     def _grid_topk_batch(self, batch: TextBatch, k: int, beams: list[int], gammas: list[float]
                          ) -> dict[tuple[int, float], tuple[torch.Tensor, torch.Tensor]]:
         per_model = []
