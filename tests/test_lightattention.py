@@ -193,6 +193,13 @@ def test_beam_and_gamma_chosen_on_validation_kept_on_save(tiny_data, tmp_path):
     assert (loaded.beam_, loaded.gamma_) == (4, 0.0)
     np.testing.assert_array_equal(loaded.predict(test, k=3).indices, model.predict(test, k=3).indices)
     assert model.members(1).beam_ == 4
+    # after training, on a loaded model (xmtc tune --decoding): the same grid, the best pair kept
+    part = train.subset(np.arange(30))
+    scores = loaded.tune_decoding(part, [1, 3])
+    assert set(scores) == {f"beam={b} gamma={g}" for b in (1, 3) for g in (1.0, 0.5, 0.25, 0.0)}
+    assert scores[f"beam={loaded.beam_} gamma={loaded.gamma_}"] == max(scores.values())
+    with pytest.raises(XMTCError, match="beam widths must be positive integers"):
+        loaded.tune_decoding(part, [0])
 
 
 @pytest.mark.parametrize("change, message", [
