@@ -307,16 +307,16 @@ class DeepTextModel(XMTCModel):
 
         name, k = self.config.select_metric.split("@")
         k = int(k)
-        pairs = [(b, g) for b in sorted(set(beams)) for g in sorted(set(gammas), reverse=True)]
+        beams, gammas = sorted(set(beams)), sorted(set(gammas), reverse=True)
+        pairs = [(b, g) for b in beams for g in gammas]
         tops = {p: (np.full((len(valid), k), -1, dtype=np.int32), np.full((len(valid), k), -np.inf, np.float32))
                 for p in pairs}
         with torch.no_grad(), autocast(self.device_, self.config.bf16):
             for batch in self.eval_batches(valid):
-                for p, (idx, val) in grid_fn(batch, k, [b for b, _ in pairs], [g for _, g in pairs]).items():
-                    if p in tops:
-                        kk = min(k, idx.shape[1])
-                        tops[p][0][batch.rows, :kk] = idx[:, :kk].cpu().numpy()
-                        tops[p][1][batch.rows, :kk] = val[:, :kk].float().cpu().numpy()
+                for p, (idx, val) in grid_fn(batch, k, beams, gammas).items():
+                    kk = min(k, idx.shape[1])
+                    tops[p][0][batch.rows, :kk] = idx[:, :kk].cpu().numpy()
+                    tops[p][1][batch.rows, :kk] = val[:, :kk].float().cpu().numpy()
         fn = metrics.precision_at_k if name == "P" else metrics.ndcg_at_k
         scores = {p: float(fn(valid.Y, TopK(*tops[p], n_labels=valid.Y.shape[1]), k)) for p in pairs}
         best = pairs[0]
