@@ -87,6 +87,45 @@ def test_fc_dropout_and_xavier_fc_options():
         AttentionXMLConfig(fc_dropout=1.0).validate()
 
 
+def test_label_output_starts_at_zero_and_children_start_from_their_parent():
+    emb = np.random.default_rng(0).normal(size=(10, 8)).astype(np.float32)
+    base = dict(hidden=8, fc=[16], emb_dim=8, dropout=0.0, emb_dropout=0.0)
+    ids = torch.tensor([[1, 2, 3, 4], [5, 6, 7, 0]])
+    mask = ids > 0
+    torch.manual_seed(0)
+    plain = AttentionNet(emb, 3, AttentionXMLConfig(**base)).eval()
+    torch.manual_seed(0)
+    lwan = AttentionNet(emb, 3, AttentionXMLConfig(label_output=True, **base)).eval()
+    assert plain.label_output is None and lwan.label_output.weight.shape == (3, 16)
+    with torch.no_grad():  # zero at the start: the same logits as the paper's network
+        assert torch.allclose(plain(ids, mask), lwan(ids, mask))
+        lwan.label_output.weight.copy_(torch.randn(3, 16))
+        lwan.label_output.bias.copy_(torch.tensor([1.0, 2.0, 3.0]))
+        cand = torch.tensor([[2, 0], [1, 1]])
+        full = lwan(ids, mask)
+        assert torch.allclose(lwan(ids, mask, cand), torch.gather(full, 1, cand), atol=1e-5)  # both paths agree
+        m = lwan.attention(lwan.encode(ids, mask), mask)
+        term = (m * lwan.label_output.weight).sum(-1) + lwan.label_output.bias
+        assert torch.allclose(full - plain(ids, mask), term, atol=1e-5)  # the shared head's logit + u_j.m_j + b_j
+    child = AttentionNet(emb, 6, AttentionXMLConfig(label_output=True, **base))
+    parents = np.array([0, 0, 1, 1, 2, 2])
+    child.init_from(lwan, parents)
+    assert torch.equal(child.label_output.bias, lwan.label_output.bias[parents])
+    assert torch.equal(child.label_output.weight, lwan.label_output.weight[parents])
+    assert torch.equal(child.attention.weight, lwan.attention.weight[parents])
+
+
+def test_label_output_tree_trains_and_loads_with_identical_predictions(data16, tmp_path):
+    train, test = data16
+    model = AttentionXML(tree_config(label_output=True)).fit(train)
+    top = model.predict(test, k=5)
+    assert metrics.precision_at_k(test.Y, top, 1) > 0.5  # the keyword task is easy
+    loaded = xmtc.load(model.save(tmp_path / "m"))
+    again = loaded.predict(test, k=5)
+    assert np.array_equal(top.indices, again.indices) and np.allclose(top.scores, again.scores)
+    assert loaded.networks_["tree0.level2"].label_output.weight.abs().sum() > 0  # it trained and was saved
+
+
 def test_lightattention_takes_the_same_fc_options():
     from torch import nn
 

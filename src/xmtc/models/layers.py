@@ -187,6 +187,30 @@ class MLAttention(nn.Module):
         return (m, alpha) if return_weights else m
 
 
+class LabelOutput(nn.Module):
+    """A label-wise output term ``u_j . m_j + b_j`` (LWAN's label-wise output layer, Chalkidis et al., 2019):
+    one weight vector and one bias per label, applied to that label's attended vector ``m_j``. Zero at
+    initialisation, so a network that adds it to its shared head starts as the network without it.
+
+    Args:
+        n_labels: number of labels (rows).
+        dim: size of ``m_j``.
+    """
+
+    def __init__(self, n_labels: int, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(n_labels, dim))
+        self.bias = nn.Parameter(torch.zeros(n_labels))
+
+    def forward(self, m: torch.Tensor, candidates: torch.Tensor | None = None) -> torch.Tensor:
+        """m (batch, labels|c, dim), candidates (batch, c) or None -> float32 (batch, labels|c)."""
+        if candidates is None:
+            w, b = self.weight, self.bias  # (labels, dim), (labels,)
+        else:
+            w, b = self.weight[candidates], self.bias[candidates]  # (batch, c, dim), (batch, c)
+        return (m.float() * w.float()).sum(-1) + b.float()
+
+
 class MLP(nn.Module):
     """Feed-forward stack over the last dimension: [Linear -> activation -> dropout]* -> optional Linear.
 

@@ -66,6 +66,9 @@ class AttentionXMLConfig(DeepConfig):
                                                "0: the original code's (no dropout in the FC stack)")
     xavier_fc: bool = doc_field(False, "Xavier-uniform weights in the fully connected and output layers (the "
                                        "original code's initialisation); false: PyTorch's default")
+    label_output: bool = doc_field(False, "add a label-wise output term u_j . m_j + b_j to the shared head's "
+                                          "logit (LWAN's output layer; not in the paper, whose labels share "
+                                          "every layer but the attention); starts at zero")
     packed: bool = doc_field(False, "BiLSTM on packed sequences (cuDNN's path on GPU); false gives the same "
                                     "result on the padded batch, several times faster on CPU")
     tree: bool | None = doc_field(None, "label tree (true), one level over all labels (false), or null: tree "

@@ -11,7 +11,7 @@ import torch
 from torch import nn
 
 from xmtc.models.deep import fc_options
-from xmtc.models.layers import MLP, Embedding, LSTMEncoder, MLAttention
+from xmtc.models.layers import MLP, Embedding, LabelOutput, LSTMEncoder, MLAttention
 
 if TYPE_CHECKING:
     from xmtc.models.attentionxml.model import AttentionXMLConfig
@@ -28,6 +28,7 @@ class AttentionNet(nn.Module):
         self.encoder = LSTMEncoder(self.emb.dim, cfg.hidden, dropout=cfg.dropout, packed=cfg.packed)
         self.attention = MLAttention(n_labels, self.encoder.out_dim, sparse=sparse)
         self.head = MLP(self.encoder.out_dim, cfg.fc, 1, **fc_options(cfg))
+        self.label_output = LabelOutput(n_labels, self.encoder.out_dim) if cfg.label_output else None
 
     #: True when ``emb`` and ``encoder`` belong to the level above and stay frozen (``share_encoder``).
     frozen_encoder: bool = False
@@ -42,6 +43,8 @@ class AttentionNet(nn.Module):
         """Token vectors (batch, seq, 2*hidden) -> logits (batch, c|labels) [, attention (batch, c, seq)]."""
         m, alpha = self.attention(h, mask, candidates, return_weights=True)  # (batch, c, 2*hidden)
         logits = self.head(m).squeeze(-1)  # (batch, c)
+        if self.label_output is not None:
+            logits = logits.float() + self.label_output(m, candidates)
         return (logits, alpha) if return_weights else logits
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, candidates: torch.Tensor | None = None,
@@ -53,11 +56,17 @@ class AttentionNet(nn.Module):
         """Use ``upper``'s embedding and BiLSTM (the same modules), frozen while this network trains."""
         self.emb, self.encoder, self.frozen_encoder = upper.emb, upper.encoder, True
 
+    #: state keys with one row per label: a node starts from its parent's row (:meth:`init_from`)
+    PER_LABEL = ("attention.weight", "label_output.weight", "label_output.bias")
+
     def init_from(self, upper: AttentionNet, parents: np.ndarray) -> None:
-        """Copy the level above's weights; each node's attention vector starts as its parent's."""
+        """Copy the level above's weights; each node's attention vector (and label-wise output term) starts as
+        its parent's."""
         own = self.state_dict()
+        rows = None
         for key, value in upper.state_dict().items():
-            if key != "attention.weight":
+            if key not in self.PER_LABEL:
                 own[key].copy_(value)
-        upper_w = upper.attention.weight.detach()  # (n_upper, dim)
-        own["attention.weight"].copy_(upper_w[torch.as_tensor(parents, device=upper_w.device)])
+            else:  # (n_upper, ...) -> (n_nodes, ...)
+                rows = torch.as_tensor(parents, device=value.device) if rows is None else rows
+                own[key].copy_(value[rows])
