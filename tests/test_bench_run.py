@@ -96,3 +96,28 @@ def test_runner_rejects_unknown_models_and_keys(tiny_dir):
         run.main(["--model", "no-such-model", "--data", str(tiny_dir)])
     with pytest.raises(SystemExit):
         run.main(["--model", "parabel", "--data", str(tiny_dir), "--set", "no_such_key=1"])
+
+
+def test_beam_diagnostic_reproduces_the_model_row_and_refuses_test(tiny_dir_with_valid, tmp_path, capsys):
+    from benchmarks import beam_diagnostic
+
+    from xmtc import metrics
+    from xmtc.data import load
+    from xmtc.models.attentionxml.model import AttentionXML
+
+    train, valid = load(tiny_dir_with_valid, ("train", "valid"))
+    cfg = AttentionXML.tiny_config().replace(tree=True, cluster_size=4, tree_top=4, candidates=2, beam=2,
+                                             level_epochs=[4, 4])
+    model = AttentionXML(cfg).fit(train)
+    folder = model.save(tmp_path / "ax")
+    args = ["--model", str(folder), "--data", str(tiny_dir_with_valid), "--docs", "1000"]
+    assert beam_diagnostic.main(args) == 0
+    rows = {line[:12].strip(): line[12:].split() for line in capsys.readouterr().out.splitlines()[2:]}
+    assert list(rows) == ["model", "all labels", "leaf only", "oracle beam"]
+    # the 'model' row is the model's own beam search on the whole valid split (docs >= its size)
+    top = model.predict(valid, k=5)
+    for k in (1, 3, 5):
+        assert float(rows["model"][2 * (k // 2) + 1]) == pytest.approx(100 * metrics.precision_at_k(valid.Y, top, k),
+                                                                      abs=0.01)
+    assert beam_diagnostic.main([*args, "--split", "test"]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
