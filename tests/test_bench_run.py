@@ -100,7 +100,6 @@ def test_runner_rejects_unknown_models_and_keys(tiny_dir):
 
 def test_beam_diagnostic_reproduces_the_model_row_and_refuses_test(tiny_dir_with_valid, tmp_path, capsys):
     from benchmarks import beam_diagnostic
-
     from xmtc import metrics
     from xmtc.data import load
     from xmtc.models.attentionxml.model import AttentionXML
