@@ -62,11 +62,6 @@ class AttentionNet(nn.Module):
     def init_from(self, upper: AttentionNet, parents: np.ndarray) -> None:
         """Copy the level above's weights; each node's attention vector (and label-wise output term) starts as
         its parent's."""
-        own = self.state_dict()
-        rows = None
-        for key, value in upper.state_dict().items():
-            if key not in self.PER_LABEL:
-                own[key].copy_(value)
-            else:  # (n_upper, ...) -> (n_nodes, ...)
-                rows = torch.as_tensor(parents, device=value.device) if rows is None else rows
-                own[key].copy_(value[rows])
+        own, rows = self.state_dict(), torch.as_tensor(parents)
+        for key, value in upper.state_dict().items():  # per-label rows: (n_upper, ...) -> (n_nodes, ...)
+            own[key].copy_(value[rows.to(value.device)] if key in self.PER_LABEL else value)
