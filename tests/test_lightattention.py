@@ -118,6 +118,37 @@ def test_discriminator_is_eq5_with_one_document_vector(activation):
     torch.testing.assert_close(got, expected)
 
 
+def test_label_output_adds_a_zero_started_label_wise_term_to_the_discriminator():
+    cfg = LightAttention.tiny_config().replace(dropout=0.0, emb_dropout=0.0)
+    vectors = np.random.default_rng(0).normal(size=(20, 8)).astype(np.float32)
+    torch.manual_seed(0)
+    plain = LightAttentionNet(vectors, 6, 3, cfg).eval()
+    torch.manual_seed(0)
+    lwan = LightAttentionNet(vectors, 6, 3, cfg.replace(label_output=True)).eval()
+    assert plain.label_output is None and lwan.label_output.weight.shape == (6, 32)
+    ids = torch.tensor([[3, 4, 5, 0], [7, 8, 0, 0]])
+    mask, cand = ids != 0, torch.tensor([[0, 5, 2], [1, 1, 4]])
+    with torch.no_grad():
+        h = lwan.encode(ids, mask)
+        torch.testing.assert_close(lwan.label_logits(h, mask, cand), plain.label_logits(h, mask, cand))
+        lwan.label_output.weight.copy_(torch.randn(6, 32))
+        lwan.label_output.bias.copy_(torch.arange(6.0))
+        e = lwan.label_attention(h, mask, cand)  # (batch, c, dim): each candidate's attended vector
+        term = (e * lwan.label_output.weight[cand]).sum(-1) + lwan.label_output.bias[cand]
+        torch.testing.assert_close(lwan.label_logits(h, mask, cand), plain.label_logits(h, mask, cand) + term)
+
+
+def test_label_output_model_trains_and_loads_with_identical_predictions(tiny_data, tmp_path):
+    train, test = tiny_data
+    model = LightAttention(LightAttention.tiny_config().replace(label_output=True)).fit(train)
+    top = model.predict(test, k=3)
+    assert metrics.precision_at_k(test.Y, top, 1) >= 0.6
+    loaded = registry.load(model.save(tmp_path / "m"))
+    again = loaded.predict(test, k=3)
+    assert np.array_equal(top.indices, again.indices) and np.allclose(top.scores, again.scores)
+    assert loaded.networks_["model0"].label_output.weight.abs().sum() > 0  # it trained and was saved
+
+
 def test_prediction_score_is_cluster_probability_times_label_probability(fitted, tiny_data):
     _, test = tiny_data
     model, net = fitted, fitted.networks_["model0"]

@@ -84,6 +84,9 @@ class LightAttentionConfig(DeepConfig):
                                                "0: none, as AttentionXML's original code")
     xavier_fc: bool = doc_field(False, "Xavier-uniform weights in the fully connected layers (AttentionXML's "
                                        "original code); false: PyTorch's default")
+    label_output: bool = doc_field(False, "add a label-wise output term u_j . e_j + b_j to the discriminator's "
+                                          "logit (LWAN's output layer, as AttentionXML's label_output; not in "
+                                          "the paper); starts at zero")
     emb_dropout: float = doc_field(0.3, "dropout on the word vectors")
     packed: bool = doc_field(False, "BiLSTM on packed sequences (cuDNN's path on GPU); false gives the same "
                                     "result, several times faster on CPU")

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from xmtc.models.deep import fc_options
-from xmtc.models.layers import MLP, Embedding, LSTMEncoder, MaxPoolEncoder, MLAttention
+from xmtc.models.layers import MLP, Embedding, LabelOutput, LSTMEncoder, MaxPoolEncoder, MLAttention
 
 if TYPE_CHECKING:
     from xmtc.models.lightattention.model import LightAttentionConfig
@@ -45,6 +45,7 @@ class LightAttentionNet(nn.Module):
         self.bottleneck = nn.Linear(self.disc_fc.out_dim, cfg.label_emb_dim)
         self.label_emb = nn.Parameter(torch.randn(n_labels, cfg.label_emb_dim) / math.sqrt(cfg.label_emb_dim))
         self.activation = cfg.bottleneck_activation
+        self.label_output = LabelOutput(n_labels, dim) if cfg.label_output else None
 
     def encode(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """ids, mask (batch, seq) -> BiLSTM token vectors (batch, seq, 2*hidden)."""
@@ -64,7 +65,7 @@ class LightAttentionNet(nn.Module):
             candidates: (batch, c) int64 label ids (>= 0).
 
         Returns:
-            (batch, c) logits ``M_i . act(W_h e_i + b_h)``.
+            (batch, c) logits ``M_i . act(W_h e_i + b_h)`` (``+ u_i . e_i + b_i`` with ``label_output``).
         """
         if self.label_attention is not None:
             e = self.label_attention(h, mask, candidates)  # (batch, c, dim)
@@ -72,7 +73,8 @@ class LightAttentionNet(nn.Module):
             e = self.pool(h, mask).unsqueeze(1)  # (batch, 1, dim)
         z = _ACTIVATIONS[self.activation](self.bottleneck(self.disc_fc(e)))  # (batch, c | 1, emb)
         M = self.label_emb[candidates]  # (batch, c, emb), float32
-        return (M * z.float()).sum(-1)  # (batch, c), in float32 under bf16 autocast (ranked scores)
+        logits = (M * z.float()).sum(-1)  # (batch, c), in float32 under bf16 autocast (ranked scores)
+        return logits if self.label_output is None else logits + self.label_output(e, candidates)
 
     def forward(self, ids: torch.Tensor, mask: torch.Tensor,
                 candidates: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
