@@ -16,7 +16,8 @@ so a busy machine distorts the figures less; they are still a micro-benchmark, n
 
 ``--model treaderxml``: one step of a TReaderNet with the defaults (100-d vectors, configuration 6's Reading
 stack, bottleneck 256, 4 heads) over all ``--labels`` labels, batch 32 x 256 tokens, fp32 and bf16, with the
-teacher branch (``--teacher-items`` items of 4 words per document, EURLEX57K's ~40) and without it. The cases of
+teacher branch (``--teacher-items`` items of 4 words per document, EURLEX57K's ~40) and without it;
+``--pooling label_attention`` times the label-attention Prediction instead of the mean pooling. The cases of
 each model are run ``--rounds`` times, interleaved, and the median is kept, so drift in the machine's load hits
 every case alike.
 """
@@ -80,14 +81,14 @@ def step_cost(n_labels: int, candidates: int, *, bf16: bool, frozen_encoder: boo
 
 
 def treaderxml_step_cost(n_labels: int, *, bf16: bool, teacher: bool, items: int, steps: int, batch: int = 32,
-                         seq: int = 256, seed: int = 0) -> dict[str, float]:
+                         seq: int = 256, seed: int = 0, pooling: str = "mean") -> dict[str, float]:
     """Median CPU and wall seconds of one training step of a TReaderNet over all ``n_labels`` labels."""
     from xmtc.models.treaderxml.config import TReaderXMLConfig
     from xmtc.models.treaderxml.network import TReaderNet
     from xmtc.models.treaderxml.teacher import TeacherBatch
 
     torch.manual_seed(seed)
-    cfg = TReaderXMLConfig(teacher=teacher)
+    cfg = TReaderXMLConfig(teacher=teacher, pooling=pooling)
     g = np.random.default_rng(seed)
     vectors = g.standard_normal((50_000, cfg.emb_dim)).astype(np.float32)
     net = TReaderNet(vectors, n_labels, cfg)
@@ -113,7 +114,7 @@ def _treaderxml_rows(args) -> list[dict]:
     for _ in range(args.rounds):
         for name, teacher, bf16 in cases:
             costs[name].append(treaderxml_step_cost(args.labels, bf16=bf16, teacher=teacher, items=args.teacher_items,
-                                                    steps=args.steps, seq=args.seq))
+                                                    steps=args.steps, seq=args.seq, pooling=args.pooling))
     rows = []
     for name, teacher, bf16 in cases:
         cpu = float(np.median([c["cpu_s"] for c in costs[name]]))
@@ -121,7 +122,7 @@ def _treaderxml_rows(args) -> list[dict]:
         row = make_row(f"treaderxml step: {name}", "single", "synthetic", n_train=None, n_test=None, seed=0)
         row.update(step_cpu_s=round(cpu, 4), step_wall_s=round(wall, 4), labels=args.labels, teacher=teacher,
                    teacher_items=args.teacher_items if teacher else 0, bf16=bf16, threads=args.threads,
-                   rounds=args.rounds, batch=32, seq=args.seq)
+                   rounds=args.rounds, batch=32, seq=args.seq, pooling=args.pooling)
         rows.append(row)
         print(f"{name:24s} cpu {cpu:.3f} s  wall {wall:.3f} s", flush=True)
     return rows
@@ -132,6 +133,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--model", choices=("attentionxml", "treaderxml"), default="attentionxml")
     p.add_argument("--teacher-items", type=int, default=40, help="treaderxml: teacher items per document")
     p.add_argument("--seq", type=int, default=256, help="treaderxml: tokens per document")
+    p.add_argument("--pooling", choices=("mean", "label_attention"), default="mean",
+                   help="treaderxml: the Prediction's pooling (config field 'pooling')")
     p.add_argument("--rounds", type=int, default=1, help="repeat the cases, interleaved; keep the median")
     p.add_argument("--labels", type=int, default=4271, help="labels of the flat network (EURLEX57K: 4,271)")
     p.add_argument("--top", type=int, default=256, help="nodes of the tree's top level (fast: ~L/16.7)")

@@ -95,9 +95,11 @@ def test_reading_residual_adds_the_input():
     assert len(Reading(8, 4, "").layers) == 0
 
 
-def test_network_scores_all_labels_or_candidates_consistently():
+@pytest.mark.parametrize("pooling", ["mean", "label_attention"])
+def test_network_scores_all_labels_or_candidates_consistently(pooling, monkeypatch):
     torch.manual_seed(0)
-    cfg = TReaderXMLConfig(bottleneck=8, heads=4, dropout=0.0, emb_dropout=0.0)
+    monkeypatch.setattr(TReaderNet, "LABEL_BLOCK", 4)  # all labels at prediction: two blocks of labels
+    cfg = TReaderXMLConfig(bottleneck=8, heads=4, dropout=0.0, emb_dropout=0.0, pooling=pooling)
     vectors = np.random.default_rng(0).normal(size=(10, 8)).astype(np.float32)
     net = TReaderNet(vectors, 6, cfg).eval()
     ids = torch.tensor([[2, 3, 4], [5, 6, 0]])
@@ -111,6 +113,26 @@ def test_network_scores_all_labels_or_candidates_consistently():
     part = net(ids, mask, tb, cand)  # (2, 3)
     torch.testing.assert_close(part[0, :2], full[0, [5, 1]])
     torch.testing.assert_close(part[1], full[1, [0, 2, 3]])
+    with torch.enable_grad():  # the one-pass all-labels path (training) gives the blocked path's scores
+        torch.testing.assert_close(net(ids, mask, tb), full)
+
+
+def test_label_attention_scores_each_label_from_its_own_attended_vector():
+    torch.manual_seed(0)
+    cfg = TReaderXMLConfig(bottleneck=8, heads=4, dropout=0.0, emb_dropout=0.0, pooling="label_attention",
+                           teacher=False)
+    vectors = np.random.default_rng(0).normal(size=(10, 8)).astype(np.float32)
+    net = TReaderNet(vectors, 3, cfg).eval()
+    ids = torch.tensor([[2, 3, 4, 0]])
+    mask = ids != 0
+    z = torch.randn(1, 4, 8)
+    with torch.no_grad():
+        net.label_attention.weight[1] = 0.0  # label 1 attends uniformly over the three real positions
+        logits = net.label_logits(z, mask, None)
+    m1 = z[0, :3].mean(0)
+    torch.testing.assert_close(logits[0, 1], m1 @ net.out.weight[1] + net.out.bias[1])
+    with pytest.raises(ConfigError, match="pooling must be one of"):
+        TReaderXMLConfig(pooling="max").validate()
 
 
 def _net_inputs(vectors: np.ndarray, n_labels: int = 6):
@@ -440,6 +462,17 @@ def test_teacher_fusion_is_chosen_on_validation_and_saved(fitted, tmp_path):
         np.testing.assert_array_equal(model.predict(test, k=3).indices, loaded.predict(test, k=3).indices)
     finally:
         model.fusion_weight_ = w
+
+
+def test_label_attention_model_learns_and_round_trips(tiny_data, tmp_path):
+    train, test = tiny_data
+    model = TReaderXML(_tiny(pooling="label_attention", epochs=4)).fit(train)
+    assert model.networks_["network"].label_attention is not None
+    top = model.predict(test, k=3)
+    assert metrics.precision_at_k(test.Y, top, 1) >= 0.5
+    loaded = registry.load(model.save(tmp_path / "m"))
+    assert loaded.config.pooling == "label_attention"
+    np.testing.assert_allclose(loaded.predict(test, k=3).scores, top.scores, rtol=1e-5)
 
 
 def test_teacher_fusion_is_off_without_teacher_and_fixed_when_set(tiny_data):

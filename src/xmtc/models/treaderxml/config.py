@@ -26,6 +26,7 @@ ABLATIONS: dict[int, tuple[bool, str]] = {
     6: (True, "mmhsa+r+mhsa"),
 }
 INTERACTIONS = ("paper", "lcf")
+POOLINGS = ("mean", "label_attention")
 FUSIONS = ("auto", "none", "teacher")
 
 
@@ -56,6 +57,9 @@ class TReaderXMLConfig(DeepConfig):
                                     "set explicitly; -1: none")
     heads: int = doc_field(4, "h, attention heads of every (M)MHSA layer")
     bottleneck: int = doc_field(256, "size of the hidden bottleneck W^HB of the Interaction (Eq. 17)")
+    pooling: str = doc_field("mean", "Prediction input: 'mean' (the paper's Eq. 18: masked mean of the "
+                                     "Interaction output, one shared vector) or 'label_attention' (extension: "
+                                     "each label attends over that output with its own vector, as AttentionXML)")
     dropout: float = doc_field(0.2, "dropout on the pooled Interaction output")
     teacher_encoder: str = doc_field("tfidf", "document vectors of the teacher's neighbour search: 'tfidf' "
                                               "(TF-IDF of the tokens the model reads; a deviation) or "
@@ -100,6 +104,7 @@ class TReaderXMLConfig(DeepConfig):
         parse_reading(self.reading)
         check(self.interaction in INTERACTIONS,
               f"interaction must be one of {INTERACTIONS}, but is {self.interaction!r}")
+        check(self.pooling in POOLINGS, f"pooling must be one of {POOLINGS}, but is {self.pooling!r}")
         check(self.heads > 0, f"heads must be positive, but is {self.heads}")
         check(self.bottleneck > 0 and self.bottleneck % self.heads == 0,
               f"bottleneck must be a positive multiple of heads ({self.heads}), but is {self.bottleneck}")

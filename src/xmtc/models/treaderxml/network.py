@@ -4,6 +4,8 @@ Prediction (Section 3, Eq. 6-17).
 Two extensions (docs/MODELS.md): ``reading_residual`` wraps every attention block (Reading and Interaction) as
 ``LayerNorm(x + block(x))``; ``interaction="lcf"`` joins the two branches along the features, as LCF (the paper's
 reference [4] for its MHSA) joins its two views: position i holds [teacher item i; word i], then a 2d -> d layer.
+A third, ``pooling="label_attention"``, replaces Eq. 18's mean pooling by one attention vector per label over the
+Interaction's output (AttentionXML's multi-label attention), each label scored from its own attended vector.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xmtc.errors import ConfigError
-from xmtc.models.layers import Embedding, candidate_logits, full_precision
+from xmtc.models.layers import Embedding, MLAttention, candidate_logits, full_precision
 from xmtc.models.treaderxml.teacher import (
     TeacherBatch,
 )
@@ -113,7 +115,8 @@ class TReaderNet(nn.Module):
         self.interaction = SelfAttention(cfg.bottleneck, cfg.heads, causal=True)
         self.interaction_norm = nn.LayerNorm(cfg.bottleneck) if cfg.reading_residual else None
         self.dropout = nn.Dropout(cfg.dropout)
-        self.out = nn.Linear(cfg.bottleneck, n_labels)  # W^Output
+        self.out = nn.Linear(cfg.bottleneck, n_labels)  # W^Output (with label attention: u_j, b_j per label)
+        self.label_attention = MLAttention(n_labels, cfg.bottleneck) if cfg.pooling == "label_attention" else None
         self.prior = nn.Parameter(torch.tensor([float(v) for v in cfg.teacher_prior_init])) \
             if cfg.teacher and cfg.teacher_prior else None  # (a, b) of the teacher-prior extension
 
@@ -181,12 +184,37 @@ class TReaderNet(nn.Module):
         z = self.interaction(h, mask)  # MMHSA
         if self.interaction_norm is not None:
             z = residual_norm(self.interaction_norm, h, z, mask)
-        m = mask.unsqueeze(-1).to(z.dtype)
-        z = self.dropout((z * m).sum(1) / m.sum(1))  # masked mean pooling (b, hb)
-        if candidates is None:  # Eq. 18, in float32 under bf16 autocast (ranked scores)
-            logits = full_precision(self.out, z)  # (b, L)
+        if self.label_attention is not None:
+            logits = self.label_logits(z, mask, candidates)
         else:
-            logits = candidate_logits(self.out, z, candidates.clamp(min=0))  # (b, C)
+            m = mask.unsqueeze(-1).to(z.dtype)
+            z = self.dropout((z * m).sum(1) / m.sum(1))  # masked mean pooling (b, hb)
+            if candidates is None:  # Eq. 18, in float32 under bf16 autocast (ranked scores)
+                logits = full_precision(self.out, z)  # (b, L)
+            else:
+                logits = candidate_logits(self.out, z, candidates.clamp(min=0))  # (b, C)
         if self.prior is not None and prior is not None:  # per label: a * vote share + b * [proposed]
             logits = logits + self.prior[0] * prior + self.prior[1] * (prior > 0).to(logits.dtype)
         return logits
+
+    #: labels attended at once when all labels are scored without gradient (prediction memory)
+    LABEL_BLOCK = 512
+
+    def label_logits(self, z: torch.Tensor, mask: torch.Tensor, candidates: torch.Tensor | None) -> torch.Tensor:
+        """``pooling="label_attention"``: label j attends over the Interaction output z (b, S, hb) with its own
+        vector, and its logit is ``u_j . m_j + b_j`` (``u_j``, ``b_j`` = row j of W^Output), in float32.
+
+        Returns:
+            (b, L) logits, or (b, C) for ``candidates`` (b, C) (-1 padded).
+        """
+        if candidates is None and not torch.is_grad_enabled():  # all labels at prediction: blocks of labels,
+            ids = torch.arange(self.out.out_features, device=z.device)  # so (b, L, S) is never held at once
+            return torch.cat([self.label_logits(z, mask, blk.expand(z.shape[0], -1))
+                              for blk in ids.split(self.LABEL_BLOCK)], dim=1)
+        c = None if candidates is None else candidates.clamp(min=0)
+        m = self.dropout(self.label_attention(z, mask, c)).float()  # (b, L | C, hb)
+        if c is None:
+            w, b = self.out.weight, self.out.bias  # (L, hb), (L,)
+        else:
+            w, b = self.out.weight[c], self.out.bias[c]  # (b, C, hb), (b, C)
+        return (m * w.float()).sum(-1) + b.float()
