@@ -12,7 +12,8 @@ Example::
 
     nice -n 10 python benchmarks/maacf.py --data ../shared/data/debian-tags --max-train 3000 --max-test 1000 \\
         --max-valid 400 --epochs 10 --threads 1 --set emb_dim=100 max_len=128 w2v_epochs=3 lr=3e-3 \\
-        hard_negatives=3 patience=0 --run maacf --run maacf variant=mcf --run parabel --out /tmp/maacf.json
+        rank_loss=bpr hard_negatives=3 patience=0 --run maacf --run maacf variant=mcf --run parabel \\
+        --out /tmp/maacf.json
 
 is ``python -m benchmarks.run ... --tail 10 --run maacf emb_dim=100 ... --run maacf emb_dim=100 ... variant=mcf
 --run parabel``.

@@ -10,7 +10,7 @@ Example (the runs behind deviation 12 of the MAACF+ section in docs/MODELS.md; o
 benchmarks/results/maacf_diagnose/)::
 
     nice -n 5 python benchmarks/maacf_diagnose.py --data /work/shared/data/debian-tags --max-train 2000 \\
-        --set epochs=10 lr=3e-3 hard_negatives=3 patience=0 predictor_input=product
+        --set epochs=10 lr=3e-3 rank_loss=bpr hard_negatives=3 patience=0 predictor_input=product
 """
 
 from __future__ import annotations

@@ -129,9 +129,9 @@ def test_killed_rank_then_resume_finishes_with_the_same_weights(launch, tmp_path
 
 
 #: Settings (besides each model's tiny_config) that reach the paths data-parallel training must cover: a 3-level
-#: label tree with a frozen shared encoder (unused parameters in DDP), Parabel shortlists with hard negatives.
+#: label tree with a frozen shared encoder (unused parameters in DDP), cross-fitted Parabel shortlists.
 EXTRA = {"attentionxml": ["tree=true", "cluster_size=2", "tree_top=2", "share_encoder=true"],
-         "maacf": ["shortlist=parabel", "shortlist_size=4", "hard_negatives=1"],
+         "maacf": ["shortlist=parabel", "shortlist_size=4", "rank_loss=listwise"],
          "lightattention": [], "treaderxml": [], "xmlrnn": [], "xmlcnn": []}
 
 

@@ -328,7 +328,7 @@ def test_head_shortlist_reranks_its_candidates(tiny_data):
 
 def test_parabel_shortlist_is_saved_with_the_model(tiny_data, tmp_path):
     train, test = tiny_data
-    model = _fit(train, epochs=2, shortlist="parabel", shortlist_size=4, hard_negatives=2)
+    model = _fit(train, epochs=2, shortlist="parabel", shortlist_size=4)  # the default listwise loss
     assert model.shortlist_kind == "parabel"
     assert model.stats_["shortlist_folds"] == 3 and 0 < model.stats_["train_shortlist_recall"] <= 100
     top = model.predict(test, k=4)
@@ -343,7 +343,7 @@ def test_parabel_shortlist_is_saved_with_the_model(tiny_data, tmp_path):
 
 def test_resume_reuses_the_unseeded_shortlists_it_was_trained_with(tiny_data, tmp_path, monkeypatch):
     train, test = tiny_data
-    settings = dict(epochs=2, shortlist="parabel", shortlist_size=4, hard_negatives=2)
+    settings = dict(epochs=2, shortlist="parabel", shortlist_size=4, rank_loss="bpr", hard_negatives=2)
     first = _fit_in(tmp_path, train, **settings)
     assert {p.name for p in (tmp_path / "shortlist").iterdir()} == {"parabel", "train_shortlist.npz"}
 
@@ -510,8 +510,8 @@ class _Memorizer:
 def test_training_shortlists_are_cross_fitted(tiny_data, monkeypatch, folds):
     monkeypatch.setattr(MAACF, "_new_shortlister", lambda self: _Memorizer())
     _Memorizer.made = []
-    model = _fit(tiny_data[0], epochs=1, shortlist="parabel", shortlist_size=8, hard_negatives=2,
-                 shortlist_folds=folds, fusion="none")
+    model = _fit(tiny_data[0], epochs=1, shortlist="parabel", shortlist_size=8, rank_loss="bpr",
+                 hard_negatives=2, shortlist_folds=folds, fusion="none")
     final, *fold_models = _Memorizer.made
     assert model.shortlister_ is final, "prediction uses the Parabel trained on all training documents"
     n = len(final.seen)
@@ -536,6 +536,7 @@ def test_training_shortlists_are_cross_fitted(tiny_data, monkeypatch, folds):
     ({"fusion": "best"}, "fusion"), ({"fusion": -1.0}, "fusion"), ({"fusion": True}, "fusion"),
     ({"fusion_grid": [-1.0]}, "fusion_grid"), ({"shortlist_folds": 0}, "shortlist_folds"),
     ({"label_tables": "three"}, "label_tables"), ({"rank_loss": "hinge"}, "rank_loss"),
+    ({"hard_negatives": 2}, "set rank_loss=bpr"),
 ])
 def test_config_errors(bad, message):
     with pytest.raises(ConfigError, match=message):
@@ -545,6 +546,7 @@ def test_config_errors(bad, message):
 def test_defaults_suit_long_documents_and_the_tiny_config_stays_small():
     cfg, tiny = MAACFConfig(), MAACF.tiny_config()
     assert cfg.max_len >= 500 and cfg.transformer_max_len == 512 and cfg.dim == cfg.emb_dim == 256
+    assert cfg.rank_loss == "listwise", "validated on full debian-tags and goemotions (docs/MODELS.md, MAACF+ 21)"
     assert tiny.max_len <= 64 and tiny.dim <= 16 and tiny.emb_dim <= 16 and "transformer" not in tiny.aspects
 
 

@@ -45,11 +45,12 @@ class MAACFConfig(DeepConfig):
     dim: int = doc_field(256, "D: size of the aspect, label and group representations")
     group_size: int = doc_field(2, "k: labels in each label's global nearest label group (0: no group)")
     negatives: int = doc_field(5, "Neg: negative labels sampled per positive pair (BPR loss)")
-    rank_loss: str = doc_field("bpr", "loss of the pair scores: 'bpr' (Eq. 10: each positive against "
-                                      "'negatives' sampled labels), 'bce' (every label of the document's "
-                                      "training shortlist and its positives, binary cross-entropy) or "
-                                      "'listwise' (each positive against all the shortlist's negatives, "
-                                      "softmax cross-entropy); the shortlist is the one ranked at prediction")
+    rank_loss: str = doc_field("listwise", "loss of the pair scores: 'listwise' (each positive against all "
+                                           "the negatives of the document's training shortlist, softmax "
+                                           "cross-entropy; the shortlist is the one ranked at prediction), "
+                                           "'bce' (every label of that shortlist and the positives, binary "
+                                           "cross-entropy) or 'bpr' (the paper's Eq. 10: each positive "
+                                           "against 'negatives' sampled labels)")
     max_positives: int = doc_field(32, "most positive labels of one document used per step (sampled)")
     label_tables: str = doc_field("one", "'one': the group members h_ik are rows of the label embedding "
                                          "table of H_z (the paper: both 'from the embedding matrix of "
@@ -130,5 +131,8 @@ class MAACFConfig(DeepConfig):
                                              f"{self.transformer_lr_scale}")
         check(0 <= self.hard_negatives <= self.negatives,
               f"hard_negatives must be in [0, negatives={self.negatives}], but is {self.hard_negatives}")
+        check(self.hard_negatives == 0 or self.rank_loss == "bpr",
+              f"hard_negatives={self.hard_negatives} samples BPR negatives, but rank_loss is "
+              f"{self.rank_loss!r} (which already scores the whole shortlist): set rank_loss=bpr")
         check(self.head_weight >= 0, f"head_weight must be >= 0, but is {self.head_weight}")
         check_fusion("fusion", self.fusion, FUSIONS, self.fusion_grid)

@@ -1,7 +1,8 @@
 """MAACF+ (Wang et al.): multi-aspect co-attentional collaborative filtering for XMTC.
 
-A document and a candidate label form a pair; the network scores the pair and is trained with a pairwise
-(BPR) loss against sampled negative labels, like a recommender scoring user-item pairs.
+A document and a candidate label form a pair; the network scores the pair and is trained with a ranking loss
+against negative labels, like a recommender scoring user-item pairs (the paper: BPR against sampled labels;
+the default here: a listwise softmax against the document's whole training shortlist).
 
 Paper -> code:
 
@@ -17,8 +18,9 @@ Paper -> code:
   the members' vectors h_ik are rows of the same label table as H_z (``label_tables="one"``; "two": their own
   table);
 * predictor (Sec. 3.3): MLP over [S_i; H_i] (Eq. 9) -> ``MAACFNet.predictor``; BPR loss (Eq. 10) with
-  ``negatives`` uniform negatives per positive -> :meth:`MAACF.pair_loss` (not in the paper: ``rank_loss``
-  'bce' or 'listwise' train on the document's whole training shortlist instead); not in the paper: with
+  ``negatives`` uniform negatives per positive -> :meth:`MAACF.pair_loss` with ``rank_loss="bpr"`` (not in the
+  paper: the default 'listwise', and 'bce', train on the document's whole training shortlist instead); not in
+  the paper: with
   ``encoder_head`` a linear head over the mean aspect vector adds its logit of the label to the pair logit and
   trains with BCE on all labels, so the encoders get a gradient from every label (:meth:`MAACFNet.head_pairs`);
 * variants: ``variant="mcf"`` (MCF+, self-attention only: no text-label interaction before the predictor),
@@ -29,8 +31,9 @@ Inference at scale: the pair score depends on the document (the group attention 
 so scoring every label costs an MLP per label. ``shortlist`` picks the labels to rerank: ``all`` (exact, for
 small label sets), ``parabel`` (top ``shortlist_size`` of a sparse Parabel label-tree model on TF-IDF, trained
 first; the default above ``shortlist_size`` labels) or ``head`` (top ``shortlist_size`` of a linear head over
-the mean aspect vector, trained alongside). ``hard_negatives`` draws some training negatives from the same
-shortlist, so that the reranker sees the confusable labels it has to order at prediction time; with Parabel
+the mean aspect vector, trained alongside). The shortlist losses train on the same shortlist (and, with
+``rank_loss="bpr"``, ``hard_negatives`` draws some negatives from it), so that the reranker sees the
+confusable labels it has to order at prediction time; with Parabel
 the training documents' shortlists are cross-fitted (``shortlist_folds``: each comes from a Parabel that did
 not see the document), because Parabel's in-sample top labels are nearly all gold.
 
