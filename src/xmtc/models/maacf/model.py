@@ -20,9 +20,9 @@ Paper -> code:
 * predictor (Sec. 3.3): MLP over [S_i; H_i] (Eq. 9) -> ``MAACFNet.predictor``; BPR loss (Eq. 10) with
   ``negatives`` uniform negatives per positive -> :meth:`MAACF.pair_loss` with ``rank_loss="bpr"`` (not in the
   paper: the default 'listwise', and 'bce', train on the document's whole training shortlist instead); not in
-  the paper: with
-  ``encoder_head`` a linear head over the mean aspect vector adds its logit of the label to the pair logit and
-  trains with BCE on all labels, so the encoders get a gradient from every label (:meth:`MAACFNet.head_pairs`);
+  the paper: with ``encoder_head`` a linear head over the mean aspect vector adds its logit of the label to the
+  pair logit and trains with BCE on all labels, so the encoders get a gradient from every label
+  (:meth:`MAACFNet.head_pairs`);
 * variants: ``variant="mcf"`` (MCF+, self-attention only: no text-label interaction before the predictor),
   ``aspects`` of length 1 (ACF+), ``variant="encoder"`` (the document encoder alone with a linear BCE head
   over all labels: the baselines of Tables 5-6), ``group_size`` k (Fig. 2-3), ``predictor_layers`` (Fig. 4).
@@ -33,9 +33,9 @@ small label sets), ``parabel`` (top ``shortlist_size`` of a sparse Parabel label
 first; the default above ``shortlist_size`` labels) or ``head`` (top ``shortlist_size`` of a linear head over
 the mean aspect vector, trained alongside). The shortlist losses train on the same shortlist (and, with
 ``rank_loss="bpr"``, ``hard_negatives`` draws some negatives from it), so that the reranker sees the
-confusable labels it has to order at prediction time; with Parabel
-the training documents' shortlists are cross-fitted (``shortlist_folds``: each comes from a Parabel that did
-not see the document), because Parabel's in-sample top labels are nearly all gold.
+confusable labels it has to order at prediction time; with Parabel the training documents' shortlists are
+cross-fitted (``shortlist_folds``: each comes from a Parabel that did not see the document), because
+Parabel's in-sample top labels are nearly all gold.
 
 Score fusion (``fusion``): a parabel shortlist is ranked by ``logit + w * log p_parabel``, with w chosen on the
 validation split after training among ``fusion_grid`` and w = inf (the shortlist's own order), so a network
