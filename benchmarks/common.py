@@ -7,6 +7,7 @@ the repository root on ``sys.path`` (see the top of each script).
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 import os
@@ -109,6 +110,14 @@ def run_child(cmd: Sequence[str], *, cwd: str | Path | None = None, env: dict[st
             log.close()
     return {"returncode": proc.returncode, "seconds": seconds, "ru_maxrss_mib": _maxrss_mib(usage.ru_maxrss),
             "user_s": usage.ru_utime, "sys_s": usage.ru_stime}
+
+
+def doc_parser(doc: str, **kw: Any) -> argparse.ArgumentParser:
+    """An argument parser whose description is the first paragraph of a script's docstring ``doc`` and whose
+    epilog (shown verbatim by ``--help``) is the rest: the usage examples and notes."""
+    first, _, rest = doc.partition("\n\n")
+    return argparse.ArgumentParser(description=first, epilog=rest,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter, **kw)
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], align: str | None = None) -> str:

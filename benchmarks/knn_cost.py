@@ -19,7 +19,6 @@ wall seconds; both products run in scipy's single-threaded sparse kernels.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -31,14 +30,12 @@ if __package__ in (None, ""):
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import dataset_name, result_header, seeded_rows, timed, write_json  # noqa: E402
+from benchmarks.common import dataset_name, doc_parser, result_header, seeded_rows, timed, write_json  # noqa: E402
 from benchmarks.schema import make_row  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
+    p = doc_parser(__doc__)
     p.add_argument("--data", required=True, help="dataset folder (its train split is the base)")
     p.add_argument("--queries", type=int, default=1024, help="training documents used as queries (one batch)")
     p.add_argument("--max-len", type=int, default=256, help="tokens of each document the TF-IDF sees")

@@ -14,7 +14,6 @@ model's config has that key); ``--set`` adds or replaces them (e.g. ``teacher=fa
 
 from __future__ import annotations
 
-import argparse
 import cProfile
 import os
 import pstats
@@ -26,15 +25,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import load_splits  # noqa: E402
+from benchmarks.common import doc_parser, load_splits  # noqa: E402
 
 DEFAULTS = ["epochs=1", "decay_epochs=0", "w2v_epochs=1", "threads=1", "progress=false"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
+    p = doc_parser(__doc__)
     p.add_argument("--data", required=True, help="dataset folder with train and valid splits")
     p.add_argument("--model", required=True, help="registered model name (xmtc models)")
     p.add_argument("--max-train", type=int, default=3000, help="seeded sample of the train split")

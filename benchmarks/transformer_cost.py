@@ -20,7 +20,6 @@ Every figure is scaled to 1,000 documents: process CPU seconds (all threads) and
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -33,7 +32,7 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.common import dataset_name, result_header, seeded_rows, timed, write_json  # noqa: E402
+from benchmarks.common import dataset_name, doc_parser, result_header, seeded_rows, timed, write_json  # noqa: E402
 from benchmarks.schema import make_row  # noqa: E402
 
 
@@ -60,9 +59,7 @@ def finetune_cost(ids: list[np.ndarray], *, trainable_layers: int, batch: int = 
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog=__doc__.split("\n\n", 1)[1])
+    p = doc_parser(__doc__)
     p.add_argument("--data", required=True, help="dataset folder (its train split is sampled)")
     p.add_argument("--docs", type=int, default=1000, help="documents embedded with the frozen transformer")
     p.add_argument("--finetune-docs", type=int, default=128,

@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -182,4 +183,5 @@ def test_truncated_gzip_is_a_data_error(tmp_path):
     for cut in (1, 5, 11, len(blob) // 2, len(blob) - 1):
         path = tmp_path / "x.texts.txt.gz"
         path.write_bytes(blob[:cut])
-        only_data_errors(readers.read_texts, path)
+        with pytest.raises(DataError, match=r"x\.texts\.txt\.gz:\d+: cannot read line"):  # never a silent cut
+            readers.read_texts(path)

@@ -15,8 +15,6 @@ import xmtc.data as xd
 from xmtc.data import LabelIndex, UnseenLabelsWarning
 from xmtc.errors import DataError
 
-EURLEX57K = Path(__file__).resolve().parents[2] / "shared" / "data" / "eurlex57k"
-
 
 def write(path: Path, text: str | bytes) -> Path:
     data = text.encode("utf-8") if isinstance(text, str) else text
@@ -336,10 +334,11 @@ def test_bundled_dataset():
 
 
 @pytest.fixture
-def eurlex57k() -> Path:
-    if not (EURLEX57K / "train.texts.txt.gz").is_file():
-        pytest.skip(f"{EURLEX57K} is absent")
-    return EURLEX57K
+def eurlex57k(shared_data) -> Path:
+    root = shared_data / "eurlex57k"
+    if not (root / "train.texts.txt.gz").is_file():
+        pytest.skip(f"{root} is absent")
+    return root
 
 
 def test_eurlex57k_counts(eurlex57k):

@@ -260,12 +260,15 @@ def test_real_data_goemotions(shared_data):
     root = shared_data / "goemotions"
     if not root.is_dir():
         pytest.skip(f"{root} is absent")
-    train, test = load(root, ("train", "test"), max_docs=3000)
-    cfg = LightAttentionConfig(emb_dim=32, hidden=32, fc=[32], label_emb_dim=32, max_len=48, epochs=2,
-                               w2v_epochs=1, progress=False, cluster_size=4, top_clusters=3)
+    train, test = load(root, ("train", "test"), max_docs=6000)
+    cfg = LightAttentionConfig(emb_dim=64, hidden=64, fc=[64], label_emb_dim=32, max_len=48, epochs=4, lr=3e-3,
+                               batch_size=32, w2v_epochs=1, progress=False, cluster_size=4, top_clusters=3)
     model = LightAttention(cfg).fit(train)
     p1 = metrics.precision_at_k(test.Y, model.predict(test, k=1), 1)
-    assert p1 > 0.3  # 'neutral' alone gives about 0.3; the model must do better than the majority label
+    majority = np.asarray(test.Y.sum(0)).ravel().max() / len(test)  # always the most frequent test label
+    # The model must beat the majority label ('neutral', 0.33) clearly: 0.45 when written (smaller settings
+    # learned only 'neutral').
+    assert p1 > majority + 0.05, (p1, majority)
 
 
 def test_fast_preset_fills_only_unset_fields():

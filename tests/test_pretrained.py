@@ -165,6 +165,8 @@ def test_tiny_fit_with_frozen_minilm_static(minilm, tiny_data):
     train, test = tiny_data
     model = XMLCNN(cfg).fit(train)
     assert model.emb_dim_ == 16  # tiny_config sets emb_dim=16 explicitly: PCA 384 -> 16
-    for layer in embeddings_of(model):
+    layers = embeddings_of(model)
+    assert layers
+    for layer in layers:
         assert not layer.embed.weight.requires_grad and layer.embed.weight.shape[1] == 16
     assert model.predict(test, k=2).indices.shape == (len(test), 2)

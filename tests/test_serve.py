@@ -97,7 +97,7 @@ async def _concurrent(app, bodies):
 
 
 def test_concurrent_requests_are_micro_batched(fake):
-    app = create_app(fake, ServeLimits(batch_wait_ms=50))
+    app = create_app(fake, ServeLimits(batch_wait_ms=500))  # wide: a starved loop still gathers
     bodies = [{"texts": [WORDS[i % 5], f"{WORDS[(i + 1) % 5]} x"], "k": 1} for i in range(20)]
     responses = asyncio.run(_concurrent(app, bodies))
     for i, r in enumerate(responses):  # every request got the answer of its own texts
@@ -108,7 +108,7 @@ def test_concurrent_requests_are_micro_batched(fake):
 
 
 def test_batches_are_split_by_k(fake):
-    app = create_app(fake, ServeLimits(batch_wait_ms=50))
+    app = create_app(fake, ServeLimits(batch_wait_ms=500))  # wide: a starved loop still gathers
     bodies = [{"texts": ["alpha"], "k": 1 + i % 3} for i in range(9)]
     responses = asyncio.run(_concurrent(app, bodies))
     for i, r in enumerate(responses):

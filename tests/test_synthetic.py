@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import tracemalloc
-
 import numpy as np
 import pytest
+import scipy.sparse as sp
 from sklearn.feature_extraction.text import CountVectorizer
 
 from xmtc.data import make_synthetic
@@ -72,15 +71,12 @@ def test_hierarchy_groups():
     assert make_synthetic(50, 10)[0].hierarchy is None
 
 
-def test_million_labels_without_quadratic_memory():
-    tracemalloc.start()
-    try:
-        train, test = make_synthetic(2000, 1_000_000, seed=1)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+def test_million_labels_stay_sparse():
+    # Its memory is a benchmark (benchmarks/scale.py, peak RSS after the data); here: nothing dense per label.
+    train, test = make_synthetic(2000, 1_000_000, seed=1)
     assert train.Y.shape == (1600, 1_000_000) and len(test) == 400
-    assert peak < 400e6  # the label index of 10^6 names dominates; nothing of size n_labels * vocab
+    assert sp.issparse(train.Y) and sp.issparse(test.Y)
+    assert train.Y.nnz + test.Y.nnz < 2000 * 50  # a few labels per document, not a row per label
 
 
 @pytest.mark.parametrize(

@@ -37,15 +37,12 @@ def test_tokenize_unicode_numbers_and_edge_cases():
     assert tokenize("end.Next") == ["end", "next"]  # a dot joins digits only
 
 
-def test_tokenize_is_fast():
-    import time
-
-    text = "Commission Regulation (EC) No 1234/2001 of 3 May 2001 amending the anti-dumping duty. " * 60
-    t0 = time.process_time()  # CPU time: robust to a busy machine
-    for _ in range(200):
-        tokenize(text)
-    per_doc = (time.process_time() - t0) / 200
-    assert per_doc < 2e-3  # ~800 words; 45k such documents in well under a minute
+def test_tokenize_long_text_is_the_sum_of_its_parts():
+    # Its speed is a benchmark (benchmarks/tokenize_speed.py); here: a long text tokenizes like its pieces.
+    piece = "Commission Regulation (EC) No 1234/2001 of 3 May 2001 amending the anti-dumping duty. "
+    one = tokenize(piece)
+    assert one[:4] == ["commission", "regulation", "ec", "no"] and "1234" in one and "2001" in one
+    assert tokenize(piece * 500) == one * 500
 
 
 # ---------------------------------------------------------------- vocab

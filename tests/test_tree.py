@@ -213,18 +213,13 @@ def test_save_load_round_trip_and_determinism(tmp_path):
 
 @pytest.mark.slow
 def test_build_100k_labels():
-    import time
-
     rng = np.random.default_rng(0)
     n, dim, nnz = 100_000, 20_000, 20
     V = sp.csr_matrix((rng.random(n * nnz, dtype=np.float32), rng.integers(0, dim, n * nnz),
                        np.arange(0, n * nnz + 1, nnz)), shape=(n, dim))
-    t0 = time.process_time()
-    tree = LabelTree.build(V, cluster_size=8, n_top=1024, seed=0)
-    elapsed = time.process_time() - t0  # about 5 s of CPU on a laptop core
+    tree = LabelTree.build(V, cluster_size=8, n_top=1024, seed=0)  # its cost: benchmarks/scale.py
     assert tree.level_sizes == [1024, 16384, 100_000]  # depths 10 and 14 (a level at depth 11 is dropped)
     _check_invariants(tree, n, 8)
-    assert elapsed < 120
 
 
 @pytest.mark.slow

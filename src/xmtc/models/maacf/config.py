@@ -83,9 +83,10 @@ class MAACFConfig(DeepConfig):
     shortlist_size: int = doc_field(100, "candidate labels per document from the shortlist")
     hard_negatives: int = doc_field(0, "of the Neg negatives per positive, how many are drawn from the "
                                        "document's shortlist (head or parabel) instead of uniformly")
-    shortlist_folds: int = doc_field(3, "parabel shortlist with hard_negatives: the training documents' "
-                                        "shortlists come from k-fold Parabel models that did not see them "
-                                        "(cross-fitting); 1 = the final Parabel's in-sample predictions")
+    shortlist_folds: int = doc_field(3, "parabel shortlist with rank_loss listwise/bce or hard_negatives: the "
+                                        "training documents' shortlists come from k-fold Parabel models that "
+                                        "did not see them (cross-fitting); 1 = the final Parabel's in-sample "
+                                        "predictions")
     fusion: str | float = doc_field("auto", "rank by logit + w * log p, p = the parabel shortlist's score, "
                                             "or without a parabel shortlist (encoder_head on) the head's "
                                             "sigmoid; 'auto' (w chosen on the validation split from "
