@@ -40,6 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     rows = seeded_rows(len(train.texts), args.docs or None, args.seed)
     texts = train.texts if rows is None else [train.texts[i] for i in rows]
     tokens, cpu, wall = timed(tokenize_all, texts)
+    cpu = max(cpu, 1e-6)  # a tiny sample can round to 0 CPU seconds
     words = sum(len(t) for t in tokens)
     longest = max(range(len(texts)), key=lambda i: len(texts[i]))
     _, long_cpu, _ = timed(tokenize, texts[longest])
