@@ -111,7 +111,7 @@ def beam_search_grid(level_logits: Sequence[Callable[[torch.Tensor | None], torc
     the top level's best ``b`` nodes are the first ``b`` of its best ``max(beams)``, so each narrower beam is a
     mask over the widest beam's leaf candidates. Deeper trees (where an inner beam changes the lower levels'
     candidates) get one beam search per pair. For choosing the decoding on a validation split
-    (:meth:`xmtc.models.deep.DeepTextModel.choose_decoding`).
+    (:meth:`xmtc.models.deep_decoding.TreeDecoding.choose_decoding`).
 
     Returns:
         {(beam, gamma): (ids int64 (batch, k), probabilities float32 (batch, k))}, each as

@@ -26,14 +26,9 @@ from xmtc.errors import XMTCError
 from xmtc.models.attentionxml.levels import TreeLevels, candidate_targets, training_candidates
 from xmtc.models.attentionxml.network import AttentionNet
 from xmtc.models.base import load_arrays, register, save_arrays
-from xmtc.models.deep import (
-    DeepConfig,
-    DeepTextModel,
-    bce_loss,
-    check_decoding_fields,
-    check_encoder_fields,
-)
+from xmtc.models.deep import DeepConfig, DeepTextModel, bce_loss, check_encoder_fields
 from xmtc.models.deep_batches import Encoded, TextBatch
+from xmtc.models.deep_decoding import check_decoding_fields
 from xmtc.predict import beam_search, beam_search_grid, merge_grids, merge_topk
 from xmtc.train import train_loop
 

@@ -43,14 +43,9 @@ from xmtc.errors import ModelLoadError, XMTCError
 from xmtc.models.attentionxml.levels import TreeLevels, candidate_targets
 from xmtc.models.attentionxml.model import dense_rows
 from xmtc.models.base import load_arrays, register, save_arrays
-from xmtc.models.deep import (
-    DeepConfig,
-    DeepTextModel,
-    bce_loss,
-    check_decoding_fields,
-    check_encoder_fields,
-)
+from xmtc.models.deep import DeepConfig, DeepTextModel, bce_loss, check_encoder_fields
 from xmtc.models.deep_batches import Encoded, TextBatch, make_batch
+from xmtc.models.deep_decoding import check_decoding_fields
 from xmtc.models.lightattention.network import _ACTIVATIONS, LightAttentionNet, candidate_clusters
 from xmtc.predict import beam_search, beam_search_grid, expand_children, merge_grids, merge_topk
 
