@@ -27,7 +27,7 @@ from xmtc.models.maacf.label_groups import (
 )
 from xmtc.models.maacf.model import MAACF, MAACFConfig
 from xmtc.models.maacf.network import MAACFNet
-from xmtc.models.maacf.pairs import bpr_loss, shortlist_loss
+from xmtc.models.maacf.pairs import bpr_loss, shortlist_loss, shortlist_prior
 from xmtc.train import TrainConfig, train_loop
 
 
@@ -133,6 +133,48 @@ def test_shortlist_losses_score_positives_against_the_whole_shortlist():
     no_neg = torch.tensor([[True, False, False, False], [False, False, False, False]])
     got = shortlist_loss("listwise", logits, positive, no_neg)
     assert got.item() == 0.0 and torch.isfinite(got), "a positive without negatives costs nothing"
+
+
+def test_shortlist_prior_gives_each_scored_entry_its_shortlist_log_score():
+    cand = torch.tensor([[3, 1, -1], [2, 0, 4]])
+    logp = torch.tensor([[-0.1, -2.0, -math.inf], [-0.5, -1.0, -3.0]])
+    pos = torch.tensor([[1, 5], [4, 0]])  # 5: outside its document's shortlist
+    got = shortlist_prior(pos, cand, logp)
+    expected = torch.tensor([[-2.0, -2.0, -0.1, -2.0, 0.0],  # 5 gets the floor (-2.0); padding 0
+                             [-3.0, -1.0, -0.5, -1.0, -3.0]])
+    assert torch.equal(got, expected)
+    assert torch.equal(shortlist_prior(pos[:1], torch.full((1, 2), -1), torch.full((1, 2), -math.inf)),
+                       torch.zeros(1, 4)), "an empty shortlist adds nothing"
+
+
+def _record(monkeypatch, owner, name: str, pick) -> list:
+    """Wrap ``owner.name`` so that every call appends ``pick(args, result)`` to the returned list."""
+    calls, real = [], getattr(owner, name)
+
+    def wrapper(*args):
+        out = real(*args)
+        calls.append(pick(args, out))
+        return out
+
+    monkeypatch.setattr(owner, name, wrapper)
+    return calls
+
+
+def test_train_fusion_trains_on_top_of_the_cross_fitted_shortlist_scores(tiny_data, monkeypatch):
+    import xmtc.models.maacf.model as maacf_model
+
+    train, _ = tiny_data
+    scores = _record(monkeypatch, MAACFNet, "score", lambda args, out: out.detach().float())
+    priors = _record(monkeypatch, maacf_model, "shortlist_prior", lambda args, out: out)
+    seen = _record(monkeypatch, maacf_model, "shortlist_loss", lambda args, out: args[1].detach())  # its logits
+    model = _fit(train, epochs=1, shortlist="parabel", shortlist_size=4, train_fusion=2.0, fusion_grid=[0.0, 1.0])
+    assert seen and len(priors) == len(seen), "every training step adds the shortlist's scores"
+    # the first training step: the loss sees the network's logits plus 2 x the shortlist's log-scores
+    torch.testing.assert_close(seen[0], scores[0].detach().float() + 2.0 * priors[0])
+    assert model.stats_["fusion_validation"].keys() >= {"0.0", "1.0", "2.0", "inf"}, \
+        "the training weight is one of the fusion choices"
+    with pytest.raises(XMTCError, match="train_fusion=1.0 needs a parabel shortlist, but this model's is 'all'"):
+        _fit(train, epochs=1, shortlist="auto", shortlist_size=100, train_fusion=1.0)
 
 
 @pytest.mark.parametrize("loss", ["bce", "listwise"])
@@ -537,6 +579,9 @@ def test_training_shortlists_are_cross_fitted(tiny_data, monkeypatch, folds):
     ({"fusion_grid": [-1.0]}, "fusion_grid"), ({"shortlist_folds": 0}, "shortlist_folds"),
     ({"label_tables": "three"}, "label_tables"), ({"rank_loss": "hinge"}, "rank_loss"),
     ({"hard_negatives": 2}, "set rank_loss=bpr"),
+    ({"train_fusion": -1.0}, "train_fusion must be"), ({"train_fusion": float("inf")}, "train_fusion must be"),
+    ({"train_fusion": 1.0, "rank_loss": "bpr"}, "rank_loss is 'bpr'"),
+    ({"train_fusion": 1.0, "shortlist": "all"}, "needs the parabel shortlist"),
 ])
 def test_config_errors(bad, message):
     with pytest.raises(ConfigError, match=message):

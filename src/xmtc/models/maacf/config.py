@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from xmtc.config import check, doc_field
@@ -93,6 +94,11 @@ class MAACFConfig(DeepConfig):
                                             "fusion_grid and the partner's own order), a number (w fixed), "
                                             "'shortlist' (the partner's own order, w = inf) or 'none' (the "
                                             "network alone, w = 0)")
+    train_fusion: float = doc_field(0.0, "train on top of the parabel shortlist: the ranking loss (listwise or "
+                                         "bce) scores logit + train_fusion * log p, p = the document's "
+                                         "cross-fitted shortlist score, so the network learns what the "
+                                         "shortlist gets wrong rather than the whole ranking; 0: the network "
+                                         "alone is trained (the paper)")
     fusion_grid: list[float] = doc_field([0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0],
                                          "fusion weights w tried by fusion='auto' (w = inf, the partner's "
                                          "own order, is always tried too)")
@@ -137,3 +143,11 @@ class MAACFConfig(DeepConfig):
               f"{self.rank_loss!r} (which already scores the whole shortlist): set rank_loss=bpr")
         check(self.head_weight >= 0, f"head_weight must be >= 0, but is {self.head_weight}")
         check_fusion("fusion", self.fusion, FUSIONS, self.fusion_grid)
+        check(math.isfinite(self.train_fusion) and self.train_fusion >= 0,
+              f"train_fusion must be a finite number >= 0, but is {self.train_fusion}")
+        check(self.train_fusion == 0 or self.rank_loss != "bpr",
+              f"train_fusion={self.train_fusion} adds the shortlist's scores to the shortlist losses, but "
+              f"rank_loss is 'bpr': set rank_loss=listwise or bce")
+        check(self.train_fusion == 0 or self.shortlist in ("auto", "parabel"),
+              f"train_fusion={self.train_fusion} needs the parabel shortlist's scores, but shortlist is "
+              f"{self.shortlist!r}")

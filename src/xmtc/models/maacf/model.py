@@ -59,7 +59,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
-from xmtc.errors import ModelLoadError
+from xmtc.errors import ModelLoadError, XMTCError
 from xmtc.models.base import load_model, register
 from xmtc.models.deep import DeepTextModel, bce_loss
 from xmtc.models.deep_batches import Encoded, TextBatch
@@ -71,7 +71,7 @@ from xmtc.models.maacf.label_groups import (
     sample_negatives,
 )
 from xmtc.models.maacf.network import MAACFNet, PairBatch
-from xmtc.models.maacf.pairs import _PairBatches, bpr_loss, shortlist_loss
+from xmtc.models.maacf.pairs import _PairBatches, bpr_loss, shortlist_loss, shortlist_prior
 from xmtc.models.maacf.ranking import MAACFRanking, _candidates
 from xmtc.models.maacf.shortlists import MAACFShortlists
 from xmtc.train import train_loop
@@ -197,10 +197,20 @@ class MAACF(MAACFRanking, MAACFShortlists, DeepTextModel):
         self.networks_ = {name: net.to(self.device_) for name, net in self._make_networks(embeddings).items()}
         net = self.networks_["network"]
         side_train = self._side_inputs(train, candidates=False)
+        if cfg.train_fusion > 0 and self.shortlist_kind != "parabel":
+            raise XMTCError(f"train_fusion={cfg.train_fusion} needs a parabel shortlist, but this model's is "
+                            f"{self.shortlist_kind!r} (shortlist={cfg.shortlist!r}, {self.n_labels_} labels, "
+                            f"shortlist_size={cfg.shortlist_size}): set train_fusion=0 or shortlist=parabel")
         if (cfg.hard_negatives > 0 or cfg.rank_loss != "bpr") and self.shortlist_kind == "parabel":
             # rank 0's (unseeded omikuji) on every rank
             got = share(lambda: self._kept_training_shortlist(kept, resume, train))
             side_train["cand"] = got["cand"]
+            if cfg.train_fusion > 0:
+                if got.get("logp") is None:
+                    raise XMTCError(f"{kept}: the kept training shortlists have no scores (made before "
+                                    "train_fusion existed); resume them without train_fusion, or use a new "
+                                    "run directory")
+                side_train["cand_logp"] = got["logp"]
             self.stats_.update(shortlist_folds=got["folds"], train_shortlist_recall=got["recall"])
         side_v = self._side_inputs(valid)
 
@@ -208,7 +218,8 @@ class MAACF(MAACFRanking, MAACFShortlists, DeepTextModel):
             return _PairBatches(self, self.train_batches(train, epoch), side_train)
 
         fixed = self._fixed_fusion()
-        during = fixed if fixed is not None and math.isfinite(fixed) else 0.0  # 'auto': the network alone
+        # 'auto': validated as trained (the network alone, or on top of the shortlist with train_fusion)
+        during = fixed if fixed is not None and math.isfinite(fixed) else cfg.train_fusion
 
         def evaluate(module: nn.Module) -> float:
             def topk(b: TextBatch, k: int):
@@ -261,7 +272,10 @@ class MAACF(MAACFRanking, MAACFShortlists, DeepTextModel):
             ids = torch.cat([pos, cand.clamp(min=0)], 1)  # (batch, p + c)
             positive = torch.cat([pos_mask, torch.zeros_like(is_gold)], 1)
             valid = torch.cat([pos_mask, (cand >= 0) & ~is_gold], 1)
-            loss = shortlist_loss(cfg.rank_loss, net.score(s, ids), positive, valid)
+            logits = net.score(s, ids).float()
+            if cfg.train_fusion > 0:
+                logits = logits + cfg.train_fusion * shortlist_prior(pos, cand, batch.cand_logp)
+            loss = shortlist_loss(cfg.rank_loss, logits, positive, valid)
         else:
             n_hard = cfg.hard_negatives if self.shortlist_kind in ("head", "parabel") else 0
             neg, neg_ok = sample_negatives(pos, targets > 0, cfg.negatives - n_hard)  # (batch, p, Neg - hard)

@@ -47,6 +47,31 @@ def shortlist_loss(kind: str, logits: torch.Tensor, positive: torch.Tensor, vali
     return (nll * pos_ok).sum() / pos_ok.sum().clamp(min=1)
 
 
+def shortlist_prior(pos: torch.Tensor, cand: torch.Tensor, cand_logp: torch.Tensor) -> torch.Tensor:
+    """The shortlist's log-scores of the entries that :func:`shortlist_loss` scores: a document's positives,
+    then its shortlist (``train_fusion``).
+
+    A positive takes its shortlist entry's log-score, or, outside the shortlist, the document's lowest one (the
+    shortlist says only that it ranks below its last candidate). Padding gets 0, so that it stays finite in the
+    loss, which masks it.
+
+    Args:
+        pos: (batch, p) positive label ids (padding masked by the caller).
+        cand: (batch, c) shortlisted label ids, -1 padding.
+        cand_logp: (batch, c) their log-scores, -inf at padding.
+
+    Returns:
+        (batch, p + c) float32 log-scores.
+    """
+    ok = cand >= 0
+    logp = cand_logp.float().masked_fill(~ok, 0.0)  # (batch, c)
+    floor = cand_logp.float().masked_fill(~ok, float("inf")).min(1, keepdim=True).values  # (batch, 1)
+    floor = torch.where(torch.isfinite(floor), floor, torch.zeros_like(floor))  # an empty shortlist: 0
+    same = (pos[:, :, None] == cand[:, None, :]) & ok[:, None, :]  # (batch, p, c)
+    pos_logp = torch.where(same.any(-1), (same * logp[:, None, :]).sum(-1), floor)  # (batch, p)
+    return torch.cat([pos_logp, logp], 1)
+
+
 class _PairBatches:
     """Sized iterable of :class:`PairBatch` over the word-level training batches of one epoch."""
 

@@ -46,7 +46,8 @@ class MAACFRanking:
 
     def _choose_fusion(self, net: MAACFNet, valid: Encoded, side: dict) -> tuple[float, dict[str, list]]:
         """The fusion weight w with the best validation ``select_metric`` (ties: the higher nDCG@5, then the
-        larger w) among ``fusion_grid`` and inf (the partner's own order: the shortlist's, or the head's).
+        larger w) among ``fusion_grid``, ``train_fusion`` (the weight it was trained with, when not 0) and inf
+        (the partner's own order: the shortlist's, or the head's).
 
         Returns:
             (w, {str(w): [select_metric, nDCG@5] in percent}).
@@ -67,7 +68,8 @@ class MAACFRanking:
             top = TopK(np.where(np.isfinite(val), idx, -1), val, n_labels=self.n_labels_)
             return float(fn(valid.Y, top, int(k))), float(metrics.ndcg_at_k(valid.Y, top, 5))
 
-        return choose_weight(cfg.fusion_grid, score)
+        grid = sorted({*cfg.fusion_grid, cfg.train_fusion}) if cfg.train_fusion > 0 else cfg.fusion_grid
+        return choose_weight(grid, score)
 
     def shortlist_logits(self, net: MAACFNet, data: Encoded,
                          side: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -63,7 +63,8 @@ class MAACFShortlists:
         path = folder / "train_shortlist.npz" if folder is not None else None
         if path is not None and resume and path.exists():
             with np.load(path) as z:
-                got = {"cand": z["cand"], "folds": int(z["folds"]), "recall": float(z["recall"])}
+                got = {"cand": z["cand"], "folds": int(z["folds"]), "recall": float(z["recall"]),
+                       "logp": z["logp"] if "logp" in z.files else None}  # None: kept before session 22
             if got["cand"].shape != (len(train), self.config.shortlist_size):
                 raise XMTCError(f"{path}: training shortlists of shape {got['cand'].shape}, but this run has "
                                 f"{len(train)} training documents and shortlist_size={self.config.shortlist_size}"
@@ -74,7 +75,7 @@ class MAACFShortlists:
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = path.with_name(path.stem + ".partial.npz")
-            np.savez(tmp, cand=got["cand"], folds=got["folds"], recall=got["recall"])
+            np.savez(tmp, cand=got["cand"], logp=got["logp"], folds=got["folds"], recall=got["recall"])
             os.replace(tmp, path)  # whole or absent: a run killed while writing refits on resume
         return got
 
@@ -88,20 +89,22 @@ class MAACFShortlists:
         Parabel used at prediction (``shortlister_``) is always the one trained on all training documents.
 
         Returns:
-            {"cand": int64 (n, c) label ids with -1 padding, "folds": k, "recall": recall of the training
-            labels in percent}.
+            {"cand": int64 (n, c) label ids with -1 padding, "logp": float32 (n, c) their log-scores (-inf at
+            padding), "folds": k, "recall": recall of the training labels in percent}.
         """
         cfg = self.config
         size, n = cfg.shortlist_size, len(train)
         folds = min(cfg.shortlist_folds, n)
         if folds <= 1:
-            cand, _ = _candidates(self.shortlister_.predict(train.texts, k=size))
+            cand, logp = _candidates(self.shortlister_.predict(train.texts, k=size))
         else:
             fold = np.random.default_rng(cfg.seed).permutation(n) % folds  # (n,) fold of each document
             cand = np.full((n, size), -1, dtype=np.int64)
+            logp = np.full((n, size), -np.inf, dtype=np.float32)
             for f in range(folds):
                 held, rest = np.flatnonzero(fold == f), np.flatnonzero(fold != f)
                 model = self._fit_shortlister([train.texts[i] for i in rest], train.Y[rest])
-                got, _ = _candidates(model.predict([train.texts[i] for i in held], k=size))
-                cand[held, : got.shape[1]] = got
-        return {"cand": cand, "folds": folds, "recall": round(100 * shortlist_recall(cand, train.Y), 2)}
+                got, got_logp = _candidates(model.predict([train.texts[i] for i in held], k=size))
+                cand[held, : got.shape[1]], logp[held, : got.shape[1]] = got, got_logp
+        return {"cand": cand, "logp": logp, "folds": folds,
+                "recall": round(100 * shortlist_recall(cand, train.Y), 2)}
