@@ -6,8 +6,9 @@ Every model tokenizes every document once per fit and once per prediction, so th
 part of a run: on EURLEX57K (laws of a few hundred to several thousand words) the target is the whole training
 split (45,000 documents) in well under a minute of one core. The documents are a seeded random sample of
 ``--docs`` training documents (all of them when ``--docs`` is 0 or not below the split's size). Reported:
-process CPU seconds, documents and words per CPU second, and the longest document's share of the time (a
-tokenizer that is not linear in the text's length shows there first).
+process CPU seconds, documents and words per CPU second, and the CPU milliseconds of the longest document (in
+characters) alone, next to its word count (a tokenizer that is not linear in the text's length shows there
+first).
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ def main(argv: list[str] | None = None) -> None:
     from xmtc.text import tokenize, tokenize_all
 
     (train,) = load(args.data, ("train",))
+    if not train.texts:
+        p.error(f"{args.data}: the train split has no documents")
     rows = seeded_rows(len(train.texts), args.docs or None, args.seed)
     texts = train.texts if rows is None else [train.texts[i] for i in rows]
     tokens, cpu, wall = timed(tokenize_all, texts)

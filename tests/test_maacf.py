@@ -137,11 +137,11 @@ def test_shortlist_losses_score_positives_against_the_whole_shortlist():
 
 def test_shortlist_prior_gives_each_scored_entry_its_shortlist_log_score():
     cand = torch.tensor([[3, 1, -1], [2, 0, 4]])
-    logp = torch.tensor([[-0.1, -2.0, -math.inf], [-0.5, -1.0, -3.0]])
+    logp = torch.tensor([[-2.0, -0.1, -math.inf], [-0.5, -3.0, -1.0]])  # not sorted: the floor is the minimum
     pos = torch.tensor([[1, 5], [4, 0]])  # 5: outside its document's shortlist
     got = shortlist_prior(pos, cand, logp)
-    expected = torch.tensor([[-2.0, -2.0, -0.1, -2.0, 0.0],  # 5 gets the floor (-2.0); padding 0
-                             [-3.0, -1.0, -0.5, -1.0, -3.0]])
+    expected = torch.tensor([[-0.1, -2.0, -2.0, -0.1, 0.0],  # 5 gets the floor (-2.0); padding 0
+                             [-1.0, -3.0, -0.5, -3.0, -1.0]])
     assert torch.equal(got, expected)
     assert torch.equal(shortlist_prior(pos[:1], torch.full((1, 2), -1), torch.full((1, 2), -math.inf)),
                        torch.zeros(1, 4)), "an empty shortlist adds nothing"
@@ -160,19 +160,33 @@ def _record(monkeypatch, owner, name: str, pick) -> list:
     return calls
 
 
-def test_train_fusion_trains_on_top_of_the_cross_fitted_shortlist_scores(tiny_data, monkeypatch):
+def test_train_fusion_trains_on_top_of_the_cross_fitted_shortlist_scores(tiny_data, monkeypatch, tmp_path):
     import xmtc.models.maacf.model as maacf_model
 
     train, _ = tiny_data
     scores = _record(monkeypatch, MAACFNet, "score", lambda args, out: out.detach().float())
-    priors = _record(monkeypatch, maacf_model, "shortlist_prior", lambda args, out: out)
+    inputs = _record(monkeypatch, maacf_model, "shortlist_prior", lambda args, out: (args[1], args[2], out))
     seen = _record(monkeypatch, maacf_model, "shortlist_loss", lambda args, out: args[1].detach())  # its logits
-    model = _fit(train, epochs=1, shortlist="parabel", shortlist_size=4, train_fusion=2.0, fusion_grid=[0.0, 1.0])
-    assert seen and len(priors) == len(seen), "every training step adds the shortlist's scores"
-    # the first training step: the loss sees the network's logits plus 2 x the shortlist's log-scores
-    torch.testing.assert_close(seen[0], scores[0].detach().float() + 2.0 * priors[0])
+    settings = dict(epochs=1, shortlist="parabel", shortlist_size=4, train_fusion=2.0, fusion_grid=[0.0, 1.0])
+    model = _fit_in(tmp_path, train, **settings)
+    assert seen and len(inputs) == len(seen), "every training step adds the shortlist's scores"
+    # the first training step: the loss sees the network's logits plus 2 x the shortlist's log-scores ...
+    torch.testing.assert_close(seen[0], scores[0].detach().float() + 2.0 * inputs[0][2])
+    # ... of each batch document's own cross-fitted training shortlist (kept in the run directory)
+    with np.load(tmp_path / "shortlist" / "train_shortlist.npz") as z:
+        kept = {(tuple(c), tuple(np.round(lp, 5))) for c, lp in zip(z["cand"].tolist(), z["logp"], strict=True)}
+    for cand, logp, _ in inputs:  # each row: some training document's (candidates, their scores)
+        for c, lp in zip(cand.tolist(), logp.numpy(), strict=True):
+            assert (tuple(c), tuple(np.round(lp, 5))) in kept
+            assert np.all(lp[np.array(c) >= 0] <= 0) and np.any(lp < 0)
     assert model.stats_["fusion_validation"].keys() >= {"0.0", "1.0", "2.0", "inf"}, \
         "the training weight is one of the fusion choices"
+    # shortlists kept before train_fusion existed have no scores: refused with it, resumed without it
+    with np.load(tmp_path / "shortlist" / "train_shortlist.npz") as z:
+        np.savez(tmp_path / "shortlist" / "train_shortlist.npz", cand=z["cand"], folds=z["folds"], recall=z["recall"])
+    with pytest.raises(XMTCError, match="the kept training shortlists have no scores"):
+        _fit_in(tmp_path, train, resume=True, **settings)
+    _fit_in(tmp_path, train, resume=True, **{**settings, "train_fusion": 0.0})
     with pytest.raises(XMTCError, match="train_fusion=1.0 needs a parabel shortlist, but this model's is 'all'"):
         _fit(train, epochs=1, shortlist="auto", shortlist_size=100, train_fusion=1.0)
 
@@ -582,6 +596,9 @@ def test_training_shortlists_are_cross_fitted(tiny_data, monkeypatch, folds):
     ({"train_fusion": -1.0}, "train_fusion must be"), ({"train_fusion": float("inf")}, "train_fusion must be"),
     ({"train_fusion": 1.0, "rank_loss": "bpr"}, "rank_loss is 'bpr'"),
     ({"train_fusion": 1.0, "shortlist": "all"}, "needs the parabel shortlist"),
+    ({"train_fusion": 1.0, "variant": "encoder"}, "variant 'encoder' has none"),
+    ({"train_fusion": 1.0, "fusion": "none"}, "use fusion=auto"),
+    ({"train_fusion": 1.0, "fusion": 0.0}, "use fusion=auto"),
 ])
 def test_config_errors(bad, message):
     with pytest.raises(ConfigError, match=message):

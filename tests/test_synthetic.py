@@ -72,7 +72,8 @@ def test_hierarchy_groups():
 
 
 def test_million_labels_stay_sparse():
-    # Its memory is a benchmark (benchmarks/scale.py, peak RSS after the data); here: nothing dense per label.
+    # Its memory is a benchmark (benchmarks/scale.py, peak RSS after the data); here: the label matrices are
+    # sparse with a few labels per document.
     train, test = make_synthetic(2000, 1_000_000, seed=1)
     assert train.Y.shape == (1600, 1_000_000) and len(test) == 400
     assert sp.issparse(train.Y) and sp.issparse(test.Y)

@@ -166,6 +166,7 @@ class DeepTextModel(TreeDecoding, XMTCModel):
             rows = np.random.default_rng(self.config.seed).permutation(len(valid))
             valid = valid.subset(np.sort(rows[: self.config.valid_max_docs]), split="valid")
         self.label_index_ = train.label_index
+        self._check_fit()
         tokens = self._tokenize(self.texts_of(train))
         embeddings = self._shared(lambda: self._build_vocab(tokens),
                                   lambda vectors: {"tokens": self.vocab_.tokens, "counts": self.vocab_.counts,
@@ -179,6 +180,10 @@ class DeepTextModel(TreeDecoding, XMTCModel):
         for net in self.networks_.values():
             net.eval()
         return self
+
+    def _check_fit(self) -> None:
+        """Subclass hook, called once the label index is known and before the vocabulary and word vectors are
+        built: raise :class:`~xmtc.errors.XMTCError` for settings that do not fit the data."""
 
     def _setup_runtime(self) -> None:
         if self.config.threads > 0:

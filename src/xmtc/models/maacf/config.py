@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from xmtc.config import check, doc_field
 from xmtc.models.deep import DeepConfig
-from xmtc.models.fusion import check_fusion
+from xmtc.models.fusion import check_fusion, fixed_weight
 
 ASPECTS = ("cnn", "lstm", "transformer")
 
@@ -151,3 +151,8 @@ class MAACFConfig(DeepConfig):
         check(self.train_fusion == 0 or self.shortlist in ("auto", "parabel"),
               f"train_fusion={self.train_fusion} needs the parabel shortlist's scores, but shortlist is "
               f"{self.shortlist!r}")
+        check(self.train_fusion == 0 or self.variant != "encoder",
+              f"train_fusion={self.train_fusion} trains pair scores, but variant 'encoder' has none")
+        check(self.train_fusion == 0 or fixed_weight(self.fusion, "shortlist") != 0,
+              f"train_fusion={self.train_fusion} trains a correction of the shortlist's scores, which ranks "
+              f"nothing alone, but fusion is {self.fusion!r} (the network alone): use fusion=auto")

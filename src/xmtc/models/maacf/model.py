@@ -127,6 +127,13 @@ class MAACF(MAACFRanking, MAACFShortlists, DeepTextModel):
     def uses_subwords(self) -> bool:
         return "transformer" in self.config.aspects
 
+    def _check_fit(self) -> None:
+        cfg = self.config
+        if cfg.train_fusion > 0 and self.shortlist_kind != "parabel":
+            raise XMTCError(f"train_fusion={cfg.train_fusion} needs a parabel shortlist, but this model's is "
+                            f"{self.shortlist_kind!r} (shortlist={cfg.shortlist!r}, {self.n_labels_} labels, "
+                            f"shortlist_size={cfg.shortlist_size}): set train_fusion=0 or shortlist=parabel")
+
     # ----------------------------------------------------------------- text pipeline
     def _build_vocab(self, tokens: list[list[str]]) -> np.ndarray:
         if self.uses_words:
@@ -197,10 +204,6 @@ class MAACF(MAACFRanking, MAACFShortlists, DeepTextModel):
         self.networks_ = {name: net.to(self.device_) for name, net in self._make_networks(embeddings).items()}
         net = self.networks_["network"]
         side_train = self._side_inputs(train, candidates=False)
-        if cfg.train_fusion > 0 and self.shortlist_kind != "parabel":
-            raise XMTCError(f"train_fusion={cfg.train_fusion} needs a parabel shortlist, but this model's is "
-                            f"{self.shortlist_kind!r} (shortlist={cfg.shortlist!r}, {self.n_labels_} labels, "
-                            f"shortlist_size={cfg.shortlist_size}): set train_fusion=0 or shortlist=parabel")
         if (cfg.hard_negatives > 0 or cfg.rank_loss != "bpr") and self.shortlist_kind == "parabel":
             # rank 0's (unseeded omikuji) on every rank
             got = share(lambda: self._kept_training_shortlist(kept, resume, train))

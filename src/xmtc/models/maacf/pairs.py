@@ -66,9 +66,10 @@ def shortlist_prior(pos: torch.Tensor, cand: torch.Tensor, cand_logp: torch.Tens
     ok = cand >= 0
     logp = cand_logp.float().masked_fill(~ok, 0.0)  # (batch, c)
     floor = cand_logp.float().masked_fill(~ok, float("inf")).min(1, keepdim=True).values  # (batch, 1)
-    floor = torch.where(torch.isfinite(floor), floor, torch.zeros_like(floor))  # an empty shortlist: 0
+    floor = torch.where(ok.any(1, keepdim=True), floor, torch.zeros_like(floor))  # an empty shortlist: 0
     same = (pos[:, :, None] == cand[:, None, :]) & ok[:, None, :]  # (batch, p, c)
-    pos_logp = torch.where(same.any(-1), (same * logp[:, None, :]).sum(-1), floor)  # (batch, p)
+    pos_logp = torch.where(same, logp[:, None, :], torch.zeros_like(logp[:, None, :])).sum(-1)  # no 0 * -inf
+    pos_logp = torch.where(same.any(-1), pos_logp, floor)  # (batch, p)
     return torch.cat([pos_logp, logp], 1)
 
 
