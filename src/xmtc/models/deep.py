@@ -19,7 +19,7 @@ A minimal subclass (one network scoring all labels, trained with BCE, Eq. 6 of A
 
 Models with their own training (label trees, samplers) override :meth:`_train`, :meth:`_make_networks` and
 :meth:`_topk_batch`, and keep extra state with :meth:`_extra_state` / :meth:`_save_extra` /
-:meth:`_load_extra`.
+:meth:`_load_extra`; :meth:`_check_fit` refuses settings that do not fit the data before any costly work.
 
 Data-parallel training (``torchrun``, :mod:`xmtc.train.distributed`): every rank reads the data and makes the
 same validation split; the vocabulary and word vectors are built on rank 0 and broadcast; :meth:`train_batches`
