@@ -284,6 +284,35 @@ def test_resume_of_finished_run_returns_without_training(tmp_path):
     assert (tmp_path / "metrics.jsonl").read_text() == lines
 
 
+def test_resume_with_a_larger_budget_goes_on_like_one_longer_run(tmp_path):
+    cfg2, cfg4 = _cfg(epochs=2), _cfg(epochs=4)  # constant learning rate: the budget does not change the steps
+    batches, loss = _pieces(cfg4)
+    straight = _toy_module()
+    whole = train_loop(straight, cfg=cfg4, batches=batches, loss=loss)
+    extended = _toy_module()
+    train_loop(extended, cfg=cfg2, batches=batches, loss=loss, run_dir=tmp_path, tag="t")
+    more = train_loop(_toy_module(seed=5), cfg=cfg4, batches=batches, loss=loss, run_dir=tmp_path, tag="t",
+                      resume=True)
+    assert more.epochs_run == 4 and more.steps == whole.steps
+    assert [r["epoch"] for r in more.history] == [1, 2, 3, 4]
+    ckpt = torch.load(tmp_path / "checkpoints" / "t.pt", weights_only=True)
+    assert ckpt["finished"] is True and ckpt["epoch"] == 4
+    assert _same(ckpt["model"], straight.state_dict()), "2 epochs, then 2 more = 4 epochs in one go"
+
+
+def test_resume_does_not_go_on_after_early_stopping(tmp_path):
+    cfg = _cfg(epochs=3, patience=1)
+    batches, loss = _pieces(cfg)
+    first = train_loop(_toy_module(), cfg=cfg, batches=batches, loss=loss, evaluate=ScriptedEval([0.5, 0.4, 0.3]),
+                       run_dir=tmp_path, tag="t")
+    assert first.epochs_run == 2 and first.stopped_early
+    calls = []
+    again = train_loop(_toy_module(), cfg=_cfg(epochs=6, patience=1), batches=batches,
+                       loss=lambda m, b: calls.append(b) or loss(m, b), evaluate=ScriptedEval([0.9] * 6),
+                       run_dir=tmp_path, tag="t", resume=True)
+    assert not calls and again.epochs_run == 2, "an early-stopped run is finished whatever the budget"
+
+
 def test_non_finite_loss_is_a_clear_error():
     cfg = _cfg(epochs=1)
     batches, _ = _pieces(cfg)

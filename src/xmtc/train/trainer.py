@@ -103,7 +103,8 @@ def train_loop(
             Without it, the last epoch's weights are kept.
         run_dir: where ``checkpoints/{tag}.pt`` and ``metrics.jsonl`` go; None keeps nothing on disk.
         tag: name of this training stage (e.g. ``level-1`` of a label tree).
-        resume: continue from ``checkpoints/{tag}.pt`` when it exists.
+        resume: continue from ``checkpoints/{tag}.pt`` when it exists: a killed run where it stopped; a run
+            that finished on a smaller epoch budget (not by early stopping) goes on to this one's.
         parameters: parameters to optimise (default: all that require grad), or optimizer param groups
             (dicts with "params" and an optional "lr_scale" multiplying the scheduled lr).
         epochs: overrides ``cfg.epochs`` for this stage.
@@ -158,6 +159,12 @@ def train_loop(
             state[key] = ckpt.get(key, state[key]) if key == "swa_on" else ckpt[key]  # swa_on: since 2026-12
         history = list(ckpt.get("history", []))
         torch.set_rng_state(ckpt["torch_rng"].cpu())
+        if state["finished"] and state["epoch"] < n_epochs and not _stopped_early(state, cfg):
+            state["finished"] = False  # it ended on its epoch budget and a larger one is given: go on
+            if main and cfg.schedule != "constant":
+                print(f"{tag}: resumed to {n_epochs} epochs from a run that finished at {state['epoch']}: the "
+                      f"{cfg.schedule} learning-rate schedule now spans {n_epochs} epochs",
+                      file=sys.stderr, flush=True)
         if state["finished"]:
             _restore_final(module, state, cfg)
             return _result(state, history)
@@ -242,14 +249,14 @@ def train_loop(
                 _swa_update(module, state)
             if cfg.eval_every and state["step"] % cfg.eval_every == 0:
                 score = run_eval()
-                if cfg.patience and state["bad_evals"] >= cfg.patience:
+                if _stopped_early(state, cfg):
                     stop = True
                     break
         if swa_due(epoch, end_of_epoch=True):
             _swa_update(module, state)
         if not cfg.eval_every:
             score = run_eval()
-            if cfg.patience and state["bad_evals"] >= cfg.patience:
+            if _stopped_early(state, cfg):
                 stop = True
         state["epoch"] = epoch + 1
         state["seconds"] = time.perf_counter() - t_start
@@ -297,6 +304,11 @@ def _read_checkpoint(path: Path, device: torch.device, parallel: bool) -> dict[s
 def _result(state: dict[str, Any], history: list[dict[str, Any]]) -> TrainResult:
     return TrainResult(best_score=state["best_score"], best_epoch=state["best_epoch"], epochs_run=state["epoch"],
                        steps=state["step"], seconds=state["seconds"], history=history)
+
+
+def _stopped_early(state: dict[str, Any], cfg: TrainConfig) -> bool:
+    """Whether the run ended by early stopping (patience used up), not on its epoch budget."""
+    return bool(cfg.patience) and state["bad_evals"] >= cfg.patience
 
 
 def _restore_final(module: nn.Module, state: dict[str, Any], cfg: TrainConfig) -> None:
