@@ -266,8 +266,8 @@ def test_real_data_goemotions(shared_data):
     model = LightAttention(cfg).fit(train)
     p1 = metrics.precision_at_k(test.Y, model.predict(test, k=1), 1)
     majority = np.asarray(test.Y.sum(0)).ravel().max() / len(test)  # always the most frequent test label
-    # The model must beat the majority label ('neutral', 0.33) clearly: 0.45 when written (smaller settings
-    # learned only 'neutral').
+    # The model must beat the majority label ('neutral', about 0.33) clearly; smaller settings (3,000
+    # documents, 2 epochs, 32-d) learned only 'neutral' and sat at the majority rate.
     assert p1 > majority + 0.05, (p1, majority)
 
 

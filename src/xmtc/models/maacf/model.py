@@ -48,7 +48,6 @@ run directory) in :class:`~xmtc.models.maacf.shortlists.MAACFShortlists`, two mi
 
 from __future__ import annotations
 
-import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
@@ -75,8 +74,6 @@ from xmtc.models.maacf.pairs import _PairBatches, bpr_loss, shortlist_loss, shor
 from xmtc.models.maacf.ranking import MAACFRanking, _candidates
 from xmtc.models.maacf.shortlists import MAACFShortlists
 from xmtc.train import train_loop
-
-log = logging.getLogger(__name__)
 
 
 @register("maacf")
