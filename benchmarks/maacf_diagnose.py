@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> None:
         print("shortlist own order P@1", round(100 * np.mean([Yv[i, cand[i, 0]] for i in range(len(cand))]), 2))
     net = m.networks_["network"].eval()
     with torch.no_grad():
-        s = torch.cat([net.encode(m._pair_batch(tb, side)) for tb in m.eval_batches(enc)])[:200]
-        sc = m._score_labels(net, s, torch.arange(min(m.n_labels_, 300)))  # (docs, labels)
+        docs = [net.encode(m._pair_batch(tb, side)) for tb in m.eval_batches(enc)]
+        sc = torch.cat([m._score_labels(net, d, torch.arange(min(m.n_labels_, 300))) for d in docs])[:200]
     print("logit variance across docs", float(sc.var(0).mean()), "across labels", float(sc.var(1).mean()))
     net.train()
     enc_t = m.encode(m.texts_of(train), train.Y)

@@ -17,6 +17,7 @@ import torch
 
 from xmtc import metrics, registry
 from xmtc.errors import ConfigError, XMTCError
+from xmtc.models.deep_batches import TextBatch
 from xmtc.models.fusion import fuse_scores
 from xmtc.models.maacf.label_groups import (
     cf_idf,
@@ -26,7 +27,7 @@ from xmtc.models.maacf.label_groups import (
     shortlist_recall,
 )
 from xmtc.models.maacf.model import MAACF, MAACFConfig
-from xmtc.models.maacf.network import MAACFNet
+from xmtc.models.maacf.network import Doc, MAACFNet, PairBatch
 from xmtc.models.maacf.pairs import bpr_loss, shortlist_loss, shortlist_prior
 from xmtc.train import TrainConfig, train_loop
 
@@ -267,7 +268,7 @@ def test_score_matches_the_equations(variant, k, layers, product, tables, head):
     s = torch.randn(2, 2, 4)  # (batch, n aspects, D)
     labels = torch.tensor([[0, 1, 2, 3], [3, 2, 1, 0]])
     with torch.no_grad():
-        got = net.score(s, labels)
+        got = net.score(Doc(s), labels)
         for b in range(2):
             for c in range(4):
                 ref = _reference_logit(net, groups, s[b], int(labels[b, c]))
@@ -282,7 +283,7 @@ def test_one_label_table_makes_group_members_share_the_labels_own_embeddings(tab
     (document, label 0) reaches the H_z rows of 0's group members 1 and 2; two tables keep them apart."""
     assert MAACFConfig().label_tables == "one"
     net, _ = _net("maacf", layers=1, tables=tables)  # a linear predictor: no dead ReLU hides the gradient
-    net.score(torch.randn(1, 2, 4), torch.tensor([[0]])).sum().backward()
+    net.score(Doc(torch.randn(1, 2, 4)), torch.tensor([[0]])).sum().backward()
     touched = (net.label_emb.weight.grad.abs().sum(1) > 0).tolist()
     assert touched == ([True, True, True, False] if tables == "one" else [True, False, False, False])
     if tables == "two":
@@ -294,11 +295,67 @@ def test_encoder_head_is_added_to_the_pair_logit():
     net, _ = _net("maacf", head=True)
     s, labels = torch.randn(2, 2, 4), torch.tensor([[0, 1, 3], [2, 2, 0]])
     with torch.no_grad():
-        full = net.score(s, labels)
+        full = net.score(Doc(s), labels)
         net.add_head = False
-        alone = net.score(s, labels)
+        alone = net.score(Doc(s), labels)
     head = net.head_logits(s).gather(1, labels)  # (batch, c) of the full head over all labels
     torch.testing.assert_close(full - alone, head, rtol=1e-5, atol=1e-5)
+
+
+def _word_net() -> MAACFNet:
+    torch.manual_seed(0)
+    cfg = MAACF.tiny_config().replace(dim=4, word_attention=True, aspects=["lstm", "cnn"], cnn_widths=[1, 3],
+                                      cnn_filters=3, encoder_head=False)
+    return MAACFNet(np.random.default_rng(0).normal(size=(10, 16)).astype(np.float32),
+                    np.array([[1, 2], [0, -1], [-1, -1], [2, 0]]), cfg, head=False).eval()
+
+
+def _word_batch() -> PairBatch:
+    ids = torch.tensor([[1, 4, 2, 7, 0], [3, 5, 0, 0, 0]])
+    return PairBatch(TextBatch(ids=ids, mask=ids > 0, rows=np.arange(2)))
+
+
+def test_word_attention_adds_a_label_wise_term_over_the_cnn_tokens():
+    """``word_attention``: each candidate label attends over the XML-CNN aspect's token states (the conv
+    outputs of every width) with its own vector w_j, and u_j . m_j + b_j joins the pair logit; zero at the
+    start, so a new network scores as it would without it."""
+    net, batch, labels = _word_net(), _word_batch(), torch.tensor([[0, 3, 1], [2, 2, 0]])
+    with torch.no_grad():
+        doc = net.encode(batch)
+        assert net.word_aspect == 1 and doc.words.shape == (2, 5, 6)  # the second aspect; 2 widths x 3 maps
+        base = net.score(doc, labels)
+        net.word_aspect = None  # the same network without the term
+        torch.testing.assert_close(net.score(doc, labels), base)
+        net.word_aspect = 1
+        net.word_out.weight.normal_()
+        net.word_out.bias.normal_()
+        got = net.score(doc, labels)
+    for b in range(2):
+        n = int(batch.text.mask[b].sum())
+        h = doc.words[b, :n]  # (real tokens, d_w): padding never attended
+        for c in range(3):
+            j = int(labels[b, c])
+            m = torch.softmax(h @ net.word_att.weight[j], 0) @ h
+            ref = base[b, c] + net.word_out.weight[j] @ m + net.word_out.bias[j]
+            assert got[b, c].item() == pytest.approx(ref.item(), rel=1e-4, abs=1e-5)
+    # the states are the XML-CNN aspect's own: its vector is unchanged by returning them
+    cnn = net.aspects[1]
+    torch.testing.assert_close(doc.s[:, 1], cnn(batch.text.ids, batch.text.mask))
+
+
+def test_word_attention_trains_the_cnn_and_is_saved(tiny_data, tmp_path):
+    net, batch = _word_net().train(), _word_batch()
+    with torch.no_grad():
+        net.word_out.weight.fill_(0.1)
+    net.score(net.encode(batch), torch.tensor([[0, 3], [2, 1]])).sum().backward()
+    assert float(net.aspects[1].cnn.convs[0].weight.grad.abs().sum()) > 0, "the token term reaches the CNN"
+    assert float(net.word_att.weight.grad.abs().sum()) > 0
+    train, test = tiny_data
+    model = _fit(train, epochs=2, word_attention=True, aspects=["cnn"])
+    top = model.predict(test, k=4)
+    loaded = registry.load(model.save(tmp_path / "m"))
+    np.testing.assert_array_equal(loaded.predict(test, k=4).indices, top.indices)
+    assert float(loaded.networks_["network"].word_out.weight.detach().abs().sum()) > 0, "the term trained and was kept"
 
 
 @pytest.mark.parametrize("variant", ["maacf", "mcf"])
@@ -307,7 +364,7 @@ def test_text_side_depends_on_the_label_only_with_co_attention(variant):
     seen = []
     handle = net.predictor.register_forward_hook(lambda mod, inp, out: seen.append(inp[0]))
     with torch.no_grad():
-        net.score(torch.randn(1, 2, 4), torch.tensor([[0, 1, 3]]))
+        net.score(Doc(torch.randn(1, 2, 4)), torch.tensor([[0, 1, 3]]))
     handle.remove()
     S = seen[0][0, :, :4]  # (c, D): the text part of the predictor input for each candidate label
     same = torch.allclose(S[0], S[1]) and torch.allclose(S[0], S[2])
@@ -504,7 +561,7 @@ def test_without_a_parabel_shortlist_the_network_is_fused_with_its_encoder_head(
         head = np.zeros((len(test), 8), dtype=np.float32)
         with torch.no_grad():
             for tb in model.eval_batches(model.encode(test.texts)):
-                s = net.encode(model._pair_batch(tb, {"sub": None, "cand": None}))
+                s = net.encode(model._pair_batch(tb, {"sub": None, "cand": None})).s
                 head[tb.rows] = torch.sigmoid(net.head_logits(s).float()).numpy()
         np.testing.assert_allclose(top.scores, -np.sort(-head, axis=1)[:, :3], rtol=1e-5)
         for w in (0.0, 2.0, math.inf):
@@ -599,6 +656,8 @@ def test_training_shortlists_are_cross_fitted(tiny_data, monkeypatch, folds):
     ({"train_fusion": 1.0, "variant": "encoder"}, "variant 'encoder' has none"),
     ({"train_fusion": 1.0, "fusion": "none"}, "use fusion=auto"),
     ({"train_fusion": 1.0, "fusion": 0.0}, "use fusion=auto"),
+    ({"word_attention": True, "aspects": ["lstm"]}, "add 'cnn'"),
+    ({"word_attention": True, "variant": "encoder"}, "variant 'encoder' has none"),
 ])
 def test_config_errors(bad, message):
     with pytest.raises(ConfigError, match=message):
@@ -748,7 +807,7 @@ def test_bpr_cancels_the_text_side_only_for_a_one_layer_additive_predictor(layer
                                       predictor_input=predictor_input, encoder_head=False)
     net = MAACFNet(np.zeros((10, 16), dtype=np.float32), np.zeros((4, 0), dtype=np.int64), cfg, head=False)
     s = torch.randn(2, 2, 4, requires_grad=True)  # (batch, n, D)
-    logits = net.score(s, torch.tensor([[0, 1, 2], [3, 2, 1]]))  # (batch, 1 positive + 2 negatives)
+    logits = net.score(Doc(s), torch.tensor([[0, 1, 2], [3, 2, 1]]))  # (batch, 1 positive + 2 negatives)
     bpr_loss(logits[:, :1], logits[:, 1:].unsqueeze(1), torch.ones(2, 1, 2, dtype=torch.bool)).backward()
     grad = float(s.grad.abs().max())
     if layers == 1 and predictor_input == "concat":

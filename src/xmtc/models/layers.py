@@ -320,14 +320,22 @@ class CNNEncoder(nn.Module):
         Each document is pooled over its own length (chunk ``floor(t * p / length)`` for token ``t``), so the
         output does not depend on how much padding its batch has.
         """
-        b, seq = mask.shape
+        return self.pool(self.feature_maps(x, mask), mask)
+
+    def feature_maps(self, x: torch.Tensor, mask: torch.Tensor) -> list[torch.Tensor]:
+        """The ReLU convolution outputs, one (batch, n_filters, seq) map per width, over the zeroed padding."""
+        seq = mask.shape[1]
         xt = (x * mask.unsqueeze(-1).to(x.dtype)).transpose(1, 2)  # (batch, input_dim, seq), padding zeroed
+        return [F.relu(conv(xt))[:, :, :seq] for conv in self.convs]  # each >= 0
+
+    def pool(self, maps: list[torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        """Dynamic max pooling of :meth:`feature_maps` and the bottleneck: -> (batch, bottleneck)."""
+        b, seq = mask.shape
         lengths = mask.sum(1, keepdim=True).clamp(min=1)  # (batch, 1)
-        pos = torch.arange(seq, device=x.device).unsqueeze(0)  # (1, seq)
+        pos = torch.arange(seq, device=mask.device).unsqueeze(0)  # (1, seq)
         chunk = torch.where(mask, pos * self.chunks // lengths, self.chunks)  # (batch, seq); padding: extra
         pooled = []
-        for conv in self.convs:
-            c = F.relu(conv(xt))[:, :, :seq]  # (batch, filters, seq), >= 0
+        for c in maps:
             out = c.new_zeros(b, c.shape[1], self.chunks + 1)  # empty chunks of short documents stay 0
             out.scatter_reduce_(2, chunk.unsqueeze(1).expand_as(c), c, reduce="amax", include_self=True)
             pooled.append(out[:, :, : self.chunks].flatten(1))  # (batch, filters*chunks)

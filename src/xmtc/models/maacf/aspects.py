@@ -42,6 +42,17 @@ class CNNAspect(nn.Module):
         self.cnn = CNNEncoder(emb.dim, widths=cfg.cnn_widths, n_filters=cfg.cnn_filters,
                               chunks=cfg.cnn_chunks, bottleneck=cfg.dim, dropout=cfg.dropout)
 
+    @property
+    def state_dim(self) -> int:
+        """Size of the token states of :meth:`with_states` (filter widths x feature maps)."""
+        return len(self.cnn.convs) * self.cnn.convs[0].out_channels
+
     def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """ids, mask (batch, seq) -> (batch, dim)."""
         return self.cnn(self.emb(ids), mask)
+
+    def with_states(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The aspect vector (batch, dim) and the token states it pools: the convolution outputs of every
+        width at each token, (batch, seq, :attr:`state_dim`)."""
+        maps = self.cnn.feature_maps(self.emb(ids), mask)
+        return self.cnn.pool(maps, mask), torch.cat(maps, dim=1).transpose(1, 2)

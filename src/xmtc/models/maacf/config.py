@@ -59,6 +59,9 @@ class MAACFConfig(DeepConfig):
     encoder_head: bool = doc_field(True, "add a linear head over the mean aspect vector to every pair "
                                          "logit, trained with BCE on all labels (weight head_weight) and by "
                                          "the pairwise loss")
+    word_attention: bool = doc_field(False, "add a label-wise attention over the first XML-CNN aspect's "
+                                            "token states to every pair logit (u_j . m_j + b_j, as "
+                                            "AttentionXML's label_output; not in the paper)")
     predictor_layers: int = doc_field(2, "linear layers of the predictor MLP (paper: 2)")
     predictor_hidden: int = doc_field(256, "hidden units of the predictor MLP")
     predictor_input: str = doc_field("product", "predictor input: 'product' [S; H; S*H] (adds NCF's "
@@ -141,6 +144,11 @@ class MAACFConfig(DeepConfig):
         check(self.hard_negatives == 0 or self.rank_loss == "bpr",
               f"hard_negatives={self.hard_negatives} samples BPR negatives, but rank_loss is "
               f"{self.rank_loss!r} (which already scores the whole shortlist): set rank_loss=bpr")
+        check(not self.word_attention or "cnn" in self.aspects,
+              f"word_attention attends over the tokens of an XML-CNN aspect, but aspects is {self.aspects}: "
+              f"add 'cnn'")
+        check(not self.word_attention or self.variant != "encoder",
+              "word_attention adds to the pair scores, but variant 'encoder' has none")
         check(self.head_weight >= 0, f"head_weight must be >= 0, but is {self.head_weight}")
         check_fusion("fusion", self.fusion, FUSIONS, self.fusion_grid)
         check(math.isfinite(self.train_fusion) and self.train_fusion >= 0,

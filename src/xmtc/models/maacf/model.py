@@ -22,7 +22,9 @@ Paper -> code:
   paper: the default 'listwise', and 'bce', train on the document's whole training shortlist instead); not in
   the paper: with ``encoder_head`` a linear head over the mean aspect vector adds its logit of the label to the
   pair logit and trains with BCE on all labels, so the encoders get a gradient from every label
-  (:meth:`MAACFNet.head_pairs`);
+  (:meth:`MAACFNet.head_pairs`); not in the paper either, off by default: with ``word_attention`` each candidate
+  label also attends over the XML-CNN aspect's token states with its own vector (as AttentionXML's labels do)
+  and a label-wise term of that joins the pair logit;
 * variants: ``variant="mcf"`` (MCF+, self-attention only: no text-label interaction before the predictor),
   ``aspects`` of length 1 (ACF+), ``variant="encoder"`` (the document encoder alone with a linear BCE head
   over all labels: the baselines of Tables 5-6), ``group_size`` k (Fig. 2-3), ``predictor_layers`` (Fig. 4).
@@ -260,7 +262,8 @@ class MAACF(MAACFRanking, MAACFShortlists, DeepTextModel):
         ``encoder_head`` the pair logits include the head's.
         """
         cfg = self.config
-        s = net.encode(batch)  # (batch, n, D)
+        doc = net.encode(batch)
+        s = doc.s  # (batch, n, D)
         targets = batch.text.targets()  # (batch, L)
         if net.variant == "encoder":
             return bce_loss(net.head_logits(s), targets)
@@ -272,7 +275,7 @@ class MAACF(MAACFRanking, MAACFShortlists, DeepTextModel):
             ids = torch.cat([pos, cand.clamp(min=0)], 1)  # (batch, p + c)
             positive = torch.cat([pos_mask, torch.zeros_like(is_gold)], 1)
             valid = torch.cat([pos_mask, (cand >= 0) & ~is_gold], 1)
-            logits = net.score(s, ids).float()
+            logits = net.score(doc, ids).float()
             if cfg.train_fusion > 0:
                 logits = logits + cfg.train_fusion * shortlist_prior(pos, cand, batch.cand_logp)
             loss = shortlist_loss(cfg.rank_loss, logits, positive, valid)
@@ -283,7 +286,7 @@ class MAACF(MAACFRanking, MAACFShortlists, DeepTextModel):
                 cand = self._training_candidates(net, s, batch)
                 hard, hard_ok = sample_hard_negatives(cand, targets > 0, p, n_hard)  # (batch, p, hard)
                 neg, neg_ok = torch.cat([neg, hard], -1), torch.cat([neg_ok, hard_ok], -1)
-            logits = net.score(s, torch.cat([pos, neg.reshape(b, -1)], 1)).float()  # (batch, p + p*Neg)
+            logits = net.score(doc, torch.cat([pos, neg.reshape(b, -1)], 1)).float()  # (batch, p + p*Neg)
             valid = pos_mask[:, :, None] & neg_ok  # (batch, p, Neg)
             loss = bpr_loss(logits[:, :p], logits[:, p:].reshape(b, p, cfg.negatives), valid)
         if net.head is not None:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from xmtc.models.deep_batches import TextBatch
-from xmtc.models.layers import MLP, Embedding, candidate_logits, full_precision
+from xmtc.models.layers import MLP, Embedding, LabelOutput, MLAttention, candidate_logits, full_precision
 from xmtc.models.maacf.aspects import AttentionLSTMEncoder, CNNAspect
 
 if TYPE_CHECKING:
@@ -43,6 +43,21 @@ class PairBatch:
 
     def __len__(self) -> int:
         return len(self.text)
+
+
+@dataclass
+class Doc:
+    """What the text model gives the label side for one batch.
+
+    Attributes:
+        s: (batch, n, D) aspect vectors s_in.
+        words: (batch, seq, d_w) token states of the first XML-CNN aspect with ``word_attention``, else None.
+        mask: (batch, seq) bool, True at real tokens (with ``words``), else None.
+    """
+
+    s: torch.Tensor
+    words: torch.Tensor | None = None
+    mask: torch.Tensor | None = None
 
 
 def _masked_softmax(e: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -85,6 +100,11 @@ class MAACFNet(nn.Module):
                 aspects.append(TransformerEncoder(D, trainable_layers=cfg.transformer_trainable_layers,
                                                   dropout=cfg.dropout))
         self.aspects = nn.ModuleList(aspects)
+        self.word_aspect = self.kinds.index("cnn") if cfg.word_attention else None
+        if self.word_aspect is not None:  # label-wise attention over the tokens (not in the paper)
+            d_w = aspects[self.word_aspect].state_dim
+            self.word_att = MLAttention(n_labels, d_w)
+            self.word_out = LabelOutput(n_labels, d_w)  # zero at the start: the network without it
         self.register_buffer("groups", torch.as_tensor(np.asarray(groups, dtype=np.int64)))  # (L, k)
         self.add_head = bool(cfg.encoder_head) and self.variant != "encoder"
         self.head = nn.Linear(D, n_labels) if head or self.add_head else None
@@ -108,17 +128,21 @@ class MAACFNet(nn.Module):
         hidden = [cfg.predictor_hidden] * (cfg.predictor_layers - 1)
         self.predictor = MLP((3 if self.product else 2) * D, hidden, 1, dropout=cfg.dropout)
 
-    def encode(self, batch: PairBatch) -> torch.Tensor:
-        """The aspect vectors s_in of each document: (batch, n, D)."""
-        out = []
-        for kind, enc in zip(self.kinds, self.aspects, strict=True):
+    def encode(self, batch: PairBatch) -> Doc:
+        """The aspect vectors s_in of each document (batch, n, D), and with ``word_attention`` the token states
+        of the first XML-CNN aspect."""
+        out, words = [], None
+        for i, (kind, enc) in enumerate(zip(self.kinds, self.aspects, strict=True)):
             if kind == "transformer" and batch.sub_vec is not None:  # frozen: the cached embeddings
                 out.append(enc(batch.sub_vec))
             elif kind == "transformer":
                 out.append(enc(batch.sub_ids, batch.sub_mask))
+            elif i == self.word_aspect:
+                vec, words = enc.with_states(batch.text.ids, batch.text.mask)
+                out.append(vec)
             else:
                 out.append(enc(batch.text.ids, batch.text.mask))
-        return torch.stack(out, dim=1)  # (batch, n, D)
+        return Doc(torch.stack(out, dim=1), words, None if words is None else batch.text.mask)
 
     def head_logits(self, s: torch.Tensor, detach: bool = False) -> torch.Tensor:
         """Linear head over the mean aspect vector: s (batch, n, D) -> (batch, L)."""
@@ -133,17 +157,18 @@ class MAACFNet(nn.Module):
         """Group-member vectors h_ik: rows of the label table (one table) or of ``group_emb`` (two)."""
         return (self.group_emb if self.group_emb is not None else self.label_emb)(ids)
 
-    def score(self, s: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def score(self, doc: Doc, labels: torch.Tensor) -> torch.Tensor:
         """Matching logits of each document with its candidate labels (Eq. 4-9), plus the encoder head's logit
-        of each label with ``encoder_head``.
+        of each label with ``encoder_head`` and the label-wise word-attention term with ``word_attention``.
 
         Args:
-            s: (batch, n, D) aspect vectors.
+            doc: the text model's output (:meth:`encode`).
             labels: (batch, c) int64 label ids (>= 0).
 
         Returns:
             (batch, c) logits.
         """
+        s = doc.s
         Hz = self.label_emb(labels)  # (batch, c, D)
         Hg = None
         if self.k > 0:
@@ -169,4 +194,9 @@ class MAACFNet(nn.Module):
         H = self.fuse(torch.cat([Hz, Hg], -1) if Hg is not None else Hz)  # Eq. 8 (batch, c, D)
         x = torch.cat([S, H, S * H] if self.product else [S, H], -1)  # (batch, c, 2D or 3D)
         logit = self.predictor(x).squeeze(-1)  # Eq. 9 (batch, c)
-        return logit + self.head_pairs(s, labels) if self.add_head else logit
+        if self.add_head:
+            logit = logit + self.head_pairs(s, labels)
+        if self.word_aspect is not None:
+            m = self.word_att(doc.words, doc.mask, labels)  # (batch, c, d_w) each label's attended tokens
+            logit = logit + self.word_out(m, labels)
+        return logit

@@ -22,7 +22,7 @@ from xmtc.errors import XMTCError
 from xmtc.models.base import TopK
 from xmtc.models.deep_batches import Encoded
 from xmtc.models.fusion import choose_weight, fixed_weight, fuse_scores
-from xmtc.models.maacf.network import MAACFNet, PairBatch
+from xmtc.models.maacf.network import Doc, MAACFNet, PairBatch
 from xmtc.train import autocast
 
 
@@ -94,23 +94,23 @@ class MAACFRanking:
                 dst[rows] = src
         return out
 
-    def _candidate_scores(self, net: MAACFNet, s: torch.Tensor,
+    def _candidate_scores(self, net: MAACFNet, doc: Doc,
                           batch: PairBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """(candidates int64 (b, c) with -1 padding, network logits float32 (b, c), the fusion partner's log p
-        (b, c) or None) of one batch with aspect vectors ``s``: the parabel shortlist and log p_parabel; the
+        (b, c) or None) of one batch with the text model's output ``doc``: the parabel shortlist and log p_parabel; the
         head's top ``shortlist_size`` (``head``) or every label (``all``) and, with ``encoder_head``, the head's
         log sigmoid."""
         kind = self.shortlist_kind
         if kind == "parabel":
             cand = batch.candidates
-            return cand, net.score(s, cand.clamp(min=0)).float(), batch.cand_logp
-        head = net.head_logits(s).float() if net.head is not None else None  # (b, L)
+            return cand, net.score(doc, cand.clamp(min=0)).float(), batch.cand_logp
+        head = net.head_logits(doc.s).float() if net.head is not None else None  # (b, L)
         if kind == "head":
             cand = torch.topk(head, min(self.config.shortlist_size, self.n_labels_), dim=1).indices
-            logits = net.score(s, cand).float()
+            logits = net.score(doc, cand).float()
         else:  # all
-            cand = torch.arange(self.n_labels_, device=s.device).expand(len(s), -1)
-            logits = self._score_labels(net, s, cand[0])
+            cand = torch.arange(self.n_labels_, device=doc.s.device).expand(len(doc.s), -1)
+            logits = self._score_labels(net, doc, cand[0])
         logp = F.logsigmoid(torch.gather(head, 1, cand)) if net.add_head else None
         return cand, logits, logp
 
@@ -122,11 +122,11 @@ class MAACFRanking:
         Scores are sigmoid(logit), or fused with the partner (:attr:`fusion_partner_`) sigmoid(logit + w *
         log p) for the fusion weight w (``fusion``, default ``fusion_weight_``), and p itself for w = inf.
         """
-        s = net.encode(batch)
+        doc = net.encode(batch)
         if self.shortlist_kind == "encoder":
-            val, idx = torch.topk(net.head_logits(s).float(), min(k, self.n_labels_), dim=1)
+            val, idx = torch.topk(net.head_logits(doc.s).float(), min(k, self.n_labels_), dim=1)
             return idx, torch.sigmoid(val)
-        cand, logits, logp = self._candidate_scores(net, s, batch)
+        cand, logits, logp = self._candidate_scores(net, doc, batch)
         w = self.fusion_weight_ if fusion is None else fusion
         key, score = fuse_scores(logits, logp, w)
         key = key.masked_fill(cand < 0, float("-inf"))
@@ -134,10 +134,10 @@ class MAACFRanking:
         idx = torch.gather(cand, 1, pos).masked_fill(~torch.isfinite(val), -1)
         return idx, torch.gather(score, 1, pos)
 
-    def _score_labels(self, net: MAACFNet, s: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    def _score_labels(self, net: MAACFNet, doc: Doc, labels: torch.Tensor) -> torch.Tensor:
         """Logits (batch, len(labels)) of every document with the same 1-D ``labels``, in chunks."""
-        step = self.config.label_chunk
-        return torch.cat([net.score(s, labels[lo: lo + step].expand(len(s), -1)).float()
+        step, n = self.config.label_chunk, len(doc.s)
+        return torch.cat([net.score(doc, labels[lo: lo + step].expand(n, -1)).float()
                           for lo in range(0, len(labels), step)], 1)
 
     def _predict(self, data: Dataset | Sequence[str], k: int):
@@ -169,12 +169,12 @@ class MAACFRanking:
         head_partner = self.fusion_partner_ == "its encoder head"
         with torch.no_grad(), autocast(self.device_, self.config.bf16):  # as predict, so the scores agree
             for tb in self.eval_batches(enc):
-                s = net.encode(self._pair_batch(tb, side))
+                doc = net.encode(self._pair_batch(tb, side))
                 if net.variant == "encoder":
-                    score = torch.sigmoid(net.head_logits(s)[:, lab].float())  # (batch, len(labels))
+                    score = torch.sigmoid(net.head_logits(doc.s)[:, lab].float())  # (batch, len(labels))
                 else:
-                    logits = self._score_labels(net, s, lab)
-                    logp = F.logsigmoid(net.head_logits(s).float()[:, lab]) if head_partner else None
+                    logits = self._score_labels(net, doc, lab)
+                    logp = F.logsigmoid(net.head_logits(doc.s).float()[:, lab]) if head_partner else None
                     score = fuse_scores(logits, logp, self.fusion_weight_)[1]
                 out[tb.rows] = score.cpu().numpy()
         return out
@@ -193,8 +193,8 @@ class MAACFRanking:
         out = np.full((n, min(self.config.shortlist_size, self.n_labels_)), -1, dtype=np.int64)
         with torch.no_grad():
             for tb in self.eval_batches(enc):
-                s = net.encode(self._pair_batch(tb, side))
-                top = torch.topk(net.head_logits(s).float(), out.shape[1], dim=1).indices  # (batch, c)
+                doc = net.encode(self._pair_batch(tb, side))
+                top = torch.topk(net.head_logits(doc.s).float(), out.shape[1], dim=1).indices  # (batch, c)
                 out[tb.rows] = top.cpu().numpy()
         return out
 
