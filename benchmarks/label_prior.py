@@ -22,7 +22,6 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 if __package__ in (None, ""):
@@ -30,8 +29,8 @@ if __package__ in (None, ""):
 
 import numpy as np  # noqa: E402
 
-from benchmarks.common import load_splits, machine_info, write_json  # noqa: E402
-from benchmarks.schema import make_row  # noqa: E402
+from benchmarks.common import load_splits, markdown_table, result_header, write_results  # noqa: E402
+from benchmarks.schema import ROW_KEYS, make_row  # noqa: E402
 
 PRIORS = ("logfreq", "invprop")
 
@@ -46,6 +45,8 @@ def rerank(indices: np.ndarray, scores: np.ndarray, log_w: np.ndarray, tau: floa
         tau: the prior's weight (0: the model's own order).
     """
     ok = indices >= 0
+    if np.any(scores[ok] < 0):
+        raise ValueError("label_prior needs positive scores (probabilities), got negative ones")
     key = np.log(np.maximum(scores.astype(np.float64), 1e-12)) + tau * log_w[np.maximum(indices, 0)]
     key = np.where(ok, key, -np.inf)
     order = np.argsort(-key, axis=1, kind="stable")
@@ -91,7 +92,8 @@ def main(argv: list[str] | None = None) -> int:
                            np.zeros_like(tops[name].scores), n_labels=tops[name].n_labels)
                 got[name] = {m: 100 * float(f(d.Y, top, k)) for m, f, k in (
                     ("P@1", metrics.precision_at_k, 1), ("P@3", metrics.precision_at_k, 3),
-                    ("P@5", metrics.precision_at_k, 5), ("nDCG@5", metrics.ndcg_at_k, 5))}
+                    ("P@5", metrics.precision_at_k, 5))}
+                got[name]["nDCG@5"] = 100 * float(metrics.ndcg_at_k(d.Y, top, 5, n_gold=d.n_gold()))
                 got[name]["PSP@5"] = 100 * float(metrics.psp_at_k(d.Y, top, 5, inv_prop))
             found.append((tau, got))
             print(f"{prior} tau={tau:<5} valid P@1 {got['valid']['P@1']:.2f} P@5 {got['valid']['P@5']:.2f} | "
@@ -104,10 +106,10 @@ def main(argv: list[str] | None = None) -> int:
                                  **{m: round(v, 2) for m, v in got["test"].items()},
                                  valid={m: round(v, 2) for m, v in got["valid"].items()},
                                  prior=prior, tau=tau, chosen=tau == best, n_valid=info["n_valid"]))
-    if args.out:
-        write_json(args.out, {"command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
-                              "date": time.strftime("%Y-%m-%d"), "machine": machine_info(), "rows": rows,
-                              "model_dir": str(args.model)})
+    cols = [*ROW_KEYS[:11], "chosen"]
+    write_results(args.out, {**result_header("python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])])),
+                             "rows": rows, "model_dir": str(args.model)},
+                  markdown_table(cols, [[r.get(c) for c in cols] for r in rows]))
     return 0
 
 

@@ -338,6 +338,8 @@ def test_word_attention_adds_a_label_wise_term_over_the_cnn_tokens():
             m = torch.softmax(h @ net.word_att.weight[j], 0) @ h
             ref = base[b, c] + net.word_out.weight[j] @ m + net.word_out.bias[j]
             assert got[b, c].item() == pytest.approx(ref.item(), rel=1e-4, abs=1e-5)
+    with pytest.raises(ValueError, match="needs the token states"):
+        net.score(Doc(doc.s), labels)
     # the states are the XML-CNN aspect's own: its vector is unchanged by returning them
     cnn = net.aspects[1]
     torch.testing.assert_close(doc.s[:, 1], cnn(batch.text.ids, batch.text.mask))

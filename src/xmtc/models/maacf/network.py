@@ -197,6 +197,8 @@ class MAACFNet(nn.Module):
         if self.add_head:
             logit = logit + self.head_pairs(s, labels)
         if self.word_aspect is not None:
+            if doc.words is None:
+                raise ValueError("this network has word_attention: score() needs the token states of encode()")
             m = self.word_att(doc.words, doc.mask, labels)  # (batch, c, d_w) each label's attended tokens
             logit = logit + self.word_out(m, labels)
         return logit
