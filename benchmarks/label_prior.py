@@ -30,6 +30,7 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 
 from benchmarks.common import load_splits, markdown_table, result_header, write_results  # noqa: E402
+from benchmarks.extras import evaluate  # noqa: E402
 from benchmarks.schema import ROW_KEYS, make_row  # noqa: E402
 
 PRIORS = ("logfreq", "invprop")
@@ -90,11 +91,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, d in parts.items():
                 top = TopK(rerank(tops[name].indices, tops[name].scores, log_w[prior], tau),
                            np.zeros_like(tops[name].scores), n_labels=tops[name].n_labels)
-                got[name] = {m: 100 * float(f(d.Y, top, k)) for m, f, k in (
-                    ("P@1", metrics.precision_at_k, 1), ("P@3", metrics.precision_at_k, 3),
-                    ("P@5", metrics.precision_at_k, 5))}
-                got[name]["nDCG@5"] = 100 * float(metrics.ndcg_at_k(d.Y, top, 5, n_gold=d.n_gold()))
-                got[name]["PSP@5"] = 100 * float(metrics.psp_at_k(d.Y, top, 5, inv_prop))
+                got[name] = evaluate(top, d, inv_prop)  # the runner's metrics (unseen gold labels are misses)
             found.append((tau, got))
             print(f"{prior} tau={tau:<5} valid P@1 {got['valid']['P@1']:.2f} P@5 {got['valid']['P@5']:.2f} | "
                   f"test P@1 {got['test']['P@1']:.2f} P@5 {got['test']['P@5']:.2f} "
@@ -103,8 +100,7 @@ def main(argv: list[str] | None = None) -> int:
         for tau, got in found:
             rows.append(make_row(f"{model.name} + {prior} prior, tau={tau}", "single", info["dataset"],
                                  n_train=info["n_train"], n_test=info["n_test"], seed=args.seed,
-                                 **{m: round(v, 2) for m, v in got["test"].items()},
-                                 valid={m: round(v, 2) for m, v in got["valid"].items()},
+                                 **got["test"], valid=got["valid"],
                                  prior=prior, tau=tau, chosen=tau == best, n_valid=info["n_valid"]))
     cols = [*ROW_KEYS[:11], "chosen"]
     write_results(args.out, {**result_header("python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])])),
