@@ -13,10 +13,11 @@ import json
 import os
 import platform
 import resource
+import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -238,9 +239,23 @@ def git_commit() -> dict[str, Any] | None:
     return {"sha": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
 
 
+# Environment variables that change how a run computes or how fast (the allocator, xmtc's own switches): a
+# command recorded with one of them set is recorded with it in front, so that it reruns as it ran.
+RECORDED_ENV = ("XMTC_MALLOC", "LD_PRELOAD", "GLIBC_TUNABLES", "MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_",
+                "MALLOC_TRIM_THRESHOLD_")
+
+
+def with_env(command: str, env: Mapping[str, str] | None = None) -> str:
+    """``command`` prefixed with the :data:`RECORDED_ENV` variables set in ``env`` (default: this process's)."""
+    env = os.environ if env is None else env
+    prefix = [f"{k}={shlex.quote(env[k])}" for k in RECORDED_ENV if env.get(k)]
+    return " ".join([*prefix, command])
+
+
 def result_header(command: str) -> dict[str, Any]:
-    """The first keys of a result file: ``command``, ``date``, ``machine``, then ``versions`` and ``commit``."""
-    return {"command": command, "date": time.strftime("%Y-%m-%d"), "machine": machine_info(),
+    """The first keys of a result file: ``command`` (with :func:`with_env`), ``date``, ``machine``, then
+    ``versions`` and ``commit``."""
+    return {"command": with_env(command), "date": time.strftime("%Y-%m-%d"), "machine": machine_info(),
             "versions": versions(), "commit": git_commit()}
 
 

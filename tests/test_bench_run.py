@@ -15,7 +15,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks import run, schema  # noqa: E402
-from benchmarks.common import load_splits, seeded_rows  # noqa: E402
+from benchmarks.common import load_splits, result_header, seeded_rows, with_env  # noqa: E402
 
 
 def test_seeded_rows_are_a_sorted_random_sample():
@@ -120,3 +120,14 @@ def test_beam_diagnostic_reproduces_the_model_row_and_refuses_test(tiny_dir_with
                                                                       abs=0.01)
     assert beam_diagnostic.main([*args, "--split", "test"]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_a_recorded_command_carries_the_allocator_environment_it_ran_with(monkeypatch):
+    assert with_env("python -m benchmarks.run --data d", {"XMTC_MALLOC": "system", "HOME": "/root"}) == \
+        "XMTC_MALLOC=system python -m benchmarks.run --data d"
+    assert with_env("python x.py", {"LD_PRELOAD": "/a b/libjemalloc.so"}) == \
+        "LD_PRELOAD='/a b/libjemalloc.so' python x.py"
+    monkeypatch.delenv("XMTC_MALLOC", raising=False)
+    assert result_header("python x.py")["command"] == with_env("python x.py")
+    monkeypatch.setenv("XMTC_MALLOC", "system")
+    assert result_header("python x.py")["command"].endswith("XMTC_MALLOC=system python x.py")

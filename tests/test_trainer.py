@@ -268,6 +268,33 @@ def test_checkpoint_loads_with_weights_only(tmp_path):
     assert set(ckpt["model"]) == set(_toy_module().state_dict())
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "adamw"])
+def test_fused_optimizer_steps_like_the_per_tensor_form(tmp_path, optimizer):
+    """The default steps with torch's fused Adam/AdamW (recorded in the checkpoint); fused_optimizer=false
+    keeps the per-tensor form, and both reach the same weights up to rounding."""
+    weights, fused = {}, {}
+    for on in (True, False):
+        cfg = _cfg(epochs=2, optimizer=optimizer, weight_decay=0.01, fused_optimizer=on)
+        batches, loss = _pieces(cfg)
+        module = _toy_module()
+        train_loop(module, cfg=cfg, batches=batches, loss=loss, run_dir=tmp_path / str(on), tag="t")
+        ckpt = torch.load(tmp_path / str(on) / "checkpoints" / "t.pt", weights_only=True)
+        fused[on] = ckpt["optimizer"]["param_groups"][0]["fused"]
+        weights[on] = module.state_dict()
+    assert fused == {True: True, False: None}
+    assert not _same(weights[True], _toy_module().state_dict())  # it trained
+    for k in weights[True]:
+        torch.testing.assert_close(weights[True][k], weights[False][k], rtol=1e-4, atol=1e-5)
+
+
+def test_a_parameter_the_fused_kernel_cannot_step_falls_back_to_the_per_tensor_form():
+    from xmtc.train.device import fusable
+
+    assert fusable([torch.zeros(2, requires_grad=True), torch.zeros(3, dtype=torch.bfloat16)])
+    assert not fusable([torch.zeros(2), torch.zeros(2, device="meta")])
+    assert not fusable([])
+
+
 def test_resume_of_finished_run_returns_without_training(tmp_path):
     cfg = _cfg(epochs=2)
     batches, loss = _pieces(cfg)

@@ -47,6 +47,7 @@ from xmtc.models.base import TopK, XMTCModel
 from xmtc.models.deep_batches import Batches, Encoded, TextBatch
 from xmtc.models.deep_decoding import TreeDecoding
 from xmtc.train import TrainConfig, autocast, distributed, epoch_rng, resolve_device, seed_everything, train_loop
+from xmtc.train.device import tune_allocator
 
 WEIGHTS_FILE = "weights.safetensors"
 VOCAB_FILE = "vocab.json"
@@ -186,6 +187,7 @@ class DeepTextModel(TreeDecoding, XMTCModel):
         built: raise :class:`~xmtc.errors.XMTCError` for settings that do not fit the data."""
 
     def _setup_runtime(self) -> None:
+        tune_allocator()
         if self.config.threads > 0:
             torch.set_num_threads(self.config.threads)
         self.device_ = resolve_device(self.config.device)

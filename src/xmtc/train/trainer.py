@@ -9,7 +9,8 @@ and ``metrics.jsonl`` in the run folder.
 Sparse gradients (opt-in): parameters named by a submodule's ``sparse_grad_parameters()`` (e.g.
 :class:`~xmtc.models.layers.MLAttention` with ``sparse=True``) or owned by an ``nn.Embedding(sparse=True)`` are
 stepped by ``torch.optim.SparseAdam`` (lazy Adam: only the rows in the batch's gradient move), all others by
-Adam/AdamW as usual; a dense gradient such a parameter may get is turned into a row-sparse one first.
+Adam/AdamW as usual (torch's fused kernel where every parameter allows it); a dense gradient such a parameter
+may get is turned into a row-sparse one first.
 Without such parameters the loop is exactly the dense one.
 
 Data-parallel (``torchrun``, see :mod:`xmtc.train.distributed`): the loss runs through DistributedDataParallel
@@ -39,7 +40,7 @@ from xmtc.errors import ConfigError, XMTCError
 from xmtc.progress import disabled_by_env, epoch_summary
 from xmtc.train import distributed
 from xmtc.train.config import TrainConfig
-from xmtc.train.device import autocast, seed_everything
+from xmtc.train.device import autocast, fusable, seed_everything
 from xmtc.train.schedule import lr_at
 
 
@@ -137,7 +138,8 @@ def train_loop(
         groups = [{**g, "params": [p for p in g["params"] if id(p) not in sparse_ids]} for g in groups]
         sparse_optimizer = torch.optim.SparseAdam([g for g in sparse_groups if g["params"]], lr=cfg.lr)
     opt_cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    optimizer = opt_cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    fused = cfg.fused_optimizer and fusable([p for g in groups for p in g["params"]])
+    optimizer = opt_cls(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, fused=fused or None)
     optimizers = [optimizer] if sparse_optimizer is None else [optimizer, sparse_optimizer]
     run_dir = Path(run_dir) if run_dir is not None else None
     ckpt_path = run_dir / "checkpoints" / f"{tag}.pt" if run_dir is not None else None
