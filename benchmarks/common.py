@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from xmtc.allocator import allocator_env
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -239,17 +241,23 @@ def git_commit() -> dict[str, Any] | None:
     return {"sha": sha.stdout.strip(), "dirty": bool(dirty.stdout.strip())}
 
 
-# Environment variables that change how a run computes or how fast (the allocator, xmtc's own switches): a
-# command recorded with one of them set is recorded with it in front, so that it reruns as it ran.
-RECORDED_ENV = ("XMTC_MALLOC", "LD_PRELOAD", "GLIBC_TUNABLES", "MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_",
-                "MALLOC_TRIM_THRESHOLD_")
-
-
 def with_env(command: str, env: Mapping[str, str] | None = None) -> str:
-    """``command`` prefixed with the :data:`RECORDED_ENV` variables set in ``env`` (default: this process's)."""
-    env = os.environ if env is None else env
-    prefix = [f"{k}={shlex.quote(env[k])}" for k in RECORDED_ENV if env.get(k)]
-    return " ".join([*prefix, command])
+    """``command`` prefixed with the allocator variables set in ``env`` (default: this process's;
+    :func:`xmtc.train.device.allocator_env`), so that a recorded command reruns as it ran."""
+    return " ".join([*(f"{k}={shlex.quote(v)}" for k, v in allocator_env(env).items()), command])
+
+
+def loop_adam(params, lr: float):
+    """``torch.optim.Adam`` over ``params`` as xmtc's training loop builds it (the fused step where it can), with
+    the allocator the deep models' fit sets: micro-benchmarks of a step then time what training runs."""
+    import torch
+
+    from xmtc.allocator import tune_allocator
+    from xmtc.train.device import fusable
+
+    tune_allocator()
+    params = list(params)
+    return torch.optim.Adam(params, lr=lr, fused=fusable(params) or None)
 
 
 def result_header(command: str) -> dict[str, Any]:

@@ -204,7 +204,7 @@ def write_schema(out: Path, name: str, kind: str, facts: dict[str, Any], ref, ro
                  argv: list[str] | None) -> None:
     """The rows in the one result schema (:mod:`benchmarks.schema`): ranking metrics of the model (percent) on
     every row, the set metrics of each rule as extra keys (fractions, as :mod:`xmtc.set_metrics` returns)."""
-    from benchmarks.common import machine_info
+    from benchmarks.common import machine_info, with_env
     from benchmarks.schema import make_row
 
     out_rows = [make_row(f"{name}: {r['tuned_for']} -> {r['kind']}: {r['rule']}"
@@ -213,7 +213,8 @@ def write_schema(out: Path, name: str, kind: str, facts: dict[str, Any], ref, ro
                          rule_kind=r["kind"], train_s=facts.get("train_s"),
                          **{k: v for k, v in r.items() if k != "kind"})
                 for r in rows]
-    out.write_text(json.dumps({"command": "python benchmarks/label_sets.py " + " ".join(argv or sys.argv[1:]),
+    command = with_env("python benchmarks/label_sets.py " + " ".join(argv or sys.argv[1:]))
+    out.write_text(json.dumps({"command": command,
                                "date": time.strftime("%Y-%m-%d"), "machine": machine_info(), "rows": out_rows,
                                "model_name": name, "data": str(facts["data"]), "validation": facts["validation"],
                                "depth": facts["depth"]}, indent=1) + "\n")

@@ -60,6 +60,7 @@ from benchmarks.common import (  # noqa: E402
     result_header,
     run_child,
     time_stages,
+    with_env,
     write_json,
     write_results,
 )
@@ -314,7 +315,7 @@ def main(argv: Sequence[str] | None = None, *, command: str | None = None) -> in
         return 0
     specs = plan(args, p)
     own = "python -m benchmarks.run " + shlex.join(argv)
-    results = {**result_header(command or own), **({"runner_command": own} if command else {}),
+    results = {**result_header(command or own), **({"runner_command": with_env(own)} if command else {}),
                "rows": [], "runs": []}
     dataset, failed = dataset_name(args.data), 0
     with tempfile.TemporaryDirectory(prefix="xmtc-bench-features-") as features_dir:

@@ -50,6 +50,7 @@ if __package__ in (None, ""):
 
 from benchmarks.common import (  # noqa: E402
     Timer,
+    loop_adam,
     markdown_table,
     package_version,
     peak_rss_own_mib,
@@ -214,7 +215,7 @@ def leaf_update_ms(n_labels: int, dim: int, batch: int, width: int, clip: float,
     out = {}
     for mode in ("dense", "sparse"):
         w = torch.nn.Parameter(torch.empty(n_labels, dim).uniform_(-0.01, 0.01))  # (labels, dim)
-        opt = torch.optim.SparseAdam([w]) if mode == "sparse" else torch.optim.Adam([w])
+        opt = torch.optim.SparseAdam([w]) if mode == "sparse" else loop_adam([w], lr=1e-3)
         gen = torch.Generator().manual_seed(0)
         total = 0.0
         for i in range(steps + 1):

@@ -35,7 +35,7 @@ import numpy as np
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks.common import dataset_name, machine_info, seeded_rows  # noqa: E402
+from benchmarks.common import dataset_name, machine_info, seeded_rows, with_env  # noqa: E402
 from benchmarks.schema import make_row  # noqa: E402
 
 
@@ -256,7 +256,8 @@ def main(argv: list[str] | None = None) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
     summary = summarise(lat, errors, wall, args, source, health, health_after)
-    summary["command"] = "python benchmarks/serve_load.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    given = sys.argv[1:] if argv is None else argv
+    summary["command"] = with_env("python benchmarks/serve_load.py " + shlex.join(given))
     print(markdown(summary))
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

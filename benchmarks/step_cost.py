@@ -38,7 +38,7 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.common import machine_info, write_json  # noqa: E402
+from benchmarks.common import loop_adam, machine_info, with_env, write_json  # noqa: E402
 from benchmarks.schema import make_row  # noqa: E402
 
 
@@ -73,7 +73,7 @@ def step_cost(n_labels: int, candidates: int, *, bf16: bool, frozen_encoder: boo
         net.share_encoder_of(AttentionNet(vectors, 8, cfg))
     params = [p for p in net.parameters() if p.requires_grad and not (
         frozen_encoder and any(p is q for q in [*net.emb.parameters(), *net.encoder.parameters()]))]
-    opt = torch.optim.Adam(params, lr=1e-3)
+    opt = loop_adam(params, lr=1e-3)
     ids = torch.randint(2, cfg.vocab_size, (batch, seq))
     mask = torch.ones(batch, seq, dtype=torch.bool)
     cand = torch.randint(0, n_labels, (batch, candidates)) if candidates else None
@@ -92,7 +92,7 @@ def treaderxml_step_cost(n_labels: int, *, bf16: bool, teacher: bool, items: int
     g = np.random.default_rng(seed)
     vectors = g.standard_normal((50_000, cfg.emb_dim)).astype(np.float32)
     net = TReaderNet(vectors, n_labels, cfg)
-    opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=1e-3)
+    opt = loop_adam([p for p in net.parameters() if p.requires_grad], lr=1e-3)
     ids = torch.randint(2, len(vectors), (batch, seq))
     mask = torch.ones(batch, seq, dtype=torch.bool)
     tb, prior = None, None
@@ -173,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
 
 def _write(args, argv: list[str] | None, rows: list[dict]) -> None:
     if args.out:
-        write_json(args.out, {"command": "python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])]),
+        write_json(args.out, {"command": with_env("python " + " ".join([sys.argv[0], *(argv or sys.argv[1:])])),
                               "date": time.strftime("%Y-%m-%d"), "machine": machine_info(), "rows": rows})
 
 

@@ -32,7 +32,15 @@ if __package__ in (None, ""):
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.common import dataset_name, doc_parser, result_header, seeded_rows, timed, write_json  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    dataset_name,
+    doc_parser,
+    loop_adam,
+    result_header,
+    seeded_rows,
+    timed,
+    write_json,
+)
 from benchmarks.schema import make_row  # noqa: E402
 
 
@@ -43,7 +51,7 @@ def finetune_cost(ids: list[np.ndarray], *, trainable_layers: int, batch: int = 
     torch.manual_seed(seed)
     enc = TransformerEncoder(256, trainable_layers=trainable_layers)
     enc.train()
-    opt = torch.optim.Adam([p for p in enc.parameters() if p.requires_grad], lr=1e-4)
+    opt = loop_adam([p for p in enc.parameters() if p.requires_grad], lr=1e-4)
     order = np.argsort([len(a) for a in ids], kind="stable")  # length-sorted, as the training batches are
 
     def run():

@@ -232,6 +232,25 @@ def test_resume_with_a_checkpoint_that_does_not_fit_is_one_error_line(capsys, tm
                       "start a new run")
 
 
+def test_resume_of_a_run_begun_before_fused_optimizer_goes_on_with_the_per_tensor_step(capsys, tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()
+    write_split(data, "train", *make_tiny_corpus(120, 0))
+    out = tmp_path / "r"
+    res = call(capsys, "train", "--model", "xmlcnn", "--data", data, "--out", out, "--set", "epochs=1", "emb_dim=8",
+               "n_filters=4", "w2v_epochs=1", "bottleneck=8", "progress=false")
+    assert res.returncode == 0, str(res)
+    assert json.loads((out / "run.json").read_text())["config"]["fused_optimizer"] is True
+    _unfinish(out)
+    info = json.loads((out / "run.json").read_text())
+    del info["config"]["fused_optimizer"]  # as written by an older xmtc
+    (out / "run.json").write_text(json.dumps(info))
+    res = call(capsys, "train", "--model", "xmlcnn", "--out", out, "--resume", "--set", "epochs=1", "emb_dim=8",
+               "n_filters=4", "w2v_epochs=1", "bottleneck=8", "progress=false", "fused_optimizer=false")
+    assert res.returncode == 0, str(res)  # the recorded run is read as fused_optimizer=false, so --set agrees
+    assert json.loads((out / "run.json").read_text())["config"]["fused_optimizer"] is False
+
+
 # ------------------------------------------------------------------- explain --text
 @pytest.fixture(scope="module")
 def attention_model(tiny_data, tmp_path_factory) -> Path:

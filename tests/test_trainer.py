@@ -287,6 +287,19 @@ def test_fused_optimizer_steps_like_the_per_tensor_form(tmp_path, optimizer):
         torch.testing.assert_close(weights[True][k], weights[False][k], rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.parametrize("first", [False, True])
+def test_on_resume_the_run_setting_not_the_checkpoint_decides_the_fused_step(tmp_path, first):
+    cfg = _cfg(epochs=1, fused_optimizer=first)
+    batches, loss = _pieces(cfg)
+    module = _toy_module()
+    train_loop(module, cfg=cfg, batches=batches, loss=loss, run_dir=tmp_path, tag="t")
+    cfg = _cfg(epochs=2, fused_optimizer=not first)
+    train_loop(module, cfg=cfg, batches=batches, loss=loss, run_dir=tmp_path, tag="t", resume=True)
+    ckpt = torch.load(tmp_path / "checkpoints" / "t.pt", weights_only=True)
+    assert ckpt["epoch"] == 2 and ckpt["optimizer"]["param_groups"][0]["fused"] == ((not first) or None)
+    assert all(s["step"].item() == ckpt["step"] for s in ckpt["optimizer"]["state"].values())
+
+
 def test_a_parameter_the_fused_kernel_cannot_step_falls_back_to_the_per_tensor_form():
     from xmtc.train.device import fusable
 

@@ -14,6 +14,7 @@ Every error a user can cause (:class:`~xmtc.errors.XMTCError`, a missing file, a
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import time
@@ -139,7 +140,10 @@ def train(
     if run is not None:
         if run["model"] != model:
             raise ConfigError(f"--resume: {out} holds a {run['model']!r} run, not {model!r}")
-        saved = cls.Config.from_dict(run["config"], source=str(out / RUN_FILE))
+        recorded_cfg = dict(run["config"])
+        if "fused_optimizer" in {f.name for f in dataclasses.fields(cls.Config)}:  # a run begun before 2026-12-07
+            recorded_cfg.setdefault("fused_optimizer", False)                     # goes on as it began
+        saved = cls.Config.from_dict(recorded_cfg, source=str(out / RUN_FILE))
         if (config is not None or set_) and (diff := _config_diff(saved, cfg)):
             raise ConfigError(f"--resume: the config differs from the run in {out} ({diff}); "
                               "resume with the same settings, or omit --config/--set")

@@ -40,6 +40,7 @@ import scipy.sparse as sp
 import torch
 from torch import nn
 
+from xmtc.allocator import tune_allocator
 from xmtc.config import check, doc_field
 from xmtc.data.split import Dataset, validation_split
 from xmtc.errors import ModelLoadError, XMTCError
@@ -47,7 +48,6 @@ from xmtc.models.base import TopK, XMTCModel
 from xmtc.models.deep_batches import Batches, Encoded, TextBatch
 from xmtc.models.deep_decoding import TreeDecoding
 from xmtc.train import TrainConfig, autocast, distributed, epoch_rng, resolve_device, seed_everything, train_loop
-from xmtc.train.device import tune_allocator
 
 WEIGHTS_FILE = "weights.safetensors"
 VOCAB_FILE = "vocab.json"
@@ -159,6 +159,7 @@ class DeepTextModel(TreeDecoding, XMTCModel):
         self.texts_of(train)
         if len(train) < 2 and valid is None:
             raise XMTCError(f"training needs at least 2 documents, got {len(train)}")
+        tune_allocator()  # reuse freed large blocks: no page faults for the tensors every step allocates again
         self._setup_runtime()
         if valid is None:
             train, valid = validation_split(train, self.config.valid_fraction, self.config.seed,
@@ -187,7 +188,6 @@ class DeepTextModel(TreeDecoding, XMTCModel):
         built: raise :class:`~xmtc.errors.XMTCError` for settings that do not fit the data."""
 
     def _setup_runtime(self) -> None:
-        tune_allocator()
         if self.config.threads > 0:
             torch.set_num_threads(self.config.threads)
         self.device_ = resolve_device(self.config.device)

@@ -31,7 +31,8 @@ class TrainConfig(Config):
                                          "bf16 kernels: CPUs with avx512_bf16 or AMX, GPUs with bf16)")
     threads: int = doc_field(0, "torch CPU threads (0: library default)")
     fused_optimizer: bool = doc_field(True, "step Adam/AdamW with torch's fused kernel (no per-step temporaries; "
-                                            "false: the per-tensor form, as xmtc did before 2026-12-07)")
+                                            "false: torch's default form, per-tensor on CPU, as xmtc did before "
+                                            "2026-12-07)")
     progress: bool = doc_field(True, "show progress bars")
     swa: bool = doc_field(False, "stochastic weight averaging from epoch swa_start on; validation evaluates, "
                                  "and the run keeps, the averaged weights")

@@ -1,15 +1,12 @@
 """Where and how training runs: the device (``auto``, ``cpu``, ``cuda``; this process's GPU under torchrun), the
-seeds of every RNG, bf16 autocast where the hardware has native bf16 kernels, the fused optimizer step and the
-memory allocator's settings.
+seeds of every RNG, bf16 autocast where the hardware has native bf16 kernels, and whether the fused optimizer
+step applies (the allocator's settings are in :mod:`xmtc.allocator`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
-import os
-import platform
 import random
 from pathlib import Path
 
@@ -43,35 +40,6 @@ def fusable(params: list[torch.Tensor]) -> bool:
     per-tensor form allocates two tensors the size of each parameter at every step (``sqrt`` of the second
     moment, then the division): for a word-embedding table, a large share of a CPU step."""
     return bool(params) and all(p.device.type in ("cpu", "cuda") and p.is_floating_point() for p in params)
-
-
-@functools.lru_cache(maxsize=1)
-def tune_allocator() -> bool:
-    """Keep freed memory in the process instead of handing it back to the kernel (glibc only; once per process).
-
-    glibc serves every block above 32 MiB with its own ``mmap`` and unmaps it on ``free``, so a training step
-    that allocates the same large tensors every time (an optimizer's temporaries, an embedding's dense gradient,
-    a batch's activations) pays a page fault per 4 KiB, every step: 15-30 % of a deep model's CPU time went to
-    the kernel (``sys``) before this. With ``mmap`` off and a high trim threshold, freed blocks are reused from
-    the heap. The cost is a higher resident set (the high-water mark stays mapped).
-
-    Leaves the allocator alone when ``XMTC_MALLOC=system``, when the user tuned glibc through its own
-    ``MALLOC_*_`` variables, when another allocator is preloaded (jemalloc, tcmalloc), and off glibc.
-    Returns whether it changed anything.
-    """
-    if os.environ.get("XMTC_MALLOC", "").strip().lower() == "system":
-        return False
-    if any(k in os.environ for k in ("MALLOC_MMAP_MAX_", "MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_",
-                                     "GLIBC_TUNABLES")) or "malloc" in os.environ.get("LD_PRELOAD", ""):
-        return False
-    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):
-        return False
-    m_trim_threshold, m_mmap_max = -1, -4  # <malloc.h>
-    return bool(mallopt(m_trim_threshold, 1 << 30)) and bool(mallopt(m_mmap_max, 0))
 
 
 @functools.lru_cache(maxsize=8)

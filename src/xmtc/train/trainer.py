@@ -154,7 +154,9 @@ def train_loop(
         if (sparse_optimizer is not None) != ("sparse_optimizer" in ckpt):
             raise XMTCError(f"{ckpt_path}: checkpoint was written {'without' if sparse_params else 'with'} "
                             "sparse gradients; resume with the same sparse_grad setting")
-        optimizer.load_state_dict(ckpt["optimizer"])
+        saved = ckpt["optimizer"]  # this run's fused_optimizer, not the checkpoint's, decides the form of the step
+        optimizer.load_state_dict({**saved, "param_groups": [{**g, "fused": optimizer.defaults["fused"]}
+                                                             for g in saved["param_groups"]]})
         if sparse_optimizer is not None:
             sparse_optimizer.load_state_dict(ckpt["sparse_optimizer"])
         for key in state:
