@@ -212,20 +212,33 @@ def test_resume_refuses_changed_training_data(capsys, tmp_path):
                       "start a new run with another --out")
 
 
-def test_resume_with_a_checkpoint_that_does_not_fit_is_one_error_line(capsys, tmp_path):
-    """A run from before train_data was recorded: torch's ``RuntimeError: size mismatch`` is translated."""
+TINY_XMLCNN = ("epochs=1", "emb_dim=8", "n_filters=4", "w2v_epochs=1", "bottleneck=8", "progress=false")
+
+
+def _interrupted_xmlcnn_run(capsys, tmp_path: Path, drop: str) -> tuple[Path, Path, object]:
+    """(data folder, run folder, the dropped value) of a tiny xmlcnn run made to look interrupted, with ``drop``
+    ("train_data" or "config.<field>") removed from its run.json, as an older xmtc wrote it."""
     data = tmp_path / "data"
     data.mkdir()
     write_split(data, "train", *make_tiny_corpus(120, 0))
     out = tmp_path / "r"
-    res = call(capsys, "train", "--model", "xmlcnn", "--data", data, "--out", out, "--set", "epochs=1", "emb_dim=8",
-               "n_filters=4", "w2v_epochs=1", "bottleneck=8", "progress=false")
+    res = call(capsys, "train", "--model", "xmlcnn", "--data", data, "--out", out, "--set", *TINY_XMLCNN)
     assert res.returncode == 0, str(res)
     assert (out / "checkpoints").is_dir()
     _unfinish(out)
     info = json.loads((out / "run.json").read_text())
-    del info["train_data"]  # as written by an older xmtc
+    *parents, key = drop.split(".")
+    holder = info
+    for name in parents:
+        holder = holder[name]
+    dropped = holder.pop(key)
     (out / "run.json").write_text(json.dumps(info))
+    return data, out, dropped
+
+
+def test_resume_with_a_checkpoint_that_does_not_fit_is_one_error_line(capsys, tmp_path):
+    """A run from before train_data was recorded: torch's ``RuntimeError: size mismatch`` is translated."""
+    data, out, _ = _interrupted_xmlcnn_run(capsys, tmp_path, "train_data")
     write_split(data, "train", *make_tiny_corpus(120, 0, n_labels=10))  # two more labels: other output shapes
     res = call(capsys, "train", "--model", "xmlcnn", "--out", out, "--resume")
     assert_user_error(res, "--resume: the checkpoint in", "the data or the config changed since the checkpoint",
@@ -233,20 +246,10 @@ def test_resume_with_a_checkpoint_that_does_not_fit_is_one_error_line(capsys, tm
 
 
 def test_resume_of_a_run_begun_before_fused_optimizer_goes_on_with_the_per_tensor_step(capsys, tmp_path):
-    data = tmp_path / "data"
-    data.mkdir()
-    write_split(data, "train", *make_tiny_corpus(120, 0))
-    out = tmp_path / "r"
-    res = call(capsys, "train", "--model", "xmlcnn", "--data", data, "--out", out, "--set", "epochs=1", "emb_dim=8",
-               "n_filters=4", "w2v_epochs=1", "bottleneck=8", "progress=false")
-    assert res.returncode == 0, str(res)
-    assert json.loads((out / "run.json").read_text())["config"]["fused_optimizer"] is True
-    _unfinish(out)
-    info = json.loads((out / "run.json").read_text())
-    del info["config"]["fused_optimizer"]  # as written by an older xmtc
-    (out / "run.json").write_text(json.dumps(info))
-    res = call(capsys, "train", "--model", "xmlcnn", "--out", out, "--resume", "--set", "epochs=1", "emb_dim=8",
-               "n_filters=4", "w2v_epochs=1", "bottleneck=8", "progress=false", "fused_optimizer=false")
+    _, out, recorded = _interrupted_xmlcnn_run(capsys, tmp_path, "config.fused_optimizer")
+    assert recorded is True  # a new run records the default
+    res = call(capsys, "train", "--model", "xmlcnn", "--out", out, "--resume", "--set", *TINY_XMLCNN,
+               "fused_optimizer=false")
     assert res.returncode == 0, str(res)  # the recorded run is read as fused_optimizer=false, so --set agrees
     assert json.loads((out / "run.json").read_text())["config"]["fused_optimizer"] is False
 
