@@ -4,6 +4,7 @@
     python -m benchmarks.table FILE... --columns model,dataset,P@1,P@5,PSP@5,train_cpu_s --where kind=peer
     python -m benchmarks.table FILE... --sort P@1
     python -m benchmarks.table FILE... --stages      # one row per training stage: CPU s per epoch, best valid
+    python -m benchmarks.table FILE... --fusion      # one row per score fusion: the weight validation chose
 
 Columns are row keys (``file`` is the result file's name); a column that is empty in every row is left out
 unless it was named with ``--columns``. Metrics print with 2 decimals, seconds with 1, docs/s and MiB as
@@ -28,7 +29,7 @@ DEFAULT_COLUMNS = ("model", "kind", "dataset", "n_train", "n_test", "P@1", "P@3"
                    "train_s", "train_cpu_s", "predict_docs_s", "peak_rss_mib")
 _FORMATS = {**{m: ".2f" for m in ALL_METRICS}, "train_s": ".1f", "train_cpu_s": ".1f", "predict_docs_s": ".0f",
             "peak_rss_mib": ".0f", "best_valid": ".2f", "stage_cpu_s": ".1f", "stage_wall_s": ".1f",
-            "cpu_s_per_epoch": ".1f"}
+            "cpu_s_per_epoch": ".1f", "valid_w0": ".2f", "valid_chosen": ".2f", "valid_inf": ".2f"}
 
 
 def cell(key: str, value: Any) -> str:
@@ -83,6 +84,30 @@ def read_stages(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     return rows
 
 
+FUSION_COLUMNS = ("model", "fusion", "weight", "valid_w0", "valid_chosen", "valid_inf", "file")
+
+
+def read_fusions(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
+    """One row per score fusion of every run (``runs[i].stats_valid``: MAACF+'s ``fusion_validation`` with its
+    shortlist, TReaderXML's ``teacher_fusion_validation`` with its teacher): the weight chosen on validation and
+    the validation score (the first one recorded, P@1, in %) of the network alone (w = 0), of the chosen weight
+    and of the other part alone (w = inf)."""
+    rows = []
+    for p in paths:
+        for run in load(p).get("runs", []):
+            stats = run.get("stats_valid") or {}
+            for key, scores in stats.items():
+                if not key.endswith("fusion_validation") or not isinstance(scores, dict):
+                    continue
+                prefix = key[: -len("fusion_validation")]
+                weight = stats.get(prefix + "fusion_weight")
+                first = {w: v[0] for w, v in scores.items() if isinstance(v, list) and v}
+                rows.append({"model": run.get("label", run.get("name")), "fusion": prefix.rstrip("_") or "shortlist",
+                             "weight": weight, "valid_w0": first.get("0.0"), "valid_chosen": first.get(str(weight)),
+                             "valid_inf": first.get("inf"), "file": Path(p).name})
+    return rows
+
+
 def _where(rows: list[dict[str, Any]], conditions: Sequence[str]) -> list[dict[str, Any]]:
     for cond in conditions:
         key, _, value = cond.partition("=")
@@ -96,11 +121,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--columns", default=None, help=f"comma-separated row keys (default {','.join(DEFAULT_COLUMNS)})")
     p.add_argument("--where", nargs="*", default=[], metavar="KEY=VALUE", help="keep rows whose KEY prints as VALUE")
     p.add_argument("--sort", default=None, metavar="KEY", help="sort by KEY, largest first")
-    p.add_argument("--stages", action="store_true", help="one row per training stage of each run (columns "
-                   f"{','.join(STAGE_COLUMNS)}) instead of the result rows")
+    view = p.add_mutually_exclusive_group()
+    view.add_argument("--stages", action="store_true", help="one row per training stage of each run (columns "
+                      f"{','.join(STAGE_COLUMNS)}) instead of the result rows")
+    view.add_argument("--fusion", action="store_true", help="one row per score fusion of each run, the weight "
+                      f"chosen on validation and its validation P@1 (columns {','.join(FUSION_COLUMNS)})")
     args = p.parse_args(argv)
+    reader = read_stages if args.stages else read_fusions if args.fusion else read_rows
     try:
-        rows = _where(read_stages(args.files) if args.stages else read_rows(args.files), args.where)
+        rows = _where(reader(args.files), args.where)
     except SchemaError as e:
         print(e, file=sys.stderr)
         return 1
@@ -110,7 +139,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return (v is not None, v if isinstance(v, int | float) else -float("inf"), str(v))
 
         rows.sort(key=key, reverse=True)
-    columns = args.columns.split(",") if args.columns else list(STAGE_COLUMNS if args.stages else DEFAULT_COLUMNS)
+    default = STAGE_COLUMNS if args.stages else FUSION_COLUMNS if args.fusion else DEFAULT_COLUMNS
+    columns = args.columns.split(",") if args.columns else list(default)
     print(markdown(rows, columns, keep_empty=args.columns is not None))
     return 0
 

@@ -73,3 +73,20 @@ def test_table_stages_gives_cpu_seconds_per_epoch_and_best_valid(tmp_path, capsy
     assert table_main([str(a), "--stages", "--columns", "model,stage,best_valid,cpu_s_per_epoch"]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[2:] == ["| ax fast | level-1 | 81.25 | 25.0 |", "| ax fast | level-2 | 50.00 | 15.0 |"]
+
+
+def test_table_fusion_gives_the_weight_chosen_on_validation_and_both_ends(tmp_path, capsys):
+    obj = _file(**{"P@1": 50.0})
+    obj["runs"] = [
+        {"label": "maacf", "stats_valid": {"fusion_weight": "4.0", "fusion_validation": {
+            "0.0": [86.1, 81.5], "1.0": [87.0, 83.0], "4.0": [87.65, 84.0], "inf": [85.6, 83.4]}}},
+        {"label": "treaderxml", "stats_valid": {"teacher_fusion_weight": "inf",
+                                                "teacher_fusion_validation": {"0.0": [90.0], "inf": [90.5]}}},
+        {"label": "xmlcnn", "stats_valid": {"fusion_weight": "0.0"}}]  # no fusion was scored: no row
+    a = tmp_path / "a.json"
+    a.write_text(json.dumps(obj))
+    assert table_main([str(a), "--fusion"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[0] == "| model | fusion | weight | valid_w0 | valid_chosen | valid_inf | file |"
+    assert lines[2:] == ["| maacf | shortlist | 4.0 | 86.10 | 87.65 | 85.60 | a.json |",
+                         "| treaderxml | teacher | inf | 90.00 | 90.50 | 90.50 | a.json |"]
