@@ -239,7 +239,8 @@ def _run_model(spec: dict[str, Any], splits: Any) -> tuple[list[dict], dict]:
     details.update(teacher_info)
     if getattr(model, "stats_", None):
         details["stats_valid"] = model.stats_
-    details["stages"] = {tag: {"epochs_run": r.epochs_run, "best_epoch": r.best_epoch,
+    details["stages"] = {tag: {"epochs_run": r.epochs_run, "epochs_resumed": r.epochs_resumed,
+                               "best_epoch": r.best_epoch,
                                "best_valid": _finite(r.best_score), **stage_times.get(tag, {})}
                          for tag, r in results.items()}
     details["history"] = {tag: r.history for tag, r in results.items()}

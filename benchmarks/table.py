@@ -66,20 +66,33 @@ STAGE_COLUMNS = ("model", "stage", "epochs_run", "best_epoch", "best_valid", "st
                  "stage_wall_s", "file")
 
 
+def _epochs_trained(stage: dict[str, Any], command: str) -> int | None:
+    """Epochs a stage trained in the recorded process: a ``--resume`` run's CPU seconds cover only the epochs
+    after its checkpoint (``epochs_resumed``; files written before that key: unknown, so None)."""
+    epochs = stage.get("epochs_run")
+    if epochs is None:
+        return None
+    if "epochs_resumed" in stage:
+        return epochs - stage["epochs_resumed"]
+    return None if "--resume" in command.split() else epochs
+
+
 def read_stages(paths: Sequence[str | Path]) -> list[dict[str, Any]]:
     """One row per training stage of every run (``runs[i].stages`` of a file): the stage's epochs, its best
     validation score (the run's own ``select_metric``, in %), its CPU seconds and CPU seconds per epoch."""
     rows = []
     for p in paths:
-        for run in load(p).get("runs", []):
+        data = load(p)
+        for run in data.get("runs", []):
             for stage, st in (run.get("stages") or {}).items():
                 cpu, epochs = st.get("stage_cpu_s"), st.get("epochs_run")
+                trained = _epochs_trained(st, data.get("command", ""))
                 best = st.get("best_valid")
                 rows.append({"model": run.get("label", run.get("name")), "stage": stage, "epochs_run": epochs,
                              "best_epoch": st.get("best_epoch"),
                              "best_valid": None if best is None else round(100 * best, 2),
                              "stage_cpu_s": cpu, "stage_wall_s": st.get("stage_wall_s"),
-                             "cpu_s_per_epoch": round(cpu / epochs, 1) if cpu is not None and epochs else None,
+                             "cpu_s_per_epoch": round(cpu / trained, 1) if cpu is not None and trained else None,
                              "file": Path(p).name})
     return rows
 

@@ -75,6 +75,22 @@ def test_table_stages_gives_cpu_seconds_per_epoch_and_best_valid(tmp_path, capsy
     assert lines[2:] == ["| ax fast | level-1 | 81.25 | 25.0 |", "| ax fast | level-2 | 50.00 | 15.0 |"]
 
 
+def test_table_stages_divides_a_resumed_stage_by_the_epochs_it_trained(tmp_path, capsys):
+    """A --resume run's stage CPU covers only the epochs after its checkpoint; older files without
+    ``epochs_resumed`` from a --resume command get no per-epoch figure rather than a wrong one."""
+    stage = {"epochs_run": 8, "best_epoch": 8, "best_valid": 0.79, "stage_cpu_s": 400.0}
+    new, old = _file(**{"P@1": 50.0}), _file(**{"P@1": 50.0})
+    new["runs"] = [{"label": "la", "stages": {"network": {**stage, "epochs_resumed": 7}}}]
+    old["runs"] = [{"label": "la", "stages": {"network": stage}}]
+    old["command"] = "python -m benchmarks.run --run lightattention epochs=8 --run-dir x --resume"
+    (tmp_path / "new.json").write_text(json.dumps(new))
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert table_main([str(tmp_path / "new.json"), str(tmp_path / "old.json"), "--stages",
+                       "--columns", "file,epochs_run,cpu_s_per_epoch"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert lines[2:] == ["| new.json | 8 | 400.0 |", "| old.json | 8 |  |"]
+
+
 def test_table_fusion_gives_the_weight_chosen_on_validation_and_both_ends(tmp_path, capsys):
     obj = _file(**{"P@1": 50.0})
     obj["runs"] = [

@@ -334,6 +334,7 @@ def test_resume_with_a_larger_budget_goes_on_like_one_longer_run(tmp_path):
     more = train_loop(_toy_module(seed=5), cfg=cfg4, batches=batches, loss=loss, run_dir=tmp_path, tag="t",
                       resume=True)
     assert more.epochs_run == 4 and more.steps == whole.steps
+    assert (whole.epochs_resumed, more.epochs_resumed) == (0, 2), "this call trained epochs 3-4 only"
     assert [r["epoch"] for r in more.history] == [1, 2, 3, 4]
     ckpt = torch.load(tmp_path / "checkpoints" / "t.pt", weights_only=True)
     assert ckpt["finished"] is True and ckpt["epoch"] == 4

@@ -71,6 +71,7 @@ class TrainResult:
     best_score: float = float("-inf")
     best_epoch: int = 0
     epochs_run: int = 0
+    epochs_resumed: int = 0  # epochs a checkpoint already held when this call began (trained here: the rest)
     steps: int = 0
     seconds: float = 0.0
     stopped_early: bool = False
@@ -171,10 +172,11 @@ def train_loop(
                       file=sys.stderr, flush=True)
         if state["finished"]:
             _restore_final(module, state, cfg)
-            return _result(state, history)
+            return _result(state, history, resumed=state["epoch"])
     else:
         seed_everything(cfg.seed)
 
+    resumed_at = state["epoch"]
     n_batches = len(batches(0)) if isinstance(batches(0), Sized) else None
     total_steps = n_batches * n_epochs if n_batches else n_epochs
     t_start = time.perf_counter() - state["seconds"]
@@ -290,7 +292,7 @@ def train_loop(
     _restore_final(module, state, cfg)
     if parallel:
         distributed.check_in_sync(module, tag)
-    result = _result(state, history)
+    result = _result(state, history, resumed=resumed_at)
     result.stopped_early = stop
     return result
 
@@ -305,8 +307,9 @@ def _read_checkpoint(path: Path, device: torch.device, parallel: bool) -> dict[s
     return load_checkpoint(path, device, data=data) if data else None
 
 
-def _result(state: dict[str, Any], history: list[dict[str, Any]]) -> TrainResult:
+def _result(state: dict[str, Any], history: list[dict[str, Any]], resumed: int = 0) -> TrainResult:
     return TrainResult(best_score=state["best_score"], best_epoch=state["best_epoch"], epochs_run=state["epoch"],
+                       epochs_resumed=resumed,
                        steps=state["step"], seconds=state["seconds"], history=history)
 
 
